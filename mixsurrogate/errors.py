@@ -1,0 +1,27 @@
+"""Errors that the CLI turns into one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class MixsurrogateError(Exception):
+    """A user-facing problem with the input; its message is the one line the CLI prints."""
+
+
+class RunsLogError(MixsurrogateError):
+    """The runs log is malformed (missing columns, bad weights, bad losses, duplicates)."""
+
+
+class ScoreStoreError(MixsurrogateError):
+    """The score store is missing, malformed, or does not match the runs log or corpus."""
+
+
+class CorpusError(MixsurrogateError):
+    """The corpus directory is missing, malformed, or cannot serve the request."""
+
+
+class NotEnoughRunsError(MixsurrogateError):
+    """A predictor has more parameters than there are runs to fit them."""
+
+
+class UnsupportedTargetError(MixsurrogateError):
+    """A predictor cannot model this evaluation set (e.g. BiMix without a matching domain)."""

@@ -1,0 +1,223 @@
+"""The runs log: one row per trained proxy run (mixture weights in, losses out).
+
+Format (CSV or JSONL): ``run_id``, one ``w:<domain>`` column per training domain, one
+``loss:<eval_set>`` column per evaluation set, and optional metadata (``params``, ``tokens``,
+``steps``, ``seed``, ``notes``, ``eval_id``). The log is the single source of truth for every
+surrogate, so it is validated strictly on load and only ever written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import RunsLogError
+
+WEIGHT_PREFIX = "w:"
+LOSS_PREFIX = "loss:"
+METADATA_COLUMNS = ("params", "tokens", "steps", "seed", "notes", "eval_id")
+SUM_TOLERANCE = 1e-2  # RegMix's files sum to 1 within 0.004; beyond 1e-2 it is a mistake
+
+
+@dataclass
+class RunsLog:
+    """A validated runs log: weights ``W`` (runs x domains) and losses ``Y`` (runs x eval sets)."""
+
+    frame: pd.DataFrame
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [str(r) for r in self.frame["run_id"]]
+
+    @property
+    def domains(self) -> list[str]:
+        return [c[len(WEIGHT_PREFIX) :] for c in self.frame.columns if c.startswith(WEIGHT_PREFIX)]
+
+    @property
+    def targets(self) -> list[str]:
+        return [c[len(LOSS_PREFIX) :] for c in self.frame.columns if c.startswith(LOSS_PREFIX)]
+
+    @property
+    def W(self) -> np.ndarray:  # noqa: N802 - the conventional name for the mixture matrix
+        return self.frame[[WEIGHT_PREFIX + d for d in self.domains]].to_numpy(dtype=float)
+
+    @property
+    def Y(self) -> np.ndarray:  # noqa: N802
+        return self.frame[[LOSS_PREFIX + t for t in self.targets]].to_numpy(dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def loss(self, target: str) -> np.ndarray:
+        """The loss column of one evaluation set, with a clear error for an unknown name."""
+        if target not in self.targets:
+            raise RunsLogError(
+                f"unknown evaluation set {target!r}; the runs log has: {', '.join(self.targets)}"
+            )
+        return self.frame[LOSS_PREFIX + target].to_numpy(dtype=float)
+
+    def subset(self, rows: np.ndarray | list[int]) -> RunsLog:
+        return RunsLog(self.frame.iloc[list(rows)].reset_index(drop=True))
+
+
+def _fail(source: str, message: str) -> RunsLogError:
+    return RunsLogError(f"{source}: {message}")
+
+
+def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFrame:
+    """Check the contract and return a clean copy (weights renormalised within tolerance)."""
+    frame = frame.copy()
+    if "run_id" not in frame.columns:
+        raise _fail(source, "missing column 'run_id'")
+    weight_cols = [c for c in frame.columns if str(c).startswith(WEIGHT_PREFIX)]
+    loss_cols = [c for c in frame.columns if str(c).startswith(LOSS_PREFIX)]
+    if not weight_cols:
+        raise _fail(source, "missing mixture columns: expected at least one 'w:<domain>' column")
+    if not loss_cols:
+        raise _fail(source, "missing loss columns: expected at least one 'loss:<eval_set>' column")
+    if len(frame) == 0:
+        raise _fail(source, "no runs (the log has a header but no rows)")
+    frame["run_id"] = frame["run_id"].astype(str)
+    duplicated = frame["run_id"][frame["run_id"].duplicated()].unique()
+    if len(duplicated):
+        raise _fail(source, f"duplicate run_id {', '.join(map(str, duplicated[:5]))}")
+
+    weights = frame[weight_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    for row, run_id in enumerate(frame["run_id"]):
+        w = weights[row]
+        if np.isnan(w).any():
+            col = weight_cols[int(np.flatnonzero(np.isnan(w))[0])]
+            raise _fail(source, f"run {run_id}: weight {col} is missing or NaN")
+        if (w < 0).any():
+            col = weight_cols[int(np.flatnonzero(w < 0)[0])]
+            raise _fail(source, f"run {run_id}: weight {col} is negative ({w[w < 0][0]:g})")
+        total = w.sum()
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            raise _fail(source, f"run {run_id}: weights sum to {total:.4f}, not 1")
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    frame[weight_cols] = weights
+
+    losses = frame[loss_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(losses)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise _fail(
+            source, f"run {frame['run_id'].iloc[row]}: loss {loss_cols[col]} is NaN, inf or missing"
+        )
+    frame[loss_cols] = losses
+    return frame.reset_index(drop=True)
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or JSONL runs file into a frame, without validation."""
+    path = Path(path)
+    if not path.exists():
+        raise RunsLogError(f"{path}: no such runs log")
+    try:
+        if path.suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=True, dtype={"run_id": str})
+        return pd.read_csv(path, dtype={"run_id": str})
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise RunsLogError(
+            f"{path}: cannot parse as {'JSONL' if path.suffix.startswith('.json') else 'CSV'} ({err})"
+        ) from err
+
+
+def load_runs(path: str | Path) -> RunsLog:
+    """Load and validate a runs log (``.csv`` or ``.jsonl``)."""
+    return RunsLog(validate_frame(read_frame(path), source=str(path)))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def frame_to_text(frame: pd.DataFrame, path: Path) -> str:
+    if path.suffix in (".jsonl", ".json"):
+        return "".join(json.dumps(rec) + "\n" for rec in frame.to_dict(orient="records"))
+    return frame.to_csv(index=False)
+
+
+def save_runs(log: RunsLog | pd.DataFrame, path: str | Path) -> None:
+    """Validate and write a runs log atomically (format from the suffix)."""
+    frame = log.frame if isinstance(log, RunsLog) else log
+    path = Path(path)
+    frame = validate_frame(frame, source=str(path))
+    _atomic_write_text(path, frame_to_text(frame, path))
+
+
+def append_run(path: str | Path, row: dict) -> RunsLog:
+    """Append one run to a log (created if absent), atomically; the new row is validated too.
+
+    The whole file is rewritten through a temporary file and renamed, which is what makes the
+    append atomic: readers see the old log or the new one, never a half-written row.
+    """
+    path = Path(path)
+    new = pd.DataFrame([row])
+    if path.exists():
+        old = read_frame(path)
+        if set(c for c in old.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))) != set(
+            c for c in new.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))
+        ):
+            raise RunsLogError(
+                f"{path}: run {row.get('run_id')} has other domains or evaluation sets than the log"
+            )
+        frame = pd.concat([old, new[old.columns.union(new.columns, sort=False)]], ignore_index=True)
+    else:
+        frame = new
+    log = RunsLog(validate_frame(frame, source=str(path)))
+    _atomic_write_text(path, frame_to_text(log.frame, path))
+    return log
+
+
+# --- adapters for foreign formats -------------------------------------------------------------
+
+REGMIX_WEIGHT_PREFIX = "train_the_pile_"
+REGMIX_LOSS_PREFIX = "metric/the_pile_"
+REGMIX_LOSS_SUFFIX = "_val_loss"
+
+
+def import_regmix(mixture_csv: str | Path, loss_csv: str | Path, run_prefix: str = "") -> RunsLog:
+    """Join RegMix's mixture and loss CSVs on ``index`` into the runs-log format."""
+    mixture = pd.read_csv(mixture_csv)
+    losses = pd.read_csv(loss_csv)
+    for name, frame in (("mixture", mixture), ("loss", losses)):
+        if "index" not in frame.columns:
+            raise RunsLogError(f"{name} file has no 'index' column: is it a RegMix file?")
+    weight_cols = [c for c in mixture.columns if c.startswith(REGMIX_WEIGHT_PREFIX)]
+    loss_cols = [
+        c
+        for c in losses.columns
+        if c.startswith(REGMIX_LOSS_PREFIX) and c.endswith(REGMIX_LOSS_SUFFIX)
+    ]
+    if not weight_cols:
+        raise RunsLogError(f"{mixture_csv}: no '{REGMIX_WEIGHT_PREFIX}*' columns")
+    if not loss_cols:
+        raise RunsLogError(f"{loss_csv}: no '{REGMIX_LOSS_PREFIX}*{REGMIX_LOSS_SUFFIX}' columns")
+    joined = mixture[["index", *weight_cols]].merge(losses[["index", *loss_cols]], on="index")
+    if joined.empty:
+        raise RunsLogError("the mixture and loss files share no 'index' value")
+    out = pd.DataFrame({"run_id": [f"{run_prefix}{i}" for i in joined["index"]]})
+    for col in weight_cols:
+        out[WEIGHT_PREFIX + col[len(REGMIX_WEIGHT_PREFIX) :]] = joined[col].to_numpy()
+    for col in loss_cols:
+        name = col[len(REGMIX_LOSS_PREFIX) : -len(REGMIX_LOSS_SUFFIX)]
+        out[LOSS_PREFIX + name] = joined[col].to_numpy()
+    return RunsLog(validate_frame(out, source=f"{mixture_csv} + {loss_csv}"))

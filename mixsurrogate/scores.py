@@ -1,0 +1,178 @@
+"""The score store: every data expert's log-probabilities on fixed evaluation sequences.
+
+Layout of a store directory::
+
+    manifest.json          format, tokenizer hash, sequence length, experts (domain order),
+                           evaluation sets (kind 'val' or 'task', shape, counted tokens), eval_id,
+                           provenance
+    <eval_set>.logp.npy    float32 or float16 (experts, sequences, positions):
+                           log p_expert(token_t | tokens_<t)
+    <eval_set>.mask.npy    bool (sequences, positions): True where the token counts
+                           (False for padding and for the prompt tokens of task items)
+
+Arrays are plain ``.npy`` read with ``allow_pickle=False``, so a store handed in by a user can
+never run code. This module is numpy-only: the surrogate side reads stores without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScoreStoreError
+
+STORE_FORMAT = "mixsurrogate-scores/1"
+EVAL_KINDS = ("val", "task")
+
+
+@dataclass
+class EvalSetScores:
+    """One evaluation set: ``logp`` (experts, sequences, positions) and its ``mask``."""
+
+    name: str
+    kind: str
+    logp: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.mask.sum())
+
+    def token_logp(self) -> np.ndarray:
+        """(experts, counted tokens) float32: the masked positions dropped, order kept."""
+        return np.ascontiguousarray(self.logp[:, self.mask], dtype=np.float32)
+
+
+@dataclass
+class ScoreStore:
+    """A loaded score store; ``eval_sets`` keeps manifest order."""
+
+    path: Path | None
+    experts: list[str]
+    eval_sets: dict[str, EvalSetScores]
+    seq_len: int
+    tokenizer_sha256: str
+    eval_id: str
+    provenance: dict = field(default_factory=dict)
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [n for n, s in self.eval_sets.items() if kind is None or s.kind == kind]
+
+    def check_matches_runs(
+        self, domains: list[str], targets: list[str], eval_id: str | None = None
+    ) -> None:
+        """One clear error if this store cannot be used with a runs log of these columns."""
+        if list(domains) != list(self.experts):
+            raise ScoreStoreError(
+                "score store experts "
+                f"({', '.join(self.experts)}) differ from the runs log domains ({', '.join(domains)})"
+            )
+        missing = [t for t in targets if t not in self.eval_sets]
+        if missing:
+            raise ScoreStoreError(
+                f"runs log evaluation sets not in the score store: {', '.join(missing)}"
+            )
+        if eval_id and self.eval_id and eval_id != self.eval_id:
+            raise ScoreStoreError(
+                f"runs log was evaluated on other sequences or tokenizer (eval_id {eval_id}) "
+                f"than the score store ({self.eval_id})"
+            )
+
+
+def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
+    """Load a score store directory, validating shapes against the manifest."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise ScoreStoreError(f"{path}: not a score store (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ScoreStoreError(f"{manifest_path}: invalid JSON ({err})") from err
+    if manifest.get("format") != STORE_FORMAT:
+        raise ScoreStoreError(
+            f"{manifest_path}: format {manifest.get('format')!r}, expected {STORE_FORMAT!r}"
+        )
+    experts = list(manifest["experts"])
+    sets: dict[str, EvalSetScores] = {}
+    for name, meta in manifest["eval_sets"].items():
+        try:
+            logp = np.load(
+                path / f"{name}.logp.npy", allow_pickle=False, mmap_mode="r" if mmap else None
+            )
+            mask = np.load(path / f"{name}.mask.npy", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise ScoreStoreError(
+                f"{path}: cannot read arrays of evaluation set {name!r} ({err})"
+            ) from err
+        if logp.ndim != 3 or logp.shape[0] != len(experts) or logp.shape[1:] != mask.shape:
+            raise ScoreStoreError(
+                f"{path}: evaluation set {name!r} has logp {logp.shape} and mask {mask.shape}; "
+                f"expected ({len(experts)}, S, T) and (S, T)"
+            )
+        if meta.get("kind") not in EVAL_KINDS:
+            raise ScoreStoreError(f"{path}: evaluation set {name!r} has kind {meta.get('kind')!r}")
+        if not mmap and logp.dtype != np.float32:
+            logp = logp.astype(np.float32)
+        sets[name] = EvalSetScores(name, meta["kind"], logp, mask.astype(bool))
+    return ScoreStore(
+        path=path,
+        experts=experts,
+        eval_sets=sets,
+        seq_len=int(manifest["seq_len"]),
+        tokenizer_sha256=str(manifest.get("tokenizer_sha256", "")),
+        eval_id=str(manifest.get("eval_id", "")),
+        provenance=dict(manifest.get("provenance", {})),
+    )
+
+
+def write_scores(
+    path: str | Path,
+    experts: list[str],
+    eval_sets: dict[str, EvalSetScores],
+    seq_len: int,
+    tokenizer_sha256: str,
+    eval_id: str,
+    provenance: dict | None = None,
+    dtype: str = "float32",
+) -> Path:
+    """Write a store atomically: build it in a temporary sibling folder, then rename."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        raise ScoreStoreError(f"{path}: exists and is not empty; choose a new folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        meta = {}
+        for name, s in eval_sets.items():
+            np.save(tmp / f"{name}.logp.npy", np.asarray(s.logp, dtype=dtype), allow_pickle=False)
+            np.save(tmp / f"{name}.mask.npy", np.asarray(s.mask, dtype=bool), allow_pickle=False)
+            meta[name] = {
+                "kind": s.kind,
+                "sequences": int(s.mask.shape[0]),
+                "positions": int(s.mask.shape[1]),
+                "tokens": int(s.mask.sum()),
+            }
+        manifest = {
+            "format": STORE_FORMAT,
+            "experts": list(experts),
+            "seq_len": int(seq_len),
+            "tokenizer_sha256": tokenizer_sha256,
+            "eval_id": eval_id,
+            "eval_sets": meta,
+            "provenance": provenance or {},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if path.exists():
+            path.rmdir()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -1,0 +1,141 @@
+"""Points on the probability simplex: design (Sobol, Dirichlet), bounds, projection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import qmc
+
+from .errors import MixsurrogateError
+
+
+def sobol_simplex(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """``n`` low-discrepancy points on the ``k``-simplex.
+
+    Sobol points in the unit cube are mapped by the exponential-spacings transform
+    (``-log u`` normalised), which is the uniform (Dirichlet(1)) distribution on the simplex,
+    so the low discrepancy carries over.
+    """
+    if k == 1:
+        return np.ones((n, 1))
+    sampler = qmc.Sobol(d=k, scramble=True, seed=seed)
+    m = int(np.ceil(np.log2(max(n, 2))))
+    u = sampler.random_base2(m)[:n]
+    e = -np.log(np.clip(u, 1e-12, 1.0))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def dirichlet_simplex(n: int, k: int, alpha: float | np.ndarray = 1.0, seed: int = 0) -> np.ndarray:
+    """``n`` Dirichlet draws; small ``alpha`` gives the sparse mixtures RegMix samples."""
+    rng = np.random.default_rng(seed)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (k,))
+    return rng.dirichlet(alpha, size=n)
+
+
+def vertices_and_uniform(k: int) -> np.ndarray:
+    """The ``k`` pure-domain mixtures and the uniform one."""
+    return np.vstack([np.eye(k), np.full((1, k), 1.0 / k)])
+
+
+def project_to_simplex(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row onto the simplex (Duchi et al., 2008)."""
+    v = np.atleast_2d(np.asarray(v, dtype=float))
+    n, k = v.shape
+    u = np.sort(v, axis=1)[:, ::-1]
+    css = np.cumsum(u, axis=1) - 1.0
+    idx = np.arange(1, k + 1)
+    cond = u - css / idx > 0
+    rho = k - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(n), rho] / (rho + 1)
+    return np.maximum(v - theta[:, None], 0.0)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per-domain share limits ``lower <= w <= upper`` on the simplex."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def unbounded(cls, k: int) -> Bounds:
+        return cls(np.zeros(k), np.ones(k))
+
+    @classmethod
+    def parse(cls, specs: list[str] | tuple[str, ...], domains: list[str]) -> Bounds:
+        """Parse ``dom=lo:hi`` strings (either side may be empty) and check feasibility."""
+        lower, upper = np.zeros(len(domains)), np.ones(len(domains))
+        for spec in specs:
+            name, sep, rng = spec.partition("=")
+            lo, sep2, hi = rng.partition(":")
+            if not sep or not sep2:
+                raise MixsurrogateError(
+                    f"bad bound {spec!r}: expected DOMAIN=LO:HI, e.g. code=0.05:0.4"
+                )
+            if name not in domains:
+                raise MixsurrogateError(
+                    f"bound names unknown domain {name!r}; domains are: {', '.join(domains)}"
+                )
+            i = domains.index(name)
+            try:
+                lower[i] = float(lo) if lo else 0.0
+                upper[i] = float(hi) if hi else 1.0
+            except ValueError as err:
+                raise MixsurrogateError(f"bad bound {spec!r}: {err}") from err
+        bounds = cls(lower, upper)
+        bounds.check(domains)
+        return bounds
+
+    def tightened(self, upper: np.ndarray) -> Bounds:
+        return Bounds(self.lower.copy(), np.minimum(self.upper, upper))
+
+    def check(self, domains: list[str] | None = None) -> None:
+        """Raise one clear error if no mixture satisfies the bounds."""
+        names = domains or [str(i) for i in range(len(self.lower))]
+        bad = np.flatnonzero((self.lower < 0) | (self.upper > 1) | (self.lower > self.upper))
+        if len(bad):
+            i = int(bad[0])
+            raise MixsurrogateError(
+                f"bound for {names[i]} is impossible: {self.lower[i]:g}:{self.upper[i]:g} (need 0 <= lo <= hi <= 1)"
+            )
+        if self.lower.sum() > 1 + 1e-9:
+            raise MixsurrogateError(
+                f"lower bounds sum to {self.lower.sum():.3f} > 1: no mixture fits"
+            )
+        if self.upper.sum() < 1 - 1e-9:
+            raise MixsurrogateError(
+                f"upper bounds sum to {self.upper.sum():.3f} < 1: no mixture fits"
+            )
+
+    def contains(self, W: np.ndarray, tol: float = 1e-6) -> np.ndarray:  # noqa: N803
+        W = np.atleast_2d(W)
+        return (
+            (W >= self.lower - tol).all(axis=1)
+            & (W <= self.upper + tol).all(axis=1)
+            & (np.abs(W.sum(axis=1) - 1) <= tol)
+        )
+
+    def sample(self, n: int, seed: int = 0, method: str = "sobol") -> np.ndarray:
+        """Points inside the bounds: ``lower`` plus a scaled simplex draw, clipped by ``upper``.
+
+        Points violating ``upper`` after scaling are repaired by :meth:`repair`.
+        """
+        k = len(self.lower)
+        free = 1.0 - self.lower.sum()
+        base = (
+            sobol_simplex(n, k, seed) if method == "sobol" else dirichlet_simplex(n, k, 1.0, seed)
+        )
+        return self.repair(self.lower + free * base)
+
+    def repair(self, W: np.ndarray, iterations: int = 100) -> np.ndarray:  # noqa: N803
+        """Move points onto {sum = 1, lower <= w <= upper} by alternating clip and rescale."""
+        W = np.clip(np.atleast_2d(np.asarray(W, dtype=float)), self.lower, self.upper)
+        for _ in range(iterations):
+            gap = 1.0 - W.sum(axis=1, keepdims=True)
+            if np.all(np.abs(gap) < 1e-12):
+                break
+            room = np.where(gap > 0, self.upper - W, W - self.lower)
+            share = room / np.maximum(room.sum(axis=1, keepdims=True), 1e-300)
+            W = np.clip(W + gap * share, self.lower, self.upper)
+        return W
