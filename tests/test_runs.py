@@ -1,0 +1,184 @@
+"""Runs log: contract, validation errors, atomic writes, RegMix import, design."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mixsurrogate.cli import main
+from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.errors import RunsLogError
+from mixsurrogate.runs import append_run, import_regmix, load_runs, save_runs
+
+
+def _frame(**overrides) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "w:code": [0.5, 0.2, 1.0],
+            "w:books": [0.5, 0.8, 0.0],
+            "loss:code": [3.0, 3.5, 2.5],
+            "loss:books": [4.0, 3.6, 5.0],
+        }
+    )
+    for col, values in overrides.items():
+        frame[col.replace("__", ":")] = values
+    return frame
+
+
+def _write(tmp_path, frame: pd.DataFrame, name: str = "runs.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_load_valid_log_exposes_matrices(tmp_path):
+    log = load_runs(_write(tmp_path, _frame()))
+    assert log.domains == ["code", "books"]
+    assert log.targets == ["code", "books"]
+    assert log.W.shape == (3, 2) and log.Y.shape == (3, 2)
+    np.testing.assert_allclose(log.W.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"w__code": [0.5, -0.2, 1.0]}, "run b: weight w:code is negative"),
+        ({"w__code": [0.5, np.nan, 1.0]}, "run b: weight w:code is missing or NaN"),
+        ({"w__code": [0.5, 0.5, 1.0]}, "run b: weights sum to 1.3000, not 1"),
+        ({"loss__books": [4.0, np.nan, 5.0]}, "run b: loss loss:books is NaN, inf or missing"),
+        ({"loss__code": [3.0, 3.5, np.inf]}, "run c: loss loss:code is NaN, inf or missing"),
+        ({"run_id": ["a", "b", "a"]}, "duplicate run_id a"),
+    ],
+)
+def test_bad_rows_give_one_clear_error(tmp_path, overrides, message):
+    with pytest.raises(RunsLogError, match=message):
+        load_runs(_write(tmp_path, _frame(**overrides)))
+
+
+@pytest.mark.parametrize(
+    ("drop", "message"),
+    [
+        (["run_id"], "missing column 'run_id'"),
+        (["w:code", "w:books"], "missing mixture columns"),
+        (["loss:code", "loss:books"], "missing loss columns"),
+    ],
+)
+def test_missing_columns(tmp_path, drop, message):
+    with pytest.raises(RunsLogError, match=message):
+        load_runs(_write(tmp_path, _frame().drop(columns=drop)))
+
+
+def test_small_sum_error_is_renormalised_silently(tmp_path):
+    log = load_runs(_write(tmp_path, _frame(w__code=[0.503, 0.2, 1.0])))
+    np.testing.assert_allclose(log.W.sum(axis=1), 1.0)
+    assert log.W[0, 0] == pytest.approx(0.503 / 1.003)
+
+
+def test_jsonl_round_trip_and_append(tmp_path):
+    log = load_runs(_write(tmp_path, _frame()))
+    path = tmp_path / "runs.jsonl"
+    save_runs(log, path)
+    again = load_runs(path)
+    pd.testing.assert_frame_equal(log.frame, again.frame, check_dtype=False)
+    row = {
+        "run_id": "d",
+        "w:code": 0.3,
+        "w:books": 0.7,
+        "loss:code": 3.3,
+        "loss:books": 3.8,
+        "seed": 1,
+    }
+    appended = append_run(path, row)
+    assert appended.run_ids == ["a", "b", "c", "d"]
+    assert [json.loads(line)["run_id"] for line in path.read_text().splitlines()] == [
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
+
+
+def test_append_bad_row_leaves_log_untouched(tmp_path):
+    path = _write(tmp_path, _frame())
+    before = path.read_text()
+    with pytest.raises(RunsLogError, match="duplicate run_id a"):
+        append_run(
+            path,
+            {"run_id": "a", "w:code": 1.0, "w:books": 0.0, "loss:code": 1.0, "loss:books": 1.0},
+        )
+    with pytest.raises(RunsLogError, match="other domains"):
+        append_run(path, {"run_id": "z", "w:code": 1.0, "loss:code": 1.0, "loss:books": 1.0})
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]  # no temporary file left behind
+
+
+def test_regmix_import_maps_columns():
+    log = regmix_runs("train-1m")
+    assert len(log) == 512 and len(log.domains) == 17 and len(log.targets) == 13
+    assert "pile_cc" in log.domains and "pile_cc" in log.targets
+    assert "enron_emails" in log.domains and "enron_emails" not in log.targets
+    assert len(regmix_runs("test-1b")) == 64
+
+
+def test_regmix_import_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.csv"
+    pd.DataFrame({"a": [1]}).to_csv(bad, index=False)
+    with pytest.raises(RunsLogError, match="no 'index' column"):
+        import_regmix(bad, bad)
+
+
+def test_cli_runs_import_and_design(tmp_path):
+    from importlib import resources
+
+    folder = resources.files("mixsurrogate") / "data" / "regmix"
+    out = tmp_path / "runs.csv"
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "runs",
+            "import",
+            "--format",
+            "regmix",
+            str(folder / "test_mixture_1B.csv"),
+            str(folder / "test_pile_loss_1B.csv"),
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(load_runs(out)) == 64
+    design = tmp_path / "mix.csv"
+    result = runner.invoke(
+        main,
+        [
+            "runs",
+            "design",
+            "--domains",
+            "a,b,c",
+            "-n",
+            "8",
+            "--vertices",
+            "--bounds",
+            "a=0.1:0.5",
+            str(design),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(design)
+    assert len(frame) == 12
+    designed = frame.iloc[4:][["w:a", "w:b", "w:c"]].to_numpy()
+    np.testing.assert_allclose(designed.sum(axis=1), 1.0, atol=1e-9)
+    assert (designed[:, 0] >= 0.1 - 1e-6).all() and (designed[:, 0] <= 0.5 + 1e-6).all()
+
+
+def test_cli_bad_log_is_one_line_and_nonzero(tmp_path):
+    path = _write(tmp_path, _frame(w__code=[0.5, -0.2, 1.0]))
+    result = CliRunner().invoke(main, ["fit", str(path)])
+    assert result.exit_code != 0
+    assert "run b: weight w:code is negative" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,80 @@
+"""Simplex design, bounds and blended objectives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixsurrogate.errors import MixsurrogateError
+from mixsurrogate.objective import Objective
+from mixsurrogate.simplex import Bounds, dirichlet_simplex, project_to_simplex, sobol_simplex
+
+
+def test_sobol_points_are_on_the_simplex_and_spread():
+    W = sobol_simplex(64, 5, seed=1)
+    assert W.shape == (64, 5)
+    np.testing.assert_allclose(W.sum(axis=1), 1.0)
+    assert (W >= 0).all()
+    assert np.allclose(W.mean(axis=0), 0.2, atol=0.03)  # uniform on the simplex on average
+
+
+def test_dirichlet_small_alpha_is_sparse():
+    sparse = dirichlet_simplex(200, 6, alpha=0.1, seed=0)
+    dense = dirichlet_simplex(200, 6, alpha=1.0, seed=0)
+    assert (sparse < 1e-3).mean() > 0.3 > 0.05 > (dense < 1e-3).mean()
+
+
+def test_projection_matches_known_points():
+    np.testing.assert_allclose(project_to_simplex(np.array([0.5, 0.8, -0.2])), [[0.35, 0.65, 0.0]])
+    v = np.array([[0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(project_to_simplex(v), v)
+
+
+def test_bounds_sample_and_repair_respect_limits():
+    b = Bounds.parse(["a=0.2:0.5", "c=:0.1"], ["a", "b", "c"])
+    W = b.sample(256, seed=3)
+    assert b.contains(W).all()
+    repaired = b.repair(np.array([[0.9, 0.05, 0.05], [0.0, 0.0, 1.0]]))
+    assert b.contains(repaired).all()
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        (["a=0.6:1", "b=0.6:1"], "lower bounds sum to 1.200 > 1"),
+        (["a=0:0.2", "b=0:0.2", "c=0:0.2"], "upper bounds sum to 0.600 < 1"),
+        (["z=0:1"], "unknown domain 'z'"),
+        (["a=0.5:0.2"], "bound for a is impossible"),
+        (["a0.5"], "expected DOMAIN=LO:HI"),
+    ],
+)
+def test_infeasible_bounds_are_refused(specs, message):
+    with pytest.raises(MixsurrogateError, match=message):
+        Bounds.parse(specs, ["a", "b", "c"])
+
+
+def test_objective_groups_and_explicit_sets():
+    sets = ["code", "books", "arc", "piqa"]
+    kinds = {"code": "val", "books": "val", "arc": "task", "piqa": "task"}
+    obj = Objective.parse("val=0.5,task=0.5", sets, kinds)
+    np.testing.assert_allclose(obj.vector(sets), [0.25, 0.25, 0.25, 0.25])
+    obj = Objective.parse("loss:code=1,arc=2", sets, kinds)
+    np.testing.assert_allclose(obj.combine(np.array([[1.0, 9.0, 2.0, 9.0]]), sets), [5.0])
+    np.testing.assert_allclose(
+        obj.combine_std(np.array([[1.0, 1.0, 1.0, 1.0]]), sets), [np.sqrt(5.0)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope=1", "unknown set 'nope'; valid: val, task, code, books"),
+        ("task=1", "group 'task' has no evaluation sets"),
+        ("code=-1", "weights must be finite and >= 0"),
+        ("code=x", "'x' is not a number"),
+        ("code=0", "gives no set a positive weight"),
+    ],
+)
+def test_objective_errors(spec, message):
+    with pytest.raises(MixsurrogateError, match=message):
+        Objective.parse(spec, ["code", "books"])
