@@ -453,7 +453,9 @@ def propose(
     _show_proposal(result, runs_log, obj, as_json, plot_path)
 
 
-def _show_proposal(result, runs_log: RunsLog, obj, as_json: bool, plot_path: str | None) -> None:
+def _show_proposal(
+    result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None
+) -> None:
     from .propose import objective_values
 
     if as_json:
