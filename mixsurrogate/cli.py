@@ -291,6 +291,9 @@ def fit(log, predictor, scores, mde_kind, target, summary, as_json) -> None:
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option("--test", "test_log", help="explicit test log instead of k-fold CV")
 @click.option("--target", "-t", multiple=True, help="evaluation set(s) (default: all)")
+@click.option(
+    "--objective", "objective_spec", help="also score a blended objective, e.g. val=0.5,task=0.5"
+)
 @click.option("--curve", "curve_sizes", help="learning curve sizes, e.g. 16,32,64 (with --draws)")
 @click.option("--draws", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -304,6 +307,7 @@ def cv(
     folds,
     test_log,
     target,
+    objective_spec,
     curve_sizes,
     draws,
     seed,
@@ -323,22 +327,29 @@ def cv(
       mixsurrogate cv regmix:train-1m --test regmix:test-1m -t pile_cc --curve 16,32,64 --plot out/
     """
     from . import evaluate
+    from .objective import Objective
     from .predictors import MDE_PREDICTORS, RATE_PREDICTORS
 
     runs_log = resolve_log(log)
     targets = _targets(runs_log, target)
-    feature_fn, _ = _feature_fn(scores, runs_log, mde_kind)
+    feature_fn, store = _feature_fn(scores, runs_log, mde_kind)
+    obj = None
+    if objective_spec:
+        kinds = {n: s.kind for n, s in store.eval_sets.items()} if store else None
+        obj = Objective.parse(objective_spec, targets, kinds)
     names = list(predictors) or list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
     specs = [evaluate.PredictorSpec(n) for n in names]
     for s in specs:
         s.build()
     test = resolve_log(test_log) if test_log else None
     if test is not None:
-        table = evaluate.train_test(specs, runs_log, test, targets, feature_fn)
+        table = evaluate.train_test(specs, runs_log, test, targets, feature_fn, objective=obj)
         mode = f"train {len(runs_log)} runs -> test {len(test)} runs"
         oof = None
     else:
-        table, oof = evaluate.cross_validate(specs, runs_log, folds, targets, feature_fn, seed)
+        table, oof = evaluate.cross_validate(
+            specs, runs_log, folds, targets, feature_fn, seed, objective=obj
+        )
         mode = f"{folds}-fold CV on {len(runs_log)} runs"
     curve = None
     if curve_sizes:
@@ -352,9 +363,16 @@ def cv(
             out["learning_curve"] = curve.to_dict(orient="records")
         click.echo(json.dumps(out, indent=2))
     else:
-        means = table.groupby("predictor", sort=False)[list(evaluate.METRICS)].mean().reset_index()
+        sets = table[table["target"] != evaluate.OBJECTIVE_TARGET]
+        means = sets.groupby("predictor", sort=False)[list(evaluate.METRICS)].mean().reset_index()
         means = means.sort_values("spearman", ascending=False)
         print_table(means, f"{mode}: mean over {len(targets)} evaluation set(s)")
+        if obj is not None:
+            blend = table[table["target"] == evaluate.OBJECTIVE_TARGET].drop(columns=["target"])
+            print_table(
+                blend.sort_values("spearman", ascending=False),
+                f"blended objective {objective_spec}",
+            )
         if curve is not None:
             pivot = (
                 curve.groupby(["predictor", "n_train"])["spearman"]

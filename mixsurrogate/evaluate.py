@@ -18,6 +18,7 @@ from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
 from .errors import MixsurrogateError, UnsupportedTargetError
+from .objective import Objective
 from .predictors import make_predictor
 from .predictors.multitarget import MultiTargetPredictor
 from .runs import RunsLog
@@ -91,11 +92,22 @@ def fit_predict(
     return pred, list(model.fitted_targets_), dict(model.skipped_)
 
 
-def _score_rows(spec, targets, fitted, y_true_cols, pred, extra: dict) -> list[dict]:
+OBJECTIVE_TARGET = "objective"
+
+
+def _score_rows(
+    spec, targets, fitted, y_true_cols, pred, extra: dict, objective=None
+) -> list[dict]:
+    """Metric rows per fitted target, plus the blended objective when every set it needs was fitted."""
     rows = []
     for j, target in enumerate(fitted):
         m = metrics(y_true_cols[targets.index(target)], pred[:, j])
         rows.append({"predictor": spec.name, "target": target, **extra, **m})
+    if objective is not None and all(s in fitted for s in objective.sets):
+        true = np.column_stack([y_true_cols[targets.index(s)] for s in objective.sets])
+        est = np.column_stack([pred[:, fitted.index(s)] for s in objective.sets])
+        m = metrics(objective.combine(true, objective.sets), objective.combine(est, objective.sets))
+        rows.append({"predictor": spec.name, "target": OBJECTIVE_TARGET, **extra, **m})
     return rows
 
 
@@ -106,8 +118,12 @@ def train_test(
     targets: Sequence[str] | None = None,
     feature_fn: FeatureFn | None = None,
     progress: bool = True,
+    objective: Objective | None = None,
 ) -> pd.DataFrame:
-    """Fit each predictor on ``train`` and score it on ``test`` (one row per predictor x target)."""
+    """Fit each predictor on ``train`` and score it on ``test`` (one row per predictor x target).
+
+    With an ``objective``, a row ``target == "objective"`` scores the blend of the predicted sets.
+    """
     _check_same_domains(train, test)
     targets = list(targets or train.targets)
     y_true = [test.loss(t) for t in targets]
@@ -117,7 +133,7 @@ def train_test(
             pred, fitted, _ = fit_predict(spec, train, test.W, targets, feature_fn)
         except UnsupportedTargetError:
             continue
-        rows += _score_rows(spec, targets, fitted, y_true, pred, {"n_train": len(train)})
+        rows += _score_rows(spec, targets, fitted, y_true, pred, {"n_train": len(train)}, objective)
     return pd.DataFrame(rows)
 
 
@@ -129,6 +145,7 @@ def cross_validate(
     feature_fn: FeatureFn | None = None,
     seed: int = 0,
     progress: bool = True,
+    objective: Objective | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """K-fold CV on one log, identical folds for every predictor.
 
@@ -166,17 +183,24 @@ def cross_validate(
             except UnsupportedTargetError:
                 bar.update(len(splits) - len(regrets[targets[0]]))
                 continue
+            n_train = len(log) - len(log) // folds
             for target in fitted:
                 col = targets.index(target)
                 m = metrics(log.loss(target), oof[:, col])
                 m["regret"] = float(np.mean(regrets[target]))
+                rows.append({"predictor": spec.name, "target": target, "n_train": n_train, **m})
+            if objective is not None and all(s in fitted for s in objective.sets):
+                cols = [targets.index(s) for s in objective.sets]
+                true = objective.combine(
+                    np.column_stack([log.loss(s) for s in objective.sets]), objective.sets
+                )
+                est = objective.combine(oof[:, cols], objective.sets)
+                m = metrics(true, est)
+                m["regret"] = float(
+                    np.mean([metrics(true[te], est[te])["regret"] for _, te in splits])
+                )
                 rows.append(
-                    {
-                        "predictor": spec.name,
-                        "target": target,
-                        "n_train": len(log) - len(log) // folds,
-                        **m,
-                    }
+                    {"predictor": spec.name, "target": OBJECTIVE_TARGET, "n_train": n_train, **m}
                 )
             oof_by_predictor[spec.name] = oof
     return pd.DataFrame(rows), oof_by_predictor
@@ -192,6 +216,7 @@ def learning_curve(
     feature_fn: FeatureFn | None = None,
     seed: int = 0,
     progress: bool = True,
+    objective: Objective | None = None,
 ) -> pd.DataFrame:
     """Metrics vs number of training runs: ``draws`` random subsets of each size.
 
@@ -231,7 +256,9 @@ def learning_curve(
                 except (NotEnoughRunsError, UnsupportedTargetError):
                     continue
                 y_true = [held.loss(t) for t in targets]
-                rows += _score_rows(spec, targets, fitted, y_true, pred, {"n_train": n, "draw": d})
+                rows += _score_rows(
+                    spec, targets, fitted, y_true, pred, {"n_train": n, "draw": d}, objective
+                )
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,177 @@
+"""Evaluation protocol and proposals on small slices of RegMix's runs and on synthetic laws."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mixsurrogate import evaluate
+from mixsurrogate.cli import main
+from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.errors import MixsurrogateError
+from mixsurrogate.explore import propose_explore, sobol_phase_size
+from mixsurrogate.objective import Objective
+from mixsurrogate.propose import propose_exploit
+from mixsurrogate.runs import RunsLog
+from mixsurrogate.simplex import Bounds, sobol_simplex
+
+
+def synthetic_log(n: int = 40, k: int = 4, seed: int = 0) -> RunsLog:
+    """Two losses with a known interior optimum: quadratic bowls around fixed mixtures."""
+    W = sobol_simplex(n, k, seed=seed)
+    centre_a = np.array([0.4, 0.3, 0.2, 0.1])[:k]
+    centre_b = np.array([0.1, 0.2, 0.3, 0.4])[:k]
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(k)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(n)])
+    frame["loss:a"] = 2.0 + 5 * ((W - centre_a) ** 2).sum(axis=1)
+    frame["loss:b"] = 3.0 + 5 * ((W - centre_b) ** 2).sum(axis=1)
+    return RunsLog(frame)
+
+
+def test_metrics_regret_and_ranks():
+    m = evaluate.metrics(np.array([1.0, 2.0, 3.0]), np.array([2.0, 1.0, 3.0]))
+    assert m["regret"] == pytest.approx(1.0)  # predicted best is the run with true loss 2
+    assert m["spearman"] == pytest.approx(0.5)
+    assert m["mae"] == pytest.approx(2 / 3)
+
+
+def test_cross_validation_never_sees_the_held_out_fold():
+    """A predictor fitted on data containing the held-out rows would predict them perfectly;
+    the out-of-fold predictions of a 1-nearest-neighbour-like model must not be exact."""
+    log = synthetic_log()
+    table, oof = evaluate.cross_validate(
+        [evaluate.PredictorSpec("mean")], log, folds=4, progress=False
+    )
+    # mean predictor: each fold's prediction is the mean of the OTHER folds
+    y = log.loss("a")
+    for pred in np.unique(oof["mean"][:, 0]):
+        rows = oof["mean"][:, 0] == pred
+        assert pred == pytest.approx(y[~rows].mean())
+    assert set(table["target"]) == {"a", "b"}
+
+
+def test_linear_beats_mean_in_cv_and_curves_grow():
+    log = synthetic_log(60)
+    specs = [evaluate.PredictorSpec("mean"), evaluate.PredictorSpec("gp")]
+    table, _ = evaluate.cross_validate(specs, log, folds=5, progress=False)
+    mse = table.groupby("predictor")["mse"].mean()
+    assert mse["gp"] < 0.2 * mse["mean"]
+    curve = evaluate.learning_curve(
+        [evaluate.PredictorSpec("gp")], log, None, [8, 40], draws=2, targets=["a"], progress=False
+    )
+    by_n = curve.groupby("n_train")["mse"].mean()
+    assert by_n[40] < by_n[8]
+
+
+def test_exploit_finds_the_known_optimum_within_bounds():
+    log = synthetic_log(40)
+    obj = Objective.parse("a=1", log.targets)
+    proposal = propose_exploit(log, evaluate.PredictorSpec("gp"), obj)
+    np.testing.assert_allclose(proposal.mixtures[0], [0.4, 0.3, 0.2, 0.1], atol=0.05)
+    bounds = Bounds.parse(["d0=:0.2"], log.domains)
+    bounded = propose_exploit(log, evaluate.PredictorSpec("linear"), obj, bounds)
+    assert bounds.contains(bounded.mixtures).all()
+    assert bounded.nearest_run[0][0] in log.run_ids
+
+
+def test_exploit_tree_predictor_uses_top_k_average():
+    log = synthetic_log(40)
+    proposal = propose_exploit(
+        log, evaluate.PredictorSpec("lgbm"), Objective.parse("a=1,b=1", log.targets)
+    )
+    assert "top" in proposal.notes[0]
+    assert Bounds.unbounded(4).contains(proposal.mixtures).all()
+
+
+def test_explore_sobol_phase_then_batch_qnei():
+    log = synthetic_log(sobol_phase_size(4) - 1)
+    obj = Objective.parse("a=1", log.targets)
+    early = propose_explore(log, obj, q=3)
+    assert "Sobol" in early.notes[0] and len(early.mixtures) == 3
+    log = synthetic_log(30)
+    bounds = Bounds.parse(["d3=0.05:0.5"], log.domains)
+    late = propose_explore(log, obj, q=3, bounds=bounds)
+    assert "qLogNEI" in late.notes[0]
+    assert bounds.contains(late.mixtures).all()
+    assert len({tuple(w.round(6)) for w in late.mixtures}) == 3
+    dist = np.linalg.norm(late.mixtures[:, None] - log.W[None], axis=2)
+    assert dist.min() > 1e-3  # no logged mixture proposed again
+
+
+def test_regmix_train_test_on_a_small_slice():
+    train = regmix_runs("train-1m").subset(range(64))
+    test = regmix_runs("test-1m").subset(range(64))
+    table = evaluate.train_test(
+        [evaluate.PredictorSpec("linear")], train, test, ["pile_cc"], progress=False
+    )
+    assert table.loc[0, "spearman"] > 0.6
+
+
+def test_cli_cv_json_and_propose(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "cv",
+            "regmix:test-1b",
+            "--folds",
+            "4",
+            "-p",
+            "mean",
+            "-p",
+            "linear",
+            "-t",
+            "pile_cc",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert {r["predictor"] for r in payload["results"]} == {"mean", "linear"}
+    plot = tmp_path / "p.png"
+    result = runner.invoke(
+        main,
+        [
+            "propose",
+            "regmix:test-1b",
+            "-p",
+            "linear",
+            "--objective",
+            "pile_cc=1",
+            "--bounds",
+            "github=:0.05",
+            "--plot",
+            str(plot),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "nearest logged run" in result.output and plot.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["propose", "regmix:test-1b", "--objective", "nope=1"], "unknown set 'nope'"),
+        (
+            ["propose", "regmix:test-1b", "--bounds", "github=0.6:1", "--bounds", "arxiv=0.6:1"],
+            "lower bounds sum",
+        ),
+        (["cv", "regmix:test-1b", "-p", "nosuch"], "unknown predictor 'nosuch'"),
+        (["cv", "regmix:nosuch"], "unknown RegMix split"),
+        (["cv", "regmix:test-1b", "--folds", "1"], "--folds must be between 2"),
+    ],
+)
+def test_cli_bad_input(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_laws_refuse_too_few_runs():
+    log = regmix_runs("test-1b").subset(range(10))
+    with pytest.raises(MixsurrogateError, match="parameters but only"):
+        evaluate.fit_predict(evaluate.PredictorSpec("dml"), log, log.W, ["pile_cc"])
