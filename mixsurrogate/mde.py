@@ -1,0 +1,524 @@
+"""Mixture-of-data-experts (MDE) losses and their gradient, from cached expert log-probs.
+
+For mixture weights ``w`` on the simplex and one evaluation set, three approximations of the
+loss of a model trained on the mixture (nats per counted token):
+
+* ``token``  (Belenki et al. 2025): ``-mean_t log sum_i w_i p_i(x_t | x_<t)``.
+* ``bayes``: expert ``i`` weighted at position ``t`` by its posterior
+  ``w_i p_i(evidence before t) / sum_j w_j p_j(evidence before t)``. Over a run of consecutive
+  counted tokens ``[a, b)`` the per-token terms telescope to
+  ``-log sum_i w_i exp(E_i(b)) + log sum_i w_i exp(E_i(a))`` (``E_i(t)``: expert ``i``'s summed
+  log-prob of the evidence before ``t``); with counted-only evidence a whole sequence collapses
+  to ``-log sum_i w_i exp(sum_t logp_i)``. The set's loss is total nats / total counted tokens
+  (a token-weighted mean over sequences, so it is comparable with a proxy run's mean token
+  cross-entropy; a per-sequence mean would over-weight short answers).
+* ``window`` ``h``: the posterior at ``t`` uses only the evidence at positions ``t-h .. t-1``
+  (``h = 0`` is ``token``, ``h >= T`` is ``bayes``), from float64 cumulative sums along positions.
+
+Evidence: ``"counted"`` (default) uses only counted tokens; ``"prefix"`` also uses every
+position before a sequence's last counted token, i.e. the prompt of a task item, which is what
+a model reading the prompt conditions on. ``"prefix"`` assumes padding sits after the last
+counted token (right padding, as causal scoring writes it) and refuses non-finite log-probs at
+evidence positions. A bool array (sequences, positions) gives the evidence explicitly.
+
+Exactness in float32: every loss is a sum of terms ``-(shift + log(w.Q_t / w.R_t))`` with
+``Q_t = exp(X_t - max X_t)``, ``R_t = exp(Y_t - max Y_t)`` precomputed in float64 (``R = 1``
+for ``token``), so per call there is one float32 GEMM per operand and the log of positive
+sums: no cancellation, relative error ~K ulp. The log, scalar in numpy on CPUs without
+AVX-512, dominates; it is amortised by multiplying up to 16 ratios before one log. That is
+exact in real arithmetic and safe in float32 because each ratio lies in ``[w_min, 1/w_min]``
+(the max-shifted column holds a 1), so the fold depth is chosen per block of mixtures so the
+product stays within ``[1e-36, 1e36]``.
+
+Weights: rows are clipped at ``eps`` (default 1e-12) and renormalised, so the loss is always that
+of a point of the simplex and never ``log(0)``. The gradient is that of the scale-invariant
+extension ``w -> L(w / sum(w))`` with the clip ignored: exact wherever every ``w_j > eps``,
+and at a zero weight it still says whether moving mass onto that expert helps (a clip-aware
+zero gradient would pin optimisers to faces of the simplex). Its inner product with ``w`` is 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from .errors import MixsurrogateError, ScoreStoreError
+from .scores import EvalSetScores
+
+KINDS = ("token", "bayes", "window")
+EVIDENCE = ("counted", "prefix")
+DEFAULT_EPS = 1e-12
+#: log-probs below this (including -inf) are clamped: p is 0 for every float32 purpose
+LOGP_FLOOR = -1.0e4
+_FOLD_MAX = 16
+_LOG_PRODUCT_LIMIT = math.log(1e-36)
+#: elements per (mixtures x terms) tile: ~0.5 MB of float32, cache-resident
+_TILE = 1 << 17
+_ROWS = 128
+_SEQ_BLOCK = 1 << 16
+_PARALLEL_MIN = 1 << 21
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """A set's loss as terms ``-(shift_t + log(w.num_t / w.den_t))`` grouped in sampling units."""
+
+    num: np.ndarray  # (K, n) float32, max over experts = 1 per column
+    den: np.ndarray | None  # (K, n) float32 or None (= 1)
+    shift: np.ndarray  # (n,) float64
+    unit_start: np.ndarray  # (units + 1,) term offsets: unit u owns terms [start[u], start[u+1])
+    unit_tokens: np.ndarray  # (units,) counted tokens per unit
+
+    @property
+    def n_terms(self) -> int:
+        return self.num.shape[1]
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_tokens)
+
+    def select_units(self, units: np.ndarray) -> _Terms:
+        """The terms of the given (sorted) units only, for subsampling."""
+        lengths = np.diff(self.unit_start)[units]
+        start = np.concatenate([[0], np.cumsum(lengths)])
+        cols = np.arange(start[-1]) + np.repeat(self.unit_start[units] - start[:-1], lengths)
+        return _Terms(
+            num=np.ascontiguousarray(self.num[:, cols]),
+            den=None if self.den is None else np.ascontiguousarray(self.den[:, cols]),
+            shift=self.shift[cols],
+            unit_start=start,
+            unit_tokens=self.unit_tokens[units],
+        )
+
+
+def _shifted_exp(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(x - max_i x)`` in float32 and the float64 shift, per column of (K, n)."""
+    c = x.max(axis=0)
+    return np.exp(x - c).astype(np.float32), c
+
+
+def _checked_logp(name: str, logp: np.ndarray, used: np.ndarray, what: str) -> np.ndarray:
+    """float64 log-probs clamped at LOGP_FLOOR; NaN or +inf where ``used`` is refused."""
+    lp = np.asarray(logp, dtype=np.float64)
+    if np.isnan(lp[:, used]).any() or (lp[:, used] == np.inf).any():
+        raise ScoreStoreError(
+            f"evaluation set {name!r}: NaN or +inf log-probabilities at {what} positions"
+        )
+    return np.maximum(lp, LOGP_FLOOR)
+
+
+def _token_terms(scores: EvalSetScores) -> _Terms:
+    lp = scores.logp[:, np.asarray(scores.mask, dtype=bool)]
+    lp = _checked_logp(scores.name, lp, slice(None), "counted")
+    num, c = _shifted_exp(lp)
+    n = num.shape[1]
+    return _Terms(num, None, c, np.arange(n + 1), np.ones(n, dtype=np.int64))
+
+
+def _evidence_mask(scores: EvalSetScores, evidence: str | np.ndarray) -> np.ndarray:
+    mask = np.asarray(scores.mask, dtype=bool)
+    if isinstance(evidence, np.ndarray):
+        if evidence.shape != mask.shape:
+            raise MixsurrogateError(
+                f"evidence mask has shape {evidence.shape}, evaluation set {scores.name!r} "
+                f"has {mask.shape}"
+            )
+        return evidence.astype(bool) | mask
+    if evidence == "counted":
+        return mask
+    if evidence == "prefix":
+        T = mask.shape[1]
+        last = np.where(mask.any(axis=1), T - 1 - np.argmax(mask[:, ::-1], axis=1), -1)
+        return np.arange(T)[None, :] <= last[:, None]
+    raise MixsurrogateError(f"unknown evidence {evidence!r}; choose one of {', '.join(EVIDENCE)}")
+
+
+def _posterior_terms(
+    scores: EvalSetScores, window: int | None, evidence: str | np.ndarray
+) -> _Terms:
+    """Terms of the bayes (``window=None``) or windowed loss, built by blocks of sequences."""
+    mask = np.asarray(scores.mask, dtype=bool)
+    ev = _evidence_mask(scores, evidence)
+    S, T = mask.shape
+    rows = max(1, _SEQ_BLOCK // max(T, 1))
+    X, Y, seq = [], [], []
+    for s0 in range(0, S, rows):
+        m, e = mask[s0 : s0 + rows], ev[s0 : s0 + rows]
+        lp = _checked_logp(scores.name, scores.logp[:, s0 : s0 + rows], e, "evidence")
+        cum = np.zeros(lp.shape[:2] + (T + 1,))
+        np.cumsum(np.where(e, lp, 0.0), axis=2, out=cum[:, :, 1:])
+        if window is None:
+            # maximal runs of counted positions [a, b): the per-token terms telescope
+            edge = np.diff(np.pad(m.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+            s_a, a = np.nonzero(edge == 1)
+            _, b = np.nonzero(edge == -1)
+            X.append(cum[:, s_a, b])
+            Y.append(cum[:, s_a, a])
+            seq.append(s_a + s0)
+        else:
+            s_t, t = np.nonzero(m)
+            lo = np.maximum(t - window, 0)
+            base = cum[:, s_t, lo]
+            X.append(cum[:, s_t, t + 1] - base)
+            Y.append(cum[:, s_t, t] - base)
+            seq.append(s_t + s0)
+    K = scores.logp.shape[0]
+    X = np.concatenate(X, axis=1) if X else np.zeros((K, 0))
+    Y = np.concatenate(Y, axis=1) if Y else np.zeros((K, 0))
+    num, cx = _shifted_exp(X)
+    den, cy = _shifted_exp(Y)
+    n = num.shape[1]
+    if window is None:
+        seq = np.concatenate(seq) if seq else np.zeros(0, dtype=np.int64)
+        units, first = np.unique(seq, return_index=True)
+        unit_start = np.append(first, n)
+        unit_tokens = mask.sum(axis=1)[units].astype(np.int64)
+    else:
+        unit_start, unit_tokens = np.arange(n + 1), np.ones(n, dtype=np.int64)
+    return _Terms(num, den, cx - cy, unit_start, unit_tokens)
+
+
+class _Workspace:
+    """Preallocated flat buffers for one worker; any (m, w) view of them is contiguous."""
+
+    def __init__(self, size: int) -> None:
+        self.a = np.empty(size, dtype=np.float32)
+        self.b = np.empty(size, dtype=np.float32)
+        self.c = np.empty(size // 2 + _FOLD_MAX, dtype=np.float32)
+        self.d = np.empty(size // 4 + _FOLD_MAX, dtype=np.float32)
+
+    @staticmethod
+    def view(buf: np.ndarray, m: int, w: int) -> np.ndarray:
+        return buf[: m * w].reshape(m, w)
+
+
+def _fold_for(u_min: float) -> int:
+    """Largest power-of-two fold whose product of ratios in [u_min, 1/u_min] stays normal."""
+    f = _FOLD_MAX
+    while f > 1 and f * math.log(max(u_min, 1e-300)) < _LOG_PRODUCT_LIMIT:
+        f //= 2
+    return f
+
+
+def _log_ratio_tile(
+    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace, fold: int
+) -> np.ndarray:
+    """Row sums of ``log(U@num / U@den)`` over terms [j0, j1): one GEMM per operand, folded."""
+    m, w = U.shape[0], j1 - j0
+    g = ws.view(ws.a, m, w)
+    np.matmul(U, t.num[:, j0:j1], out=g)
+    if t.den is not None:
+        gd = ws.view(ws.b, m, w)
+        np.matmul(U, t.den[:, j0:j1], out=gd)
+        np.divide(g, gd, out=g)
+    if w % fold:
+        fold = 1
+    scratch = (ws.c, ws.d)
+    level = 0
+    while fold > 1:
+        h = w // 2
+        nxt = ws.view(scratch[level % 2], m, h)
+        np.multiply(g[:, :h], g[:, h:], out=nxt)
+        g, w, fold, level = nxt, h, fold // 2, level + 1
+    np.log(g, out=g)
+    return g.sum(axis=1, dtype=np.float64)
+
+
+def _grad_tile(
+    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row sums of the log ratio and of its gradient w.r.t. U over terms [j0, j1)."""
+    m, w = U.shape[0], j1 - j0
+    num = t.num[:, j0:j1]
+    g = ws.view(ws.a, m, w)
+    np.matmul(U, num, out=g)
+    if t.den is None:
+        r = ws.view(ws.b, m, w)
+        np.log(g, out=r)
+        logsum = r.sum(axis=1, dtype=np.float64)
+        np.reciprocal(g, out=g)
+        return logsum, -(g @ num.T).astype(np.float64)
+    den = t.den[:, j0:j1]
+    gd = ws.view(ws.b, m, w)
+    np.matmul(U, den, out=gd)
+    r = np.divide(g, gd)
+    logsum = np.log(r, out=r).sum(axis=1, dtype=np.float64)
+    np.reciprocal(g, out=g)
+    np.reciprocal(gd, out=gd)
+    return logsum, (gd @ den.T).astype(np.float64) - (g @ num.T).astype(np.float64)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_BLAS = None
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < threads:
+            _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mde")
+        return _POOL
+
+
+def _blas_single_thread():
+    """Our own threads split the work; a multi-threaded BLAS inside each would oversubscribe."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def default_threads() -> int:
+    """CPUs this process may use (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_weights(W, n_experts: int, eps: float = DEFAULT_EPS) -> tuple[np.ndarray, np.ndarray]:
+    """Validated mixtures as (M, K): the clipped, renormalised float64 rows and their sums."""
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim == 1:
+        W = W[None, :]
+    if W.ndim != 2 or W.shape[1] != n_experts:
+        raise MixsurrogateError(
+            f"mixtures have shape {W.shape}; expected (mixtures, {n_experts}) weights, "
+            "one per expert in the score store's order"
+        )
+    if not np.isfinite(W).all():
+        raise MixsurrogateError("mixture weights contain NaN or inf")
+    if (W < -1e-6).any():
+        raise MixsurrogateError(f"mixture weights must be >= 0 (got {W.min():.3g})")
+    V = np.maximum(W, eps)
+    s = V.sum(axis=1)
+    return V / s[:, None], s
+
+
+class MDEEvaluator:
+    """One evaluation set's MDE loss for batches of mixtures: precompute once, evaluate often.
+
+    ``kind``: ``token``, ``bayes`` or ``window`` (needs ``window`` = h >= 0 positions).
+    ``subsample``: None (all), an int (that many units) or a fraction in (0, 1]; units are counted
+    tokens for token/window and sequences for bayes (a sequence's terms are not independent).
+    Thread-safe: calls on one evaluator are serialised (they share the buffers).
+    """
+
+    def __init__(
+        self,
+        scores: EvalSetScores,
+        kind: str = "token",
+        window: int | None = None,
+        *,
+        evidence: str | np.ndarray = "counted",
+        subsample: int | float | None = None,
+        seed: int = 0,
+        eps: float = DEFAULT_EPS,
+        threads: int | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise MixsurrogateError(f"unknown MDE kind {kind!r}; choose one of {', '.join(KINDS)}")
+        if kind == "window":
+            if window is None or int(window) != window or window < 0:
+                raise MixsurrogateError(f"MDE kind 'window' needs window >= 0, got {window!r}")
+            window = int(window)
+        elif window is not None:
+            raise MixsurrogateError(f"window={window} is only used with kind='window'")
+        if not 1e-30 <= eps <= 1e-3:
+            # below 1e-30 a weight could fall under the float32 underflow of exp(logp - max)
+            raise MixsurrogateError(f"eps must be in [1e-30, 1e-3], got {eps}")
+        if int(np.asarray(scores.mask).sum()) == 0:
+            raise ScoreStoreError(f"evaluation set {scores.name!r} has no counted tokens")
+        self.name, self.kind, self.window, self.eps = scores.name, kind, window, eps
+        self.n_experts = int(scores.logp.shape[0])
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        if kind == "token":
+            terms = _token_terms(scores)
+        else:
+            terms = _posterior_terms(scores, None if kind == "bayes" else window, evidence)
+        self.n_units_total = terms.n_units
+        self.subsampled = subsample is not None
+        if subsample is not None:
+            terms = terms.select_units(_draw_units(terms.n_units, subsample, seed))
+        self._t = terms
+        self.n_units = terms.n_units
+        self.n_tokens = int(terms.unit_tokens.sum())
+        self._shift_total = float(terms.shift.sum())
+        self._lock = threading.Lock()
+        self._ws: list[_Workspace] = []
+
+    # --- public ---------------------------------------------------------------------------
+
+    def loss(self, W) -> np.ndarray:
+        """(M,) MDE loss in nats per counted token (an estimate when subsampled)."""
+        U, _ = check_weights(W, self.n_experts, self.eps)
+        logsum = self._run(U.astype(np.float32), grad=False)[0]
+        return -(self._shift_total + logsum) / self.n_tokens
+
+    def loss_and_grad(self, W) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) losses and (M, K) gradients w.r.t. the weights (see the module docstring)."""
+        U, s = check_weights(W, self.n_experts, self.eps)
+        logsum, gsum = self._run(U.astype(np.float32), grad=True)
+        loss = -(self._shift_total + logsum) / self.n_tokens
+        g = gsum / self.n_tokens
+        g = (g - (U * g).sum(axis=1, keepdims=True)) / s[:, None]
+        return loss, g
+
+    def stderr(self, W) -> np.ndarray:
+        """(M,) standard error of a subsampled loss (0 when every unit is used).
+
+        Simple random sampling of units without replacement; the loss is a ratio (nats over
+        tokens), so its variance is the linearised ratio-estimator one with the finite
+        population correction. Costs a full unfolded pass over the sample.
+        """
+        U, _ = check_weights(W, self.n_experts, self.eps)
+        n = self.n_units
+        if not self.subsampled or n == self.n_units_total or n < 2:
+            return np.zeros(len(U))
+        y, yy, yt = self._unit_moments(U.astype(np.float32))
+        tok = self._t.unit_tokens.astype(np.float64)
+        L = y / tok.sum()
+        sse = yy - 2 * L * yt + L**2 * (tok**2).sum()
+        var_e = np.maximum(sse, 0.0) / (n - 1)
+        fpc = 1.0 - n / self.n_units_total
+        return np.sqrt(fpc * var_e / n) / tok.mean()
+
+    # --- engine ---------------------------------------------------------------------------
+
+    def _chunks(self, m_rows: int) -> list[tuple[int, int]]:
+        """Term ranges of a width that keeps a (rows x width) tile in cache."""
+        n = self._t.n_terms
+        width = max(_FOLD_MAX, (_TILE // max(m_rows, 1)) // _FOLD_MAX * _FOLD_MAX)
+        main = n // _FOLD_MAX * _FOLD_MAX
+        edges = list(range(0, main, width)) + [main]
+        out = [(a, b) for a, b in pairwise(edges) if b > a]
+        if n > main:
+            out.append((main, n))  # a tail that no fold divides: unfolded
+        return out
+
+    def _workspaces(self, k: int) -> list[_Workspace]:
+        while len(self._ws) < k:
+            self._ws.append(_Workspace(_TILE + _FOLD_MAX * _ROWS))
+        return self._ws[:k]
+
+    def _run(self, U: np.ndarray, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        M = U.shape[0]
+        # rows sorted by their smallest weight, so each block folds as deep as its rows allow
+        order = np.argsort(U.min(axis=1), kind="stable")[::-1]
+        U = np.ascontiguousarray(U[order])
+        rows = min(M, _ROWS)
+        blocks = [(r, min(r + rows, M)) for r in range(0, M, rows)]
+        folds = [_fold_for(float(U[a:b].min())) for a, b in blocks]
+        chunks = self._chunks(rows)
+        threads = self.threads if M * self._t.n_terms >= _PARALLEL_MIN else 1
+        # split along terms when there are enough of them, else along mixtures
+        if len(chunks) >= threads:
+            parts = [
+                (
+                    [*range(len(blocks))],
+                    chunks[i * len(chunks) // threads : (i + 1) * len(chunks) // threads],
+                )
+                for i in range(threads)
+            ]
+        else:
+            parts = [([*range(len(blocks))][i::threads], chunks) for i in range(threads)]
+        parts = [p for p in parts if p[0] and p[1]]
+
+        def work(part, ws: _Workspace):
+            acc = np.zeros(M)
+            gacc = np.zeros((M, U.shape[1])) if grad else None
+            block_ids, my_chunks = part
+            for j0, j1 in my_chunks:
+                for bi in block_ids:
+                    a, b = blocks[bi]
+                    if grad:
+                        ls, gs = _grad_tile(U[a:b], self._t, j0, j1, ws)
+                        gacc[a:b] += gs
+                    else:
+                        ls = _log_ratio_tile(U[a:b], self._t, j0, j1, ws, folds[bi])
+                    acc[a:b] += ls
+            return acc, gacc
+
+        with self._lock, _blas_single_thread():
+            wss = self._workspaces(len(parts))
+            if len(parts) == 1:
+                results = [work(parts[0], wss[0])]
+            else:
+                pool = _pool(len(parts))
+                futures = [pool.submit(work, p, ws) for p, ws in zip(parts, wss, strict=True)]
+                results = [f.result() for f in futures]
+        acc, gacc = np.empty(M), np.empty((M, U.shape[1])) if grad else None
+        acc[order] = sum(r[0] for r in results)
+        if grad:
+            gacc[order] = sum(r[1] for r in results)
+        return acc, gacc
+
+    def _unit_moments(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per mixture: sum of unit nats y_u, of y_u^2 and of y_u * tokens_u."""
+        t = self._t
+        M = U.shape[0]
+        y, yy, yt = np.zeros(M), np.zeros(M), np.zeros(M)
+        tok = t.unit_tokens.astype(np.float64)
+        step = max(1, (_TILE // max(M, 1)))
+        u0 = 0
+        while u0 < t.n_units:
+            u1 = int(np.searchsorted(t.unit_start, t.unit_start[u0] + step, side="right")) - 1
+            u1 = min(max(u1, u0 + 1), t.n_units)
+            j0, j1 = int(t.unit_start[u0]), int(t.unit_start[u1])
+            g = (U @ t.num[:, j0:j1]).astype(np.float64)
+            if t.den is not None:
+                g /= U @ t.den[:, j0:j1]
+            nats = -(np.log(g) + t.shift[j0:j1])
+            per_unit = np.add.reduceat(nats, t.unit_start[u0:u1] - j0, axis=1)
+            y += per_unit.sum(axis=1)
+            yy += (per_unit**2).sum(axis=1)
+            yt += per_unit @ tok[u0:u1]
+            u0 = u1
+        return y, yy, yt
+
+
+def _draw_units(n_units: int, subsample: int | float, seed: int) -> np.ndarray:
+    """Sorted unit indices of a simple random sample without replacement."""
+    if isinstance(subsample, float) and not isinstance(subsample, bool):
+        if not 0 < subsample <= 1:
+            raise MixsurrogateError(f"subsample fraction must be in (0, 1], got {subsample}")
+        size = max(1, int(round(subsample * n_units)))
+    elif isinstance(subsample, (int, np.integer)) and subsample >= 1:
+        size = min(int(subsample), n_units)
+    else:
+        raise MixsurrogateError(f"subsample must be a count >= 1 or a fraction, got {subsample!r}")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_units, size=size, replace=False))
+
+
+def token_mde_loss(scores: EvalSetScores, W, *, eps: float = DEFAULT_EPS) -> np.ndarray:
+    """(M,) token-level MDE loss of each mixture (rows of W, experts in store order)."""
+    return MDEEvaluator(scores, "token", eps=eps).loss(W)
+
+
+def sequence_mde_loss(
+    scores: EvalSetScores, W, *, evidence: str | np.ndarray = "counted", eps: float = DEFAULT_EPS
+) -> np.ndarray:
+    """(M,) sequence-posterior ("bayes") MDE loss: total nats over total counted tokens."""
+    return MDEEvaluator(scores, "bayes", evidence=evidence, eps=eps).loss(W)
+
+
+def windowed_mde_loss(
+    scores: EvalSetScores,
+    W,
+    window: int,
+    *,
+    evidence: str | np.ndarray = "counted",
+    eps: float = DEFAULT_EPS,
+) -> np.ndarray:
+    """(M,) MDE loss with the expert posterior from the last ``window`` positions."""
+    return MDEEvaluator(scores, "window", window, evidence=evidence, eps=eps).loss(W)
