@@ -185,77 +185,91 @@ def _posterior_terms(
 
 
 class _Workspace:
-    """Preallocated flat buffers for one worker; any (m, w) view of them is contiguous."""
+    """Preallocated flat buffers for one worker; any (w, m) view of them is contiguous."""
 
     def __init__(self, size: int) -> None:
         self.a = np.empty(size, dtype=np.float32)
         self.b = np.empty(size, dtype=np.float32)
-        self.c = np.empty(size // 2 + _FOLD_MAX, dtype=np.float32)
-        self.d = np.empty(size // 4 + _FOLD_MAX, dtype=np.float32)
+        self.c = np.empty(size // 2, dtype=np.float32)
+        self.d = np.empty(size // 4, dtype=np.float32)
 
     @staticmethod
-    def view(buf: np.ndarray, m: int, w: int) -> np.ndarray:
-        return buf[: m * w].reshape(m, w)
+    def view(buf: np.ndarray, w: int, m: int) -> np.ndarray:
+        return buf[: w * m].reshape(w, m)
 
 
-def _fold_for(u_min: float) -> int:
+def _fold_for(u_min: float, max_fold: int = _FOLD_MAX) -> int:
     """Largest power-of-two fold whose product of ratios in [u_min, 1/u_min] stays normal."""
-    f = _FOLD_MAX
+    f = max_fold
     while f > 1 and f * math.log(max(u_min, 1e-300)) < _LOG_PRODUCT_LIMIT:
         f //= 2
     return f
 
 
-def _log_ratio_tile(
-    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace, fold: int
-) -> np.ndarray:
-    """Row sums of ``log(U@num / U@den)`` over terms [j0, j1): one GEMM per operand, folded."""
-    m, w = U.shape[0], j1 - j0
-    g = ws.view(ws.a, m, w)
-    np.matmul(U, t.num[:, j0:j1], out=g)
-    if t.den is not None:
-        gd = ws.view(ws.b, m, w)
-        np.matmul(U, t.den[:, j0:j1], out=gd)
-        np.divide(g, gd, out=g)
+def _fold_log_sum(g: np.ndarray, ws: _Workspace, fold: int, keep: bool) -> np.ndarray:
+    """Per column of the (terms x mixtures) tile ``g``: the sum of the logs of its entries.
+
+    Rows are multiplied pairwise ``log2(fold)`` times first (contiguous halves of the buffer),
+    so only ``1/fold`` of the entries go through the log. ``keep`` leaves ``g`` untouched.
+    """
+    w, m = g.shape
     if w % fold:
         fold = 1
+    flat, n = g.reshape(-1), w * m
     scratch = (ws.c, ws.d)
     level = 0
     while fold > 1:
-        h = w // 2
-        nxt = ws.view(scratch[level % 2], m, h)
-        np.multiply(g[:, :h], g[:, h:], out=nxt)
-        g, w, fold, level = nxt, h, fold // 2, level + 1
-    np.log(g, out=g)
-    return g.sum(axis=1, dtype=np.float64)
+        n //= 2
+        nxt = scratch[level % 2][:n]
+        np.multiply(flat[:n], flat[n : 2 * n], out=nxt)
+        flat, fold, level = nxt, fold // 2, level + 1
+    logs = np.log(flat) if keep and level == 0 else np.log(flat, out=flat)
+    return logs.reshape(-1, m).sum(axis=0, dtype=np.float64)
+
+
+def _log_ratio_tile(
+    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace, fold: int
+) -> np.ndarray:
+    """Per mixture, the sum over terms [j0, j1) of ``log(U@num / U@den)``.
+
+    The tile is laid out terms x mixtures, so halving the terms to multiply ratios pairwise is
+    one contiguous multiply of the buffer's two halves (no per-row loop).
+    """
+    m, w = U.shape[0], j1 - j0
+    g = ws.view(ws.a, w, m)
+    np.matmul(t.num[:, j0:j1].T, U.T, out=g)
+    if t.den is not None:
+        gd = ws.view(ws.b, w, m)
+        np.matmul(t.den[:, j0:j1].T, U.T, out=gd)
+        np.divide(g, gd, out=g)
+    return _fold_log_sum(g, ws, fold, keep=False)
 
 
 def _grad_tile(
-    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace
+    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace, fold: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row sums of the log ratio and of its gradient w.r.t. U over terms [j0, j1)."""
+    """Per mixture, the sums over terms [j0, j1) of the log ratio and of its gradient."""
     m, w = U.shape[0], j1 - j0
     num = t.num[:, j0:j1]
-    g = ws.view(ws.a, m, w)
-    np.matmul(U, num, out=g)
-    if t.den is None:
-        r = ws.view(ws.b, m, w)
-        np.log(g, out=r)
-        logsum = r.sum(axis=1, dtype=np.float64)
-        np.reciprocal(g, out=g)
-        return logsum, -(g @ num.T).astype(np.float64)
-    den = t.den[:, j0:j1]
-    gd = ws.view(ws.b, m, w)
-    np.matmul(U, den, out=gd)
-    r = np.divide(g, gd)
-    logsum = np.log(r, out=r).sum(axis=1, dtype=np.float64)
+    g = ws.view(ws.a, w, m)
+    np.matmul(num.T, U.T, out=g)
+    # numerator and denominator are folded apart: each product stays in [u_min^fold, 1]
+    logsum = _fold_log_sum(g, ws, fold, keep=True)
     np.reciprocal(g, out=g)
-    np.reciprocal(gd, out=gd)
-    return logsum, (gd @ den.T).astype(np.float64) - (g @ num.T).astype(np.float64)
+    grad = -(num @ g)
+    if t.den is not None:
+        den = t.den[:, j0:j1]
+        gd = ws.view(ws.b, w, m)
+        np.matmul(den.T, U.T, out=gd)
+        logsum -= _fold_log_sum(gd, ws, fold, keep=True)
+        np.reciprocal(gd, out=gd)
+        grad += den @ gd
+    return logsum, grad.T.astype(np.float64)
 
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+_FREE_WORKSPACES: list[_Workspace] = []
 _BLAS = None
 
 
@@ -265,6 +279,21 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         if _POOL is None or _POOL._max_workers < threads:
             _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mde")
         return _POOL
+
+
+def _take_workspaces(k: int) -> list[_Workspace]:
+    """Buffers shared by all evaluators (one set per concurrent worker), not one per set."""
+    size = _TILE + _FOLD_MAX * _ROWS
+    with _POOL_LOCK:
+        free = [ws for ws in _FREE_WORKSPACES if ws.a.size == size]
+        taken = free[:k]
+        _FREE_WORKSPACES[:] = free[k:]
+    return taken + [_Workspace(size) for _ in range(k - len(taken))]
+
+
+def _give_workspaces(wss: list[_Workspace]) -> None:
+    with _POOL_LOCK:
+        _FREE_WORKSPACES.extend(wss)
 
 
 def _blas_single_thread():
@@ -310,7 +339,9 @@ class MDEEvaluator:
     ``kind``: ``token``, ``bayes`` or ``window`` (needs ``window`` = h >= 0 positions).
     ``subsample``: None (all), an int (that many units) or a fraction in (0, 1]; units are counted
     tokens for token/window and sequences for bayes (a sequence's terms are not independent).
-    Thread-safe: calls on one evaluator are serialised (they share the buffers).
+    ``threads``: workers (default: the CPUs this process may use). ``max_fold``: most ratios
+    multiplied before one log (1 = one log per term; only for benchmarking the fold).
+    Thread-safe: buffers come from a shared pool, one set per concurrent worker.
     """
 
     def __init__(
@@ -324,6 +355,7 @@ class MDEEvaluator:
         seed: int = 0,
         eps: float = DEFAULT_EPS,
         threads: int | None = None,
+        max_fold: int = _FOLD_MAX,
     ) -> None:
         if kind not in KINDS:
             raise MixsurrogateError(f"unknown MDE kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -338,7 +370,10 @@ class MDEEvaluator:
             raise MixsurrogateError(f"eps must be in [1e-30, 1e-3], got {eps}")
         if int(np.asarray(scores.mask).sum()) == 0:
             raise ScoreStoreError(f"evaluation set {scores.name!r} has no counted tokens")
+        if max_fold not in (1, 2, 4, 8, _FOLD_MAX):
+            raise MixsurrogateError(f"max_fold must be a power of two <= {_FOLD_MAX}")
         self.name, self.kind, self.window, self.eps = scores.name, kind, window, eps
+        self.max_fold = max_fold
         self.n_experts = int(scores.logp.shape[0])
         self.threads = default_threads() if threads is None else max(1, int(threads))
         if kind == "token":
@@ -353,8 +388,6 @@ class MDEEvaluator:
         self.n_units = terms.n_units
         self.n_tokens = int(terms.unit_tokens.sum())
         self._shift_total = float(terms.shift.sum())
-        self._lock = threading.Lock()
-        self._ws: list[_Workspace] = []
 
     # --- public ---------------------------------------------------------------------------
 
@@ -405,11 +438,6 @@ class MDEEvaluator:
             out.append((main, n))  # a tail that no fold divides: unfolded
         return out
 
-    def _workspaces(self, k: int) -> list[_Workspace]:
-        while len(self._ws) < k:
-            self._ws.append(_Workspace(_TILE + _FOLD_MAX * _ROWS))
-        return self._ws[:k]
-
     def _run(self, U: np.ndarray, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
         M = U.shape[0]
         # rows sorted by their smallest weight, so each block folds as deep as its rows allow
@@ -417,7 +445,7 @@ class MDEEvaluator:
         U = np.ascontiguousarray(U[order])
         rows = min(M, _ROWS)
         blocks = [(r, min(r + rows, M)) for r in range(0, M, rows)]
-        folds = [_fold_for(float(U[a:b].min())) for a, b in blocks]
+        folds = [_fold_for(float(U[a:b].min()), self.max_fold) for a, b in blocks]
         chunks = self._chunks(rows)
         threads = self.threads if M * self._t.n_terms >= _PARALLEL_MIN else 1
         # split along terms when there are enough of them, else along mixtures
@@ -441,21 +469,24 @@ class MDEEvaluator:
                 for bi in block_ids:
                     a, b = blocks[bi]
                     if grad:
-                        ls, gs = _grad_tile(U[a:b], self._t, j0, j1, ws)
+                        ls, gs = _grad_tile(U[a:b], self._t, j0, j1, ws, folds[bi])
                         gacc[a:b] += gs
                     else:
                         ls = _log_ratio_tile(U[a:b], self._t, j0, j1, ws, folds[bi])
                     acc[a:b] += ls
             return acc, gacc
 
-        with self._lock, _blas_single_thread():
-            wss = self._workspaces(len(parts))
-            if len(parts) == 1:
-                results = [work(parts[0], wss[0])]
-            else:
-                pool = _pool(len(parts))
-                futures = [pool.submit(work, p, ws) for p, ws in zip(parts, wss, strict=True)]
-                results = [f.result() for f in futures]
+        wss = _take_workspaces(len(parts))
+        try:
+            with _blas_single_thread():
+                if len(parts) == 1:
+                    results = [work(parts[0], wss[0])]
+                else:
+                    pool = _pool(len(parts))
+                    futures = [pool.submit(work, p, ws) for p, ws in zip(parts, wss, strict=True)]
+                    results = [f.result() for f in futures]
+        finally:
+            _give_workspaces(wss)
         acc, gacc = np.empty(M), np.empty((M, U.shape[1])) if grad else None
         acc[order] = sum(r[0] for r in results)
         if grad:

@@ -56,7 +56,7 @@ def ref_posterior(s: EvalSetScores, W, window=None, evidence=None) -> np.ndarray
     lp = s.logp.astype(np.float64)
     logu = np.log(unit_weights(W))  # (M, K)
     nats = np.zeros(len(logu))
-    for q in range(S):
+    for q in range(s.mask.shape[0]):
         for t in np.nonzero(s.mask[q])[0]:
             lo = 0 if window is None else max(t - window, 0)
             used = [tau for tau in range(lo, t) if ev[q, tau]]
@@ -79,7 +79,7 @@ def ref_bayes_counted(s: EvalSetScores, W) -> np.ndarray:
 
 def prefix_evidence(s: EvalSetScores) -> np.ndarray:
     last = np.array([np.nonzero(r)[0].max() if r.any() else -1 for r in s.mask])
-    return np.arange(T)[None, :] <= last[:, None]
+    return np.arange(s.mask.shape[1])[None, :] <= last[:, None]
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +139,21 @@ def test_vertex_is_the_experts_own_nll():
 
 
 def test_folding_and_threads_keep_float64_accuracy(monkeypatch):
-    """Many tiles, deep folds, an unfolded tail and two threads: still within 1e-5 nats."""
+    """Many tiles, deep folds, unfolded tails and two threads: still within 1e-5 nats."""
     rng = np.random.default_rng(7)
-    n = 4099  # not a multiple of the fold
-    logp = np.log(rng.dirichlet(np.ones(K) * 0.3, size=(1, n)).transpose(2, 0, 1) + 1e-30)
-    s = EvalSetScores("big", "val", logp.astype(np.float32), np.ones((1, n), bool))
+    shape = (8, 131)  # 1048 tokens: not a multiple of the fold
+    logp = np.log(rng.dirichlet(np.ones(K) * 0.3, size=shape).transpose(2, 0, 1) + 1e-30)
+    s = EvalSetScores("big", "val", logp.astype(np.float32), np.ones(shape, bool))
     W = np.vstack([rng.dirichlet(np.ones(K), size=300), np.eye(K)])
     monkeypatch.setattr(mde, "_TILE", 1 << 12)
     monkeypatch.setattr(mde, "_PARALLEL_MIN", 1)
-    ev = MDEEvaluator(s, threads=2)
-    np.testing.assert_allclose(ev.loss(W), ref_token(s, W), atol=1e-5)
+    np.testing.assert_allclose(MDEEvaluator(s, threads=2).loss(W), ref_token(s, W), atol=1e-5)
+    ev = MDEEvaluator(s, "window", 3, threads=2)
+    loss, grad = ev.loss_and_grad(W)
+    np.testing.assert_allclose(loss, ref_posterior(s, W, window=3), atol=1e-5)
+    np.testing.assert_allclose(ev.loss(W), loss, atol=1e-6)
+    plain = MDEEvaluator(s, "window", 3, threads=1, max_fold=1)
+    np.testing.assert_allclose(plain.loss_and_grad(W)[1], grad, atol=1e-5, rtol=1e-5)
     assert mde._fold_for(0.2) == 16 and mde._fold_for(1e-12) == 2
 
 
