@@ -1,0 +1,187 @@
+"""CLI for the GPU side: ``experts train``, ``experts score`` and ``runs train`` (thin wrappers).
+
+``runs_train`` is a standalone click command that ``cli.py`` attaches to its ``runs`` group.
+Library errors (:class:`MixsurrogateError`) become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+
+import click
+
+from .errors import MixsurrogateError
+
+
+def _one_line_errors(func: Callable) -> Callable:
+    """Turn a MixsurrogateError into click's one-line 'Error: ...' and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MixsurrogateError as err:
+            raise click.ClickException(str(err)) from err
+
+    return wrapper
+
+
+def _preset(value: str):
+    from .experts.presets import load_preset
+
+    return load_preset(value)
+
+
+def _domains(value: tuple[str, ...]) -> list[str] | None:
+    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    return names or None
+
+
+_PRESET_HELP = "preset name (tiny-cpu, small-gpu, gpu-70m, gpu-150m) or a path to a .toml file"
+_DEVICE = click.option(
+    "--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:N"
+)
+_QUIET = click.option("--quiet", is_flag=True, help="no progress bar")
+_JSON = click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+
+
+@click.group("experts")
+def experts() -> None:
+    """Data experts: one small LM per domain, and their scores on fixed evaluation sequences."""
+
+
+@experts.command("train")
+@click.argument("corpus", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--preset", "preset_name", default="tiny-cpu", show_default=True, help=_PRESET_HELP)
+@click.option("--domains", multiple=True, help="only these domains (comma-separated or repeated)")
+@click.option("--seed", default=0, show_default=True, type=int)
+@_DEVICE
+@_QUIET
+@_JSON
+@_one_line_errors
+def experts_train(corpus, out, preset_name, domains, seed, device, quiet, as_json) -> None:
+    """Train one expert per corpus domain into OUT/<domain>/ (resumable: rerun to continue).
+
+    \b
+    Example:
+      mixsurrogate experts train corpus/ --preset tiny-cpu experts/
+    """
+    from .experts.train import train_experts
+
+    results = train_experts(
+        corpus, _preset(preset_name), out, _domains(domains), seed, device, progress=not quiet
+    )
+    keys = ("domain", "skipped", "params", "steps", "tokens", "final_train_loss", "seconds")
+    if as_json:
+        click.echo(json.dumps([{k: r.get(k) for k in keys} for r in results], indent=2))
+        return
+    click.echo(
+        f"{'domain':<20} {'status':<8} {'params':>10} {'tokens':>12} {'loss':>7} {'seconds':>8}"
+    )
+    for r in results:
+        status = "skipped" if r["skipped"] else "trained"
+        click.echo(
+            f"{r['domain']:<20} {status:<8} {r['params']:>10,} {r['tokens']:>12,} "
+            f"{r['final_train_loss']:>7.3f} {r['seconds']:>8.1f}"
+        )
+    click.echo(f"experts in {out}")
+
+
+@experts.command("score")
+@click.argument("experts_dir", metavar="EXPERTS", type=click.Path(file_okay=False))
+@click.argument("corpus", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--float16", is_flag=True, help="store log-probabilities as float16 (half the size)")
+@_DEVICE
+@_QUIET
+@_JSON
+@_one_line_errors
+def experts_score(experts_dir, corpus, out, float16, device, quiet, as_json) -> None:
+    """Score every expert on the corpus evaluation sequences into the score store OUT.
+
+    \b
+    Example:
+      mixsurrogate experts score experts/ corpus/ scores/
+    """
+    from .experts.score import score_experts
+    from .scores import load_scores
+
+    path = score_experts(
+        experts_dir, corpus, out, device, "float16" if float16 else "float32", progress=not quiet
+    )
+    store = load_scores(path)
+    summary = {
+        "path": str(path),
+        "experts": store.experts,
+        "eval_id": store.eval_id,
+        "eval_sets": {
+            n: {"kind": s.kind, "shape": list(s.logp.shape), "tokens": s.n_tokens}
+            for n, s in store.eval_sets.items()
+        },
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(
+        f"score store {path}: experts {', '.join(store.experts)}; eval_id {store.eval_id[:12]}"
+    )
+    click.echo(f"{'eval set':<24} {'kind':<5} {'sequences':>9} {'positions':>9} {'tokens':>9}")
+    for n, s in store.eval_sets.items():
+        _, seqs, pos = s.logp.shape
+        click.echo(f"{n:<24} {s.kind:<5} {seqs:>9} {pos:>9} {s.n_tokens:>9}")
+
+
+@click.command("train")
+@click.argument("corpus", type=click.Path(file_okay=False))
+@click.argument("mixtures", type=click.Path(dir_okay=False))
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("--preset", "preset_name", default="tiny-cpu", show_default=True, help=_PRESET_HELP)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="seed of every run without a 'seed' column",
+)
+@click.option(
+    "--resume-dir",
+    type=click.Path(file_okay=False),
+    help="checkpoints of unfinished runs [default: .LOG.checkpoints beside LOG]",
+)
+@_DEVICE
+@_QUIET
+@_JSON
+@_one_line_errors
+def runs_train(
+    corpus, mixtures, log, preset_name, seed, resume_dir, device, quiet, as_json
+) -> None:
+    """Train one proxy model per mixture and append its losses to the runs log LOG.
+
+    MIXTURES is a CSV/JSONL with run_id and w:<domain> columns (as 'runs design' writes);
+    runs already in LOG are skipped, an interrupted run resumes from its checkpoint.
+
+    \b
+    Example:
+      mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv
+    """
+    from .experts.train import train_proxy_runs
+
+    rows = train_proxy_runs(
+        corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device, progress=not quiet
+    )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"nothing to train: every run of {mixtures} is already in {log}")
+        return
+    losses = [c for c in rows[0] if c.startswith("loss:")]
+    click.echo(f"{'run_id':<16} {'seconds':>8} " + " ".join(f"{c[5:][:12]:>12}" for c in losses))
+    for r in rows:
+        click.echo(
+            f"{r['run_id']:<16} {r['seconds']:>8.1f} " + " ".join(f"{r[c]:>12.4f}" for c in losses)
+        )
+    click.echo(f"appended {len(rows)} run(s) to {log}")

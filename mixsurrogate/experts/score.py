@@ -1,0 +1,102 @@
+"""Experts -> score store: every expert's log-probabilities on the same evaluation sequences."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..errors import ScoreStoreError
+from ..scores import EvalSetScores, write_scores
+from .corpus_store import Corpus
+from .evalsets import build_eval_suite
+from .lm_eval import token_logprobs
+from .model import load_trained, select_device
+from .presets import preset_from_dict
+from .train import read_expert_meta
+
+
+def find_experts(experts_dir: Path, corpus: Corpus) -> list[tuple[str, Path, dict]]:
+    """Finished experts in corpus domain order, checked against the corpus tokenizer."""
+    found = []
+    for domain in corpus.domains:
+        meta = read_expert_meta(experts_dir / domain)
+        if meta is not None:
+            found.append((domain, experts_dir / domain, meta))
+    if not found:
+        raise ScoreStoreError(
+            f"{experts_dir}: no finished expert for any corpus domain "
+            f"({', '.join(corpus.domains)}); train them with 'mixsurrogate experts train'"
+        )
+    for domain, _, meta in found:
+        if meta.get("tokenizer_sha256") != corpus.tokenizer_sha256:
+            raise ScoreStoreError(
+                f"expert {domain!r} was trained with tokenizer {str(meta.get('tokenizer_sha256'))[:12]}, "
+                f"the corpus has {corpus.tokenizer_sha256[:12]}: score with the corpus it was trained on"
+            )
+    hashes = {meta["preset_sha256"] for _, _, meta in found}
+    if len(hashes) > 1:
+        raise ScoreStoreError(f"{experts_dir}: experts of different presets cannot share a store")
+    return found
+
+
+def score_experts(
+    experts_dir: str | Path,
+    corpus_dir: str | Path,
+    out: str | Path,
+    device: str = "auto",
+    dtype: str = "float32",
+    progress: bool = True,
+) -> Path:
+    """Write the score store of every finished expert in ``experts_dir`` to ``out``."""
+    corpus = Corpus.load(corpus_dir)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ScoreStoreError(f"{out}: exists and is not empty; choose a new folder")
+    experts = find_experts(Path(experts_dir), corpus)
+    preset = preset_from_dict(experts[0][2]["preset"], experts[0][2]["preset"]["name"])
+    suite = build_eval_suite(
+        corpus, preset.model.context, preset.eval.val_sequences, preset.eval.task_items
+    )
+    dev = select_device(device)
+    logp = {
+        name: np.empty((len(experts), *s.mask.shape), np.float32) for name, s in suite.sets.items()
+    }
+    bar = tqdm(
+        total=len(experts) * len(suite.sets), desc="score", disable=not progress, leave=False
+    )
+    for i, (domain, folder, _) in enumerate(experts):
+        model = load_trained(folder, dev)
+        for name, seqs in suite.sets.items():
+            bar.set_postfix(expert=domain, set=name, refresh=False)
+            logp[name][i] = token_logprobs(model, seqs, preset.eval.batch_size, dev)
+            bar.update(1)
+    bar.close()
+    sets = {name: EvalSetScores(name, s.kind, logp[name], s.mask) for name, s in suite.sets.items()}
+    provenance = {
+        "tool": f"mixsurrogate {__version__}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "corpus": str(corpus.root.resolve()),
+        "preset": preset.to_dict(),
+        "preset_sha256": preset.sha256,
+        "experts": {
+            domain: {
+                k: meta.get(k) for k in ("seed", "steps", "tokens", "params", "final_train_loss")
+            }
+            for domain, _, meta in experts
+        },
+        "device": str(dev),
+    }
+    return write_scores(
+        out,
+        [d for d, _, _ in experts],
+        sets,
+        seq_len=preset.model.context,
+        tokenizer_sha256=corpus.tokenizer_sha256,
+        eval_id=suite.eval_id,
+        provenance=provenance,
+        dtype=dtype,
+    )
