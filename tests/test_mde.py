@@ -265,3 +265,13 @@ def test_feature_map_shapes_and_order(store, kind, mixtures):
 def test_feature_map_rejects_unknown_sets(store):
     with pytest.raises(ScoreStoreError, match="val_a"):
         MDEFeatureMap(store, ["nope"])
+
+
+def test_feature_map_window_columns(store, mixtures):
+    fmap = MDEFeatureMap(store, ["val_a"], kind="both", window=4, evidence="prefix")
+    assert fmap.names == ["mde_token:val_a", "mde_window4:val_a"]
+    s = store.eval_sets["val_a"]
+    X = fmap.transform(mixtures[:5])
+    np.testing.assert_allclose(
+        X[:, 1], ref_posterior(s, mixtures[:5], 4, prefix_evidence(s)), atol=1e-5
+    )
