@@ -570,6 +570,19 @@ def demo(out_dir: str, n_train: int) -> None:
         click.echo(f"wrote {path}")
 
 
+def _register_training_commands() -> None:
+    """The corpus / experts / runs-train commands live in their own modules (torch side)."""
+    from .cli_corpus import corpus
+    from .cli_experts import experts, runs_train
+
+    main.add_command(corpus)
+    main.add_command(experts)
+    runs.add_command(runs_train, name="train")
+
+
+_register_training_commands()
+
+
 def run() -> None:  # pragma: no cover - console entry point
     main(prog_name="mixsurrogate")
 
