@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 
 import click
 
 from .errors import MixsurrogateError
+
+
+def _echo(text: str) -> None:
+    """Print once: under torchrun only rank 0 reports."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(text)
 
 
 def _one_line_errors(func: Callable) -> Callable:
@@ -76,18 +83,16 @@ def experts_train(corpus, out, preset_name, domains, seed, device, quiet, as_jso
     )
     keys = ("domain", "skipped", "params", "steps", "tokens", "final_train_loss", "seconds")
     if as_json:
-        click.echo(json.dumps([{k: r.get(k) for k in keys} for r in results], indent=2))
+        _echo(json.dumps([{k: r.get(k) for k in keys} for r in results], indent=2))
         return
-    click.echo(
-        f"{'domain':<20} {'status':<8} {'params':>10} {'tokens':>12} {'loss':>7} {'seconds':>8}"
-    )
+    _echo(f"{'domain':<20} {'status':<8} {'params':>10} {'tokens':>12} {'loss':>7} {'seconds':>8}")
     for r in results:
         status = "skipped" if r["skipped"] else "trained"
-        click.echo(
+        _echo(
             f"{r['domain']:<20} {status:<8} {r['params']:>10,} {r['tokens']:>12,} "
             f"{r['final_train_loss']:>7.3f} {r['seconds']:>8.1f}"
         )
-    click.echo(f"experts in {out}")
+    _echo(f"experts in {out}")
 
 
 @experts.command("score")
@@ -109,6 +114,9 @@ def experts_score(experts_dir, corpus, out, float16, device, quiet, as_json) -> 
     from .experts.score import score_experts
     from .scores import load_scores
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # scoring is one pass of inference: under torchrun, rank 0 does it alone
+
     path = score_experts(
         experts_dir, corpus, out, device, "float16" if float16 else "float32", progress=not quiet
     )
@@ -123,15 +131,13 @@ def experts_score(experts_dir, corpus, out, float16, device, quiet, as_json) -> 
         },
     }
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        _echo(json.dumps(summary, indent=2))
         return
-    click.echo(
-        f"score store {path}: experts {', '.join(store.experts)}; eval_id {store.eval_id[:12]}"
-    )
-    click.echo(f"{'eval set':<24} {'kind':<5} {'sequences':>9} {'positions':>9} {'tokens':>9}")
+    _echo(f"score store {path}: experts {', '.join(store.experts)}; eval_id {store.eval_id[:12]}")
+    _echo(f"{'eval set':<24} {'kind':<5} {'sequences':>9} {'positions':>9} {'tokens':>9}")
     for n, s in store.eval_sets.items():
         _, seqs, pos = s.logp.shape
-        click.echo(f"{n:<24} {s.kind:<5} {seqs:>9} {pos:>9} {s.n_tokens:>9}")
+        _echo(f"{n:<24} {s.kind:<5} {seqs:>9} {pos:>9} {s.n_tokens:>9}")
 
 
 @click.command("train")
@@ -173,15 +179,15 @@ def runs_train(
         corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device, progress=not quiet
     )
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"nothing to train: every run of {mixtures} is already in {log}")
+        _echo(f"nothing to train: every run of {mixtures} is already in {log}")
         return
     losses = [c for c in rows[0] if c.startswith("loss:")]
-    click.echo(f"{'run_id':<16} {'seconds':>8} " + " ".join(f"{c[5:][:12]:>12}" for c in losses))
+    _echo(f"{'run_id':<16} {'seconds':>8} " + " ".join(f"{c[5:][:12]:>12}" for c in losses))
     for r in rows:
-        click.echo(
+        _echo(
             f"{r['run_id']:<16} {r['seconds']:>8.1f} " + " ".join(f"{r[c]:>12.4f}" for c in losses)
         )
-    click.echo(f"appended {len(rows)} run(s) to {log}")
+    _echo(f"appended {len(rows)} run(s) to {log}")

@@ -178,13 +178,15 @@ def test_reruns_skip_finished_work(world):
 def test_proxy_run_matches_expert_on_a_vertex(world, tmp_path):
     """A proxy run with all weight on one domain is that domain's expert (same seed, same batches)."""
     (tmp_path / "mix.jsonl").write_text(
-        json.dumps({"run_id": "v", "w:words": 1.0, "w:sums": 0.0}) + "\n"
+        json.dumps({"run_id": "v", "w:sums": 0.0, "w:words": 1.0}) + "\n"
     )
     preset = load_preset(world["preset"])
     rows = train_proxy_runs(
         world["corpus"], tmp_path / "mix.jsonl", preset, tmp_path / "log.jsonl", progress=False
     )
     store = load_scores(world["root"] / "scores")
+    log = load_runs(tmp_path / "log.jsonl")
+    assert log.domains == store.experts, "w: columns follow the corpus order, like the experts"
     for name, s in store.eval_sets.items():
         assert rows[0][f"loss:{name}"] == pytest.approx(
             -s.logp[0][s.mask].astype(np.float64).mean(), rel=1e-5
@@ -355,6 +357,15 @@ def test_runs_log_of_other_eval_sequences_is_refused(world, tmp_path):
     with pytest.raises(MixsurrogateError, match="eval_id differs"):
         train_proxy_runs(
             world["corpus"], tmp_path / "mix.csv", load_preset(world["preset"]), log, progress=False
+        )
+    longer = load_preset(tiny_preset(tmp_path / "longer.toml", train={"tokens": 8 * 32 * 50}))
+    with pytest.raises(MixsurrogateError, match="share a budget"):
+        train_proxy_runs(
+            world["corpus"],
+            tmp_path / "mix.csv",
+            longer,
+            world["root"] / "runs.csv",
+            progress=False,
         )
 
 

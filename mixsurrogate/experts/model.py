@@ -26,12 +26,17 @@ CONFIG_FILE = "config.json"
 def select_device(name: str = "auto") -> torch.device:
     """``auto``: the rank's GPU under torchrun, else the first GPU, else the CPU."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        name = "cpu"
+        name = (
+            f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        )
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise MixsurrogateError(f"device {name!r} asked for but no CUDA GPU is available")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise MixsurrogateError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)") from err
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and the default stream follow the rank's GPU
     if device.type == "cpu":
         # Denormal floats make CPU matmuls orders of magnitude slower late in training.
         torch.set_flush_denormal(True)

@@ -249,6 +249,10 @@ def train_loop(
                 save_checkpoint(checkpoint, model, optimizer, done, identity)
             barrier()
     bar.close()
+    if world > 1:  # each rank saw its own rows: report the loss of the global batch
+        mean = torch.tensor([loss_value], dtype=torch.float64, device=device)
+        dist.all_reduce(mean)
+        loss_value = float(mean) / world
     seconds = time.perf_counter() - began
     return TrainResult(total, total * preset.tokens_per_step, loss_value, seconds, start)
 
@@ -277,7 +281,12 @@ def _model_facts(model: torch.nn.Module) -> dict:
 def read_expert_meta(folder: Path) -> dict | None:
     """The meta.json of a finished expert, or None while it is unfinished."""
     path = folder / META_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise MixsurrogateError(f"{path}: invalid JSON ({err})") from err
 
 
 def train_experts(
@@ -338,6 +347,7 @@ def train_experts(
             "tokens": result.tokens,
             "final_train_loss": result.final_loss,
             "seconds": round(result.seconds, 2),
+            "tokens_per_s": round(result.tokens_per_s, 1),
             "resumed_from_step": result.resumed_from,
             "device": str(dev),
         }
@@ -411,7 +421,7 @@ def _safe_name(run_id: str) -> str:
     return f"{clean}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
-def _logged_runs(log: Path, suite: EvalSuite, domains: list[str]) -> set[str]:
+def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -> set[str]:
     """Run ids already in the log, after checking that the log is compatible with these runs."""
     if not log.exists():
         return set()
@@ -426,6 +436,11 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str]) -> set[str]:
         raise RunsLogError(
             f"{log}: logged runs were evaluated on other sequences or another tokenizer "
             f"(eval_id differs from {suite.eval_id[:12]}); use a new log"
+        )
+    if "tokens" in frame.columns and (frame["tokens"] != tokens).any():
+        raise RunsLogError(
+            f"{log}: logged runs trained {int(frame['tokens'].iloc[0]):,} tokens, this preset "
+            f"trains {tokens:,}; runs of one log share a budget, so use a new log"
         )
     return set(frame["run_id"].astype(str))
 
@@ -449,11 +464,12 @@ def train_proxy_runs(
     corpus = Corpus.load(corpus_dir)
     log = Path(log)
     mixtures = read_mixtures(mixtures_path, corpus)
-    domains = list(mixtures[0].weights)
+    # corpus order, the order of the experts in a score store (check_matches_runs compares them)
+    domains = [d for d in corpus.domains if d in mixtures[0].weights]
     suite = build_eval_suite(
         corpus, preset.model.context, preset.eval.val_sequences, preset.eval.task_items
     )
-    done = _logged_runs(log, suite, domains)
+    done = _logged_runs(log, suite, domains, preset.steps * preset.tokens_per_step)
     todo = [m for m in mixtures if m.run_id not in done]
     samplers = {
         m.run_id: mixture_sampler(
