@@ -24,6 +24,7 @@ from mixsurrogate.experts.corpus import (
     assemble_corpus,
     build_corpus,
     cap_documents,
+    collect_sources,
     deduplicate,
     split_documents,
     split_long,
@@ -31,9 +32,11 @@ from mixsurrogate.experts.corpus import (
 from mixsurrogate.experts.corpus_store import CORPUS_FORMAT, Corpus, file_sha256
 from mixsurrogate.experts.sources import (
     Document,
+    Source,
     clean_text,
     debian_available,
     dictd_entries,
+    extract_go,
     extract_kjv,
     extract_stdlib,
     fetch_debian,
@@ -439,3 +442,20 @@ def test_cli_build_and_errors(tmp_path: Path) -> None:
     as_json = runner.invoke(corpus_cli, [*args[:1], str(tmp_path / "j"), *args[2:], "--json"])
     assert as_json.exit_code == 0
     assert json.load(io.StringIO(as_json.output))["format"] == CORPUS_FORMAT
+
+
+def test_full_preset_without_apt_says_so_and_keeps_the_other_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mixsurrogate.experts.corpus as corpus_module
+
+    monkeypatch.setattr(corpus_module, "debian_available", lambda: False)
+    stdlib = Source("python-stdlib", "code", "stdlib", "python", "", "PSF-2.0",
+                    lambda root: extract_stdlib(root, limit=3))  # fmt: skip
+    debian = Source("golang-src", "code", "debian", "no-such-deb", "", "BSD-3-Clause", extract_go)
+    said: list[str] = []
+    domains = collect_sources((stdlib, debian), tmp_path, progress=False, say=said.append)
+    assert len(said) == 1 and "skipping the Debian sources" in said[0]
+    assert [s["name"] for s in domains["code"].sources] == ["python-stdlib"]
+    assert len(domains["code"].documents) == 3
+    assert {d.source for d in domains["code"].documents} == {"python-stdlib"}

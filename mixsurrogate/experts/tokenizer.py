@@ -28,9 +28,12 @@ def check_vocab_size(vocab_size: int) -> None:
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int, *, length: int | None = None, progress: bool = False
+    texts: Iterable[str], vocab_size: int, *, length: int | None = None
 ) -> Tokenizer:
-    """Train a GPT-2-style byte-level BPE with ``EOS_TOKEN`` as the only special token."""
+    """Train a GPT-2-style byte-level BPE with ``EOS_TOKEN`` as the only special token.
+
+    The trainer's own progress bar stays off: it writes to stdout, which ``--json`` keeps clean.
+    """
     check_vocab_size(vocab_size)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -40,7 +43,7 @@ def train_tokenizer(
         min_frequency=2,
         special_tokens=[EOS_TOKEN],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=progress,
+        show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer, length=length)
     return tokenizer
