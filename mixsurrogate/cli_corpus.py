@@ -54,7 +54,7 @@ def _summary(manifest: dict) -> str:
     "from_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Your own text: DIR/<domain>/*.txt|*.jsonl|*.jsonl.gz (nothing is downloaded).",
+    help='Your own text, nothing downloaded: DIR/<domain>/ of .txt (one document per file; form feeds separate several) and .jsonl/.jsonl.gz ({"text": ...} per line).',
 )
 @click.option(
     "--tasks-from",
