@@ -18,8 +18,9 @@ resumes from its checkpoint in the work folder. Jobs run in ``--workers`` proces
 faster than one two-thread process); rows are appended to the logs in plan order by this process
 alone, atomically (:func:`mixsurrogate.runs.append_run`).
 
-Example:
-  python bench/realtext/generate.py --corpus /tmp/corpus-pypi --work /tmp/realtext-work
+Example (the bench-cpu preset expects a corpus with a 1024-id vocabulary):
+  mixsurrogate corpus build /tmp/corpus-v1024 --preset pypi --vocab-size 1024
+  python bench/realtext/generate.py --corpus /tmp/corpus-v1024 --work /tmp/realtext-work
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def logged(path: Path) -> pd.DataFrame | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--corpus", default="/tmp/corpus-pypi")
+    ap.add_argument("--corpus", default="/tmp/corpus-v1024")
     ap.add_argument("--work", default="/tmp/realtext-work", help="experts and checkpoints")
     ap.add_argument("--out", default=str(REPO / "mixsurrogate" / "data" / "realtext"))
     ap.add_argument("--preset", default="bench-cpu", help="preset name or .toml path")
