@@ -114,26 +114,38 @@ def _score_rows(
 def train_test(
     specs: Sequence[PredictorSpec],
     train: RunsLog,
-    test: RunsLog,
+    test: RunsLog | dict[str, RunsLog],
     targets: Sequence[str] | None = None,
     feature_fn: FeatureFn | None = None,
     progress: bool = True,
     objective: Objective | None = None,
 ) -> pd.DataFrame:
-    """Fit each predictor on ``train`` and score it on ``test`` (one row per predictor x target).
+    """Fit each predictor on ``train`` once and score it on ``test`` (one row per predictor x target).
 
-    With an ``objective``, a row ``target == "objective"`` scores the blend of the predicted sets.
+    ``test`` may be a dict of labelled logs: the rows then carry a ``test`` column, and each
+    predictor is still fitted only once. With an ``objective``, a row ``target == "objective"``
+    scores the blend of the predicted sets.
     """
-    _check_same_domains(train, test)
+    tests = test if isinstance(test, dict) else {"": test}
+    for log in tests.values():
+        _check_same_domains(train, log)
     targets = list(targets or train.targets)
-    y_true = [test.loss(t) for t in targets]
+    labels = list(tests)
+    W_all = np.vstack([tests[label].W for label in labels])  # noqa: N806
+    bounds = np.cumsum([0] + [len(tests[label]) for label in labels])
     rows: list[dict] = []
     for spec in tqdm(specs, desc="predictors", disable=not progress, leave=False):
         try:
-            pred, fitted, _ = fit_predict(spec, train, test.W, targets, feature_fn)
+            pred, fitted, _ = fit_predict(spec, train, W_all, targets, feature_fn)
         except UnsupportedTargetError:
             continue
-        rows += _score_rows(spec, targets, fitted, y_true, pred, {"n_train": len(train)}, objective)
+        for i, label in enumerate(labels):
+            log = tests[label]
+            extra = {"n_train": len(train)} | ({"test": label} if label else {})
+            y_true = [log.loss(t) for t in targets]
+            rows += _score_rows(
+                spec, targets, fitted, y_true, pred[bounds[i] : bounds[i + 1]], extra, objective
+            )
     return pd.DataFrame(rows)
 
 
