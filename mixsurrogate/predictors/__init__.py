@@ -1,0 +1,60 @@
+"""Predictor registry: registry name -> estimator class (contract in ``base.MixturePredictor``).
+
+Every predictor is built by ``make_predictor(name, **hyper_parameters)``. ``RATE_PREDICTORS``
+need only the mixture rates; ``MDE_PREDICTORS`` also need ``features`` (MDE losses of every
+evaluation set, computed by the caller from a score store).
+"""
+
+from __future__ import annotations
+
+from ..errors import MixsurrogateError
+from .base import MixturePredictor
+from .gp import GPPredictor
+from .laws import BiMixPredictor, DMLPredictor
+from .lgbm import LGBMPredictor
+from .linear import LinearPredictor
+from .loglinear import LogLinearPredictor
+from .mde import (
+    GPMDEPredictor,
+    LGBMMDEPredictor,
+    LinearMDEPredictor,
+    MDECalPredictor,
+    MDEPredictor,
+)
+from .mean import MeanPredictor
+
+PREDICTORS: dict[str, type[MixturePredictor]] = {
+    cls.name: cls
+    for cls in (
+        MeanPredictor,
+        LinearPredictor,
+        LogLinearPredictor,
+        LGBMPredictor,
+        GPPredictor,
+        DMLPredictor,
+        BiMixPredictor,
+        MDEPredictor,
+        MDECalPredictor,
+        LinearMDEPredictor,
+        LGBMMDEPredictor,
+        GPMDEPredictor,
+    )
+}
+RATE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if not c.uses_features]
+MDE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if c.uses_features]
+
+
+def make_predictor(name: str, **params) -> MixturePredictor:
+    """A fresh predictor by registry name, hyper-parameters as keyword arguments."""
+    if name not in PREDICTORS:
+        raise MixsurrogateError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
+    return PREDICTORS[name](**params)
+
+
+__all__ = [
+    "MDE_PREDICTORS",
+    "PREDICTORS",
+    "RATE_PREDICTORS",
+    "MixturePredictor",
+    "make_predictor",
+]

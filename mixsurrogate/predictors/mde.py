@@ -1,0 +1,112 @@
+"""Predictors that use the MDE loss approximations (``features``) the caller computes.
+
+``features`` has one column per evaluation set: the mixture-of-data-experts loss of that set
+for each row's mixture (MDE paper: the losses of *all* sets, not only the target's, are
+useful features). ``target_feature`` is the column of the target's own MDE loss.
+
+* ``mde``: the target's MDE loss as the prediction, no fitting (zero-shot);
+* ``mde-cal``: ``a + b * mde`` fitted on the runs (MDE is biased: experts are not the model);
+* ``linear+mde``, ``lgbm+mde``, ``gp+mde``: the rate predictors on ``[rates, features]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MixsurrogateError, UnsupportedTargetError
+from .base import MixturePredictor
+from .gp import GPPredictor
+from .lgbm import LGBMPredictor
+from .linear import LinearPredictor
+
+
+class MDEPredictor(MixturePredictor):
+    """The target's own MDE loss, unfitted: what the experts alone say."""
+
+    name = "mde"
+    uses_features = True
+
+    def __init__(self, target_feature: int | None = None):
+        self.target_feature = target_feature
+
+    def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
+        return 0
+
+    def _own(self, features: np.ndarray) -> np.ndarray:
+        if self.target_feature is None:
+            raise UnsupportedTargetError(
+                f"{self.name} needs the column of the target's own MDE loss (target_feature); "
+                "this evaluation set has no MDE feature"
+            )
+        if not 0 <= self.target_feature < features.shape[1]:
+            raise MixsurrogateError(
+                f"{self.name} target_feature {self.target_feature} is outside the "
+                f"{features.shape[1]} feature columns"
+            )
+        return features[:, self.target_feature]
+
+    def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray) -> None:  # noqa: N803
+        self._own(features)  # fail at fit time, not at the first prediction
+
+    def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self._own(features)
+
+
+class MDECalPredictor(MDEPredictor):
+    """``a + b * mde``: MDE's ranking with the scale and offset of the real runs."""
+
+    name = "mde-cal"
+
+    def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
+        return 2
+
+    def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray) -> None:  # noqa: N803
+        x = self._own(features)
+        if np.ptp(x) == 0:
+            raise UnsupportedTargetError(f"{self.name}: the MDE feature is constant over the runs")
+        self.slope_, self.intercept_ = (float(v) for v in np.polyfit(x, y, 1))
+
+    def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.intercept_ + self.slope_ * self._own(features)
+
+
+class _WithFeatures:
+    """Mixin: the rate predictor's design with the MDE features appended as columns."""
+
+    uses_features = True
+
+    def _design(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
+        return np.hstack([super()._design(W, None), self._scale_features(features)])
+
+    def _scale_features(self, features: np.ndarray) -> np.ndarray:
+        return features
+
+
+class LinearMDEPredictor(_WithFeatures, LinearPredictor):
+    """Ridge on rates and MDE losses (the pipeline standardises every column)."""
+
+    name = "linear+mde"
+
+
+class LGBMMDEPredictor(_WithFeatures, LGBMPredictor):
+    """LightGBM on rates and MDE losses (trees need no scaling)."""
+
+    name = "lgbm+mde"
+
+
+class GPMDEPredictor(_WithFeatures, GPPredictor):
+    """GP on transformed rates and MDE losses, the losses min-max scaled on the training runs.
+
+    The scaling puts MDE columns in the same [0, 1] range as the transformed rates, so the
+    dimension-scaled lengthscale prior treats both kinds of input alike.
+    """
+
+    name = "gp+mde"
+
+    def _learn_scaling(self, W: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
+        self.feature_low_ = features.min(axis=0)
+        spread = features.max(axis=0) - self.feature_low_
+        self.feature_spread_ = np.where(spread > 0, spread, 1.0)
+
+    def _scale_features(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.feature_low_) / self.feature_spread_

@@ -1,0 +1,187 @@
+"""Predictors on small synthetic problems with known structure (fast: no RegMix fits here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+
+from mixsurrogate.errors import MixsurrogateError, NotEnoughRunsError, UnsupportedTargetError
+from mixsurrogate.predictors import (
+    MDE_PREDICTORS,
+    PREDICTORS,
+    RATE_PREDICTORS,
+    make_predictor,
+)
+from mixsurrogate.predictors.laws import DMLPredictor
+from mixsurrogate.predictors.multitarget import MultiTargetPredictor
+from mixsurrogate.predictors.summary import ols_summary
+
+K = 4
+DOMAINS = ["web", "code", "books", "math"]
+
+
+def mixtures(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).dirichlet(np.full(K, 0.7), n)
+
+
+def true_losses(W: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Two targets: 'web' driven mostly by its own share (a power law), 'qa' a mixing law."""
+    web = 2.5 / (W[:, 0] + 0.05) ** 0.2 + 0.3 * W[:, 1]
+    qa = 3.0 + 1.2 * np.exp(-1.5 * W[:, 1] + 0.8 * W[:, 2] - 0.5 * W[:, 3])
+    return np.column_stack([web, qa])
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    W, Wt = mixtures(60, 1), mixtures(80, 2)  # noqa: N806
+    Y = true_losses(W) + rng.normal(0, 0.01, (60, 2))  # noqa: N806
+    Yt = true_losses(Wt)  # noqa: N806
+    # MDE-like features: a biased, noisy but monotone view of each target's true loss
+    F = 0.8 * true_losses(W) + 0.4 + rng.normal(0, 0.01, (60, 2))  # noqa: N806
+    Ft = 0.8 * Yt + 0.4 + rng.normal(0, 0.01, (80, 2))  # noqa: N806
+    return W, Y, Wt, Yt, F, Ft
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a - b) ** 2))
+
+
+def test_registry_lists_and_unknown_name():
+    assert set(RATE_PREDICTORS) | set(MDE_PREDICTORS) == set(PREDICTORS)
+    assert {"mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix"} <= set(RATE_PREDICTORS)
+    assert {"mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde"} == set(MDE_PREDICTORS)
+    with pytest.raises(MixsurrogateError, match="choose from.*loglinear"):
+        make_predictor("ridge")
+
+
+@pytest.mark.parametrize("name", [n for n in RATE_PREDICTORS if n != "mean"])
+def test_rate_predictors_beat_mean(problem, name):
+    W, Y, Wt, Yt, _, _ = problem  # noqa: N806
+    target = 1 if name == "dml" else 0  # dml's own law on 'qa'; the rest on the power law
+    params = {"domain_index": 0} if name == "bimix" else {}
+    base = mse(make_predictor("mean").fit(W, Y[:, target]).predict(Wt), Yt[:, target])
+    pred = make_predictor(name, **params).fit(W, Y[:, target]).predict(Wt)
+    assert pred.shape == (len(Wt),)
+    assert mse(pred, Yt[:, target]) < 0.5 * base
+
+
+@pytest.mark.parametrize("name", ["mde-cal", "linear+mde", "lgbm+mde", "gp+mde"])
+def test_mde_predictors_beat_mean(problem, name):
+    W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
+    params = {"target_feature": 0} if name == "mde-cal" else {}
+    base = mse(make_predictor("mean").fit(W, Y[:, 0]).predict(Wt), Yt[:, 0])
+    pred = make_predictor(name, **params).fit(W, Y[:, 0], F).predict(Wt, Ft)
+    assert mse(pred, Yt[:, 0]) < 0.5 * base
+
+
+def test_mde_raw_is_the_feature_and_cal_removes_its_bias(problem):
+    W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
+    raw = make_predictor("mde", target_feature=1).fit(W, Y[:, 1], F)
+    np.testing.assert_array_equal(raw.predict(Wt, Ft), Ft[:, 1])
+    cal = make_predictor("mde-cal", target_feature=1).fit(W, Y[:, 1], F)
+    assert cal.slope_ == pytest.approx(1 / 0.8, rel=0.05)
+    assert mse(cal.predict(Wt, Ft), Yt[:, 1]) < 0.1 * mse(raw.predict(Wt, Ft), Yt[:, 1])
+    with pytest.raises(UnsupportedTargetError, match="target_feature"):
+        make_predictor("mde").fit(W, Y[:, 0], F)
+    with pytest.raises(ValueError, match="needs features"):
+        make_predictor("linear+mde").fit(W, Y[:, 0])
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTORS))
+def test_clone_and_params_round_trip(name):
+    pred = make_predictor(name)
+    params = pred.get_params()
+    twin = clone(pred)
+    assert twin.get_params() == params and twin is not pred
+    key = next(iter(params), None)
+    if key is not None:
+        assert twin.set_params(**{key: params[key]}).get_params() == params
+
+
+def test_gp_std_positive_and_larger_away_from_data():
+    rng = np.random.default_rng(3)
+    W = rng.dirichlet(np.full(K, 30.0), 30)  # runs clustered around the uniform mixture  # noqa: N806
+    gp = make_predictor("gp").fit(W, true_losses(W)[:, 0])
+    centre, vertex = np.full((1, K), 1 / K), np.eye(K)[:1]
+    std = gp.predict_std(np.vstack([centre, vertex]))
+    assert np.all(std > 0)
+    assert std[1] > 3 * std[0]
+
+
+def test_gp_hyper_subset_matches_full_fit():
+    W = mixtures(50, 4)  # noqa: N806
+    y = true_losses(W)[:, 0]
+    Wt = mixtures(40, 5)  # noqa: N806
+    full = make_predictor("gp").fit(W, y).predict(Wt)
+    sub = make_predictor("gp", hyper_runs=35).fit(W, y).predict(Wt)
+    assert spearmanr(full, sub)[0] > 0.97
+
+
+def test_dml_recovers_known_law():
+    W = mixtures(40, 6)  # noqa: N806
+    c, k, t = 2.0, 1.5, np.array([-2.0, 1.0, 0.5, -1.0])
+    y = c + k * np.exp(W @ t)
+    fit = DMLPredictor().fit(W, y)
+    assert fit.c_ == pytest.approx(c, rel=1e-2)
+    # t is identified up to a shift absorbed by k; the loss at each vertex is not
+    np.testing.assert_allclose(fit.k_ * np.exp(fit.t_), k * np.exp(t), rtol=1e-2)
+    np.testing.assert_allclose(
+        fit.predict(mixtures(20, 7)), c + k * np.exp(mixtures(20, 7) @ t), rtol=1e-4
+    )
+
+
+def test_dml_smart_starts_match_published_many_start_fit():
+    rng = np.random.default_rng(8)
+    W = mixtures(30, 9)  # noqa: N806
+    y = 3.0 + 0.8 * np.exp(W @ np.array([-1.0, 2.0, 0.3, -0.7])) + rng.normal(0, 0.02, 30)
+    smart = DMLPredictor(huber_delta=0.01).fit(W, y)
+    brute = DMLPredictor(huber_delta=0.01, starts=100).fit(W, y)
+    assert smart.loss_ <= brute.loss_ * (1 + 1e-4) + 1e-12
+
+
+def test_bimix_needs_a_matching_domain(problem):
+    W, Y, *_ = problem  # noqa: N806
+    with pytest.raises(UnsupportedTargetError, match="matches no training domain"):
+        make_predictor("bimix").fit(W, Y[:, 0])
+    fit = make_predictor("bimix", domain_index=0, eps=0.05).fit(W, Y[:, 0])
+    assert fit.alpha_ == pytest.approx(0.2, abs=0.05)
+
+
+def test_laws_refuse_with_fewer_runs_than_parameters(problem):
+    W, Y, *_ = problem  # noqa: N806
+    with pytest.raises(NotEnoughRunsError, match="dml has 5 parameters but only 4 runs"):
+        make_predictor("dml").fit(W[:4], Y[:4, 1])
+    with pytest.raises(NotEnoughRunsError):
+        make_predictor("bimix", domain_index=0).fit(W[:1], Y[:1, 0])
+
+
+def test_multitarget_skips_what_it_cannot_model(problem):
+    W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
+    targets = ["web", "qa"]
+    bimix = MultiTargetPredictor("bimix").fit(W, Y, targets, DOMAINS)
+    assert bimix.fitted_targets_ == ["web"] and "matches no training domain" in bimix.skipped_["qa"]
+    assert bimix.predict(Wt).shape == (len(Wt), 1)
+    assert not hasattr(bimix, "predict_std")
+
+    cal = MultiTargetPredictor("mde-cal").fit(W, Y, targets, DOMAINS, features=F)
+    assert cal.fitted_targets_ == targets and cal.skipped_ == {}
+    assert [m.target_feature for m in cal.members_.values()] == [0, 1]
+    assert cal.predict(Wt, Ft).shape == (len(Wt), 2)
+
+    gp = MultiTargetPredictor("gp", {"max_iter": 30}).fit(W[:30], Y[:30], targets, DOMAINS)
+    assert gp.predict_std(Wt).shape == (len(Wt), 2)
+    with pytest.raises(UnsupportedTargetError, match="none of the targets"):
+        MultiTargetPredictor("bimix").fit(W, Y[:, 1:], ["qa"], DOMAINS)
+
+
+def test_ols_summary_names_domains(problem):
+    W, Y, *_ = problem  # noqa: N806
+    W = np.column_stack([W, np.zeros(len(W))])  # noqa: N806
+    text = ols_summary(W, Y[:, 0], [*DOMAINS, "unused"])
+    assert all(d in text for d in DOMAINS) and "[0.025" in text
+    assert "no intercept" in text and "Left out (no run uses them): unused" in text
+    with pytest.raises(NotEnoughRunsError):
+        ols_summary(W[:3], Y[:3, 0], [*DOMAINS, "unused"])
