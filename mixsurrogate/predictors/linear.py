@@ -12,6 +12,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..errors import MixsurrogateError
 from .base import MixturePredictor
 
 #: penalties searched by leave-one-out; wide because runs range from ~10 to thousands
@@ -37,6 +38,8 @@ class LinearPredictor(MixturePredictor):
 
     def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
         alphas = DEFAULT_ALPHAS if self.alphas is None else tuple(self.alphas)
+        if self.log_target and np.any(y <= 0):
+            raise MixsurrogateError(f"{self.name} with log_target=True needs positive losses")
         target = np.log(y) if self.log_target else y
         self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))
         self.model_.fit(self._design(W, features), target)
