@@ -30,24 +30,24 @@ def _console():
     return Console(width=max(100, Console().width))
 
 
-def print_table(frame: pd.DataFrame, title: str = "", floatfmt: str = "{:.4f}") -> None:
+def _format_number(value) -> str:
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3e}"
+    return str(value)
+
+
+def print_table(frame: pd.DataFrame, title: str = "") -> None:
     """A readable table of a frame (rich), numbers formatted."""
     from rich.table import Table
 
     table = Table(title=title or None, show_lines=False)
     for col in frame.columns:
-        table.add_column(
-            str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left"
-        )
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        table.add_column(str(col), justify="right" if numeric else "left")
     for _, row in frame.iterrows():
-        table.add_row(
-            *[
-                floatfmt.format(v)
-                if isinstance(v, float | np.floating) and np.isfinite(v)
-                else str(v)
-                for v in row.tolist()
-            ]
-        )
+        table.add_row(*[_format_number(v) for v in row.tolist()])
     _console().print(table)
 
 
@@ -524,6 +524,34 @@ def _show_proposal(
 
 @main.command()
 @click.option(
+    "--data",
+    type=click.Choice(["realtext", "regmix"]),
+    default="realtext",
+    show_default=True,
+    help="realtext: committed runs + data experts (MDE); regmix: RegMix's public runs",
+)
+@click.option(
+    "--from-scratch",
+    "scratch_dir",
+    type=click.Path(file_okay=False),
+    help="first build a pypi corpus, train experts and runs in this folder (resumable; tens of minutes on CPU)",
+)
+@click.option(
+    "--preset",
+    "preset_name",
+    default="tiny-cpu",
+    show_default=True,
+    help="model preset for --from-scratch",
+)
+@click.option(
+    "--runs",
+    "n_sobol",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Sobol runs for --from-scratch (plus K vertices and uniform)",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
@@ -531,41 +559,49 @@ def _show_proposal(
     show_default=True,
     help="where the PNGs go",
 )
-@click.option(
-    "--n-train", type=int, default=64, show_default=True, help="training runs drawn from the 512"
-)
-def demo(out_dir: str, n_train: int) -> None:
-    """The whole method on built-in logged runs, no training (about a minute on 2 cores).
+def demo(data: str, scratch_dir: str | None, preset_name: str, n_sobol: int, out_dir: str) -> None:
+    """The whole method on built-in data, no training (under 2 minutes on 2 cores).
 
-    Compares every predictor on held-out runs, draws learning curves, and proposes the
-    mixture with the best predictor.
+    Compares predictors with and without MDE features on held-out runs, draws a learning
+    curve, and proposes the mixture for the blended objective with the best predictor.
 
     \b
-    Example:
-      mixsurrogate demo --out demo/
+    Examples:
+      mixsurrogate demo                       # committed real-text runs and experts
+      mixsurrogate demo --data regmix         # RegMix's public runs (rates only)
+      mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
     """
-    from .demo import regmix_demo
+    from . import demo as demos
+    from .objective import Objective
 
-    result = regmix_demo(out_dir, n_train=n_train)
+    if scratch_dir:
+        from .pipeline import build_from_scratch
+
+        runs_path, scores_path = build_from_scratch(
+            scratch_dir, preset_name, n_sobol, say=lambda m: click.echo(m, err=True)
+        )
+        result = demos.mde_demo(runs_path, scores_path, out_dir)
+    elif data == "realtext":
+        runs_path, scores_path = demos.realtext_paths()
+        result = demos.mde_demo(runs_path, scores_path, out_dir)
+    else:
+        result = demos.regmix_demo(out_dir)
     click.echo(result.description)
-    print_table(result.comparison, "held-out accuracy of each predictor")
+    print_table(
+        result.comparison,
+        "held-out accuracy of each predictor"
+        + (" on the blended objective" if data == "realtext" or scratch_dir else ""),
+    )
+    curve = result.curve
+    if "objective" in set(curve["target"]):
+        curve = curve[curve["target"] == "objective"]
     curve = (
-        result.curve.groupby(["predictor", "n_train"])["spearman"]
-        .mean()
-        .unstack("n_train")
-        .reset_index()
+        curve.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reset_index()
     )
     curve.columns = [str(c) for c in curve.columns]
     print_table(curve, "learning curve: Spearman vs number of training runs (mean of 3 draws)")
-    from .objective import Objective
-
-    _show_proposal(
-        result.proposal,
-        resolve_log("regmix:train-1m"),
-        Objective.parse("pile_cc=1", ["pile_cc"]),
-        False,
-        None,
-    )
+    objective = Objective(dict.fromkeys(result.proposal.set_losses, 1.0), "")
+    _show_proposal(result.proposal, None, objective, False, None)
     for path in result.figures:
         click.echo(f"wrote {path}")
 

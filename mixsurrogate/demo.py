@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import evaluate, plots
@@ -63,5 +64,81 @@ def regmix_demo(out_dir: str | Path, n_train: int = 64, progress: bool = True) -
     description = (
         f"RegMix's public runs (The Pile, 17 domains, 1M-parameter models): {n_train} training runs, "
         f"tested on 256 held-out runs, target loss:{DEMO_TARGET}"
+    )
+    return DemoResult(comparison, curve, proposal, figures, description)
+
+
+MDE_DEMO_PREDICTORS = (
+    "mean",
+    "linear",
+    "loglinear",
+    "gp",
+    "dml",
+    "mde",
+    "mde-cal",
+    "linear+mde",
+    "gp+mde",
+)
+MDE_DEMO_OBJECTIVE = "val=0.5,task=0.5"
+
+
+def realtext_paths() -> tuple[Path, Path]:
+    """The committed real-text benchmark: runs log and score store shipped with the package."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("mixsurrogate") / "data" / "realtext"))
+    return folder / "runs.csv", folder / "scores"
+
+
+def mde_demo(
+    runs_path: str | Path, scores_path: str | Path, out_dir: str | Path, progress: bool = True
+) -> DemoResult:
+    """Runs log + score store: 5-fold CV of rates-only and MDE predictors on the blended
+    objective, a learning curve, and the proposed mixture for ``val=0.5,task=0.5``."""
+    from .features import MDEFeatureMap
+    from .runs import load_runs
+    from .scores import load_scores
+
+    out_dir = Path(out_dir)
+    log, store = load_runs(runs_path), load_scores(scores_path)
+    eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
+    store.check_matches_runs(log.domains, log.targets, eval_id)
+    kinds = {n: s.kind for n, s in store.eval_sets.items()}
+    objective = Objective.parse(MDE_DEMO_OBJECTIVE, log.targets, kinds)
+    feature_fn = MDEFeatureMap(store, log.targets, kind="token").transform
+    specs = [evaluate.PredictorSpec(n) for n in MDE_DEMO_PREDICTORS]
+    table, _ = evaluate.cross_validate(
+        specs, log, 5, None, feature_fn, progress=progress, objective=objective
+    )
+    comparison = (
+        table[table["target"] == evaluate.OBJECTIVE_TARGET]
+        .drop(columns=["target", "n_train"])
+        .sort_values("spearman", ascending=False)
+    )
+    curve_specs = [s for s in specs if s.name in ("linear", "gp", "linear+mde", "gp+mde")]
+    sizes = [n for n in (8, 16, 24, 32) if n <= len(log) - 4]
+    curve = evaluate.learning_curve(
+        curve_specs, log, None, sizes, 3, None, feature_fn, progress=progress, objective=objective
+    )
+    best = str(comparison.iloc[0]["predictor"])
+    proposal = propose_exploit(log, evaluate.PredictorSpec(best), objective, feature_fn=feature_fn)
+    values = objective.combine(log.Y, log.targets)
+    figures = [
+        plots.learning_curves(curve, evaluate.OBJECTIVE_TARGET, out_dir / "learning_curve.png"),
+        plots.mixture_bars(
+            log.domains,
+            {
+                f"proposed ({best})": proposal.mixtures[0],
+                "uniform": np.full(len(log.domains), 1 / len(log.domains)),
+                f"best logged ({log.run_ids[int(values.argmin())]})": log.W[int(values.argmin())],
+            },
+            out_dir / "proposal.png",
+            f"mixture minimising predicted {MDE_DEMO_OBJECTIVE}",
+        ),
+    ]
+    description = (
+        f"{len(log)} proxy runs over {len(log.domains)} real-text domains ({', '.join(log.domains)}) "
+        f"with data experts' scores; objective {MDE_DEMO_OBJECTIVE} "
+        f"(validation sets: {', '.join(store.names('val'))}; end tasks: {', '.join(store.names('task'))})"
     )
     return DemoResult(comparison, curve, proposal, figures, description)

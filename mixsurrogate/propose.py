@@ -132,7 +132,7 @@ def minimise_on_simplex(
     bounds: Bounds,
     starts: np.ndarray,
     grad: Callable[[np.ndarray], np.ndarray] | None = None,
-    max_iter: int = 200,
+    max_iter: int = 100,
 ) -> np.ndarray:
     """Multi-start SLSQP on {sum w = 1, lower <= w <= upper}; returns the best point found.
 
@@ -160,7 +160,7 @@ def minimise_on_simplex(
             constraints=[
                 {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}
             ],
-            options={"maxiter": max_iter, "ftol": 1e-10},
+            options={"maxiter": max_iter, "ftol": 1e-9},
         )
         w = bounds.repair(res.x)[0]
         v = float(f(w[None])[0])
@@ -176,7 +176,7 @@ def propose_exploit(
     bounds: Bounds | None = None,
     feature_fn: FeatureFn | None = None,
     n_candidates: int = 8192,
-    n_starts: int = 4,
+    n_starts: int = 3,
     top_k: int = 100,
     seed: int = 0,
 ) -> Proposal:

@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import gpytorch
 import numpy as np
 import torch
 from botorch.fit import fit_gpytorch_mll
@@ -39,6 +40,7 @@ from .base import MixturePredictor, _check_features, _check_W
 #: ``sqrt``: the Hellinger embedding of the simplex (distances between distributions,
 #: stretched near zero shares); ``log``: log(w + eps) rescaled to [0, 1]; ``raw``: w itself.
 INPUT_TRANSFORMS = ("sqrt", "log", "raw")
+PREDICT_CHUNK = 256  # query points per posterior call, see GPPredictor._posterior
 
 #: below this many runs a GP runs on one torch thread (see ``_one_thread_if_small``)
 SMALL_GP_ROWS = 2048
@@ -162,16 +164,29 @@ class GPPredictor(MixturePredictor):
             )
         return model
 
-    def _posterior(self, W: np.ndarray, features: np.ndarray | None):  # noqa: N803
+    def _posterior(self, W: np.ndarray, features: np.ndarray | None, with_std: bool = True):  # noqa: N803
+        """Posterior mean (and std) per point, in chunks.
+
+        GPyTorch forms the joint prior covariance of all query points even when only the mean
+        or the diagonal is wanted, so thousands of candidates at once cost n^2 kernel entries;
+        chunks of ``PREDICT_CHUNK`` keep that negligible (measured 13x faster for 4096 points).
+        """
         X = torch.as_tensor(self._design(W, features), dtype=torch.float64)  # noqa: N806
+        means, stds = [], []
         with torch.no_grad(), _one_thread_if_small(len(self.model_.train_targets)):
-            post = self.model_.posterior(X)
-            mean = post.mean.squeeze(-1).numpy()
-            std = post.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
-        return mean, std
+            for chunk in torch.split(X, PREDICT_CHUNK):
+                if with_std:
+                    post = self.model_.posterior(chunk)
+                    stds.append(post.variance.clamp_min(0).sqrt().reshape(-1))
+                else:
+                    with gpytorch.settings.skip_posterior_variances():
+                        post = self.model_.posterior(chunk)
+                means.append(post.mean.reshape(-1))
+        mean = torch.cat(means).numpy()
+        return mean, torch.cat(stds).numpy() if with_std else None
 
     def _predict(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
-        mean, _ = self._posterior(W, features)
+        mean, _ = self._posterior(W, features, with_std=False)
         return np.exp(mean) if self.log_target else mean
 
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803

