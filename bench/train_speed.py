@@ -290,7 +290,8 @@ def write_results(r: dict, out: Path) -> None:
         f"{r['paired_ratio_median']:.3f}, rounds: {', '.join(f'{v:.2f}' for v in r['paired_ratios'])}); with checkpoint writes "
         f"({r['checkpoint_seconds']:.3f} s each, every checkpoint interval; {100 * r['checkpoint_share_of_time']:.2f}% of the time): "
         f"{r['ratio_with_checkpoints']:.3f}.",
-        f"Per CPU-second of this process (insensitive to other processes on the cores): bare "
+        f"Per CPU-second of this process (less sensitive to other processes on the cores, though "
+        f"with several threads OpenMP spin-waiting under load inflates it): bare "
         f"{statistics.median(r['bare_cpu_tokens_per_s']):,.0f}, ours {statistics.median(r['ours_cpu_tokens_per_s']):,.0f} tokens, "
         f"**ratio {r['cpu_time_ratio']:.3f}**.",
         f"Throughput: {r['achieved_gflops']} GFLOP/s at {r['flops_per_token'] / 1e6:.2f} MFLOP per training token"
