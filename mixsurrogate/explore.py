@@ -74,8 +74,8 @@ def propose_explore(
     features = feature_fn(log.W) if use_features else None
     gp.fit(log.W, -y, features=features)  # BoTorch maximises
     cand_features = feature_fn(candidates) if use_features else None
-    X_train = torch.as_tensor(gp._design(log.W, features), dtype=torch.float64)  # noqa: N806
-    X_cand = torch.as_tensor(gp._design(candidates, cand_features), dtype=torch.float64)  # noqa: N806
+    X_train = torch.as_tensor(gp.design_matrix(log.W, features), dtype=torch.float64)  # noqa: N806
+    X_cand = torch.as_tensor(gp.design_matrix(candidates, cand_features), dtype=torch.float64)  # noqa: N806
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -51,7 +51,7 @@ class LGBMPredictor(MixturePredictor):
         # evaluation shows); the internal CV needs a run per fold.
         return self.cv_folds if self.n_estimators == "cv" else 2
 
-    def _design(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
+    def design_matrix(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
         return W
 
     def _params(self, n_rows: int) -> dict:
@@ -95,10 +95,10 @@ class LGBMPredictor(MixturePredictor):
         return len(next(iter(result.values())))
 
     def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
-        X = self._design(W, features)  # noqa: N806
+        X = self.design_matrix(W, features)  # noqa: N806
         self.n_rounds_ = self._rounds(X, y)
         data = lgb.Dataset(X, y, params={"min_data_in_bin": 1, "verbose": -1})
         self.booster_ = lgb.train(self._params(len(y)), data, num_boost_round=self.n_rounds_)
 
     def _predict(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
-        return self.booster_.predict(self._design(W, features))
+        return self.booster_.predict(self.design_matrix(W, features))

@@ -2,7 +2,7 @@
 
 ``RidgeCV`` with ``cv=None`` picks alpha by efficient leave-one-out (generalised
 cross-validation) on the data it is given, so no held-out run ever informs the fit.
-Subclasses change the design matrix (``_design``) and reuse everything else.
+Subclasses change the design matrix (``design_matrix``) and reuse everything else.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class LinearPredictor(MixturePredictor):
         # three runs are the least for a leave-one-out choice of the penalty to mean anything.
         return 3
 
-    def _design(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
+    def design_matrix(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
         return W
 
     def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
@@ -42,9 +42,9 @@ class LinearPredictor(MixturePredictor):
             raise MixsurrogateError(f"{self.name} with log_target=True needs positive losses")
         target = np.log(y) if self.log_target else y
         self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))
-        self.model_.fit(self._design(W, features), target)
+        self.model_.fit(self.design_matrix(W, features), target)
         self.alpha_ = float(self.model_[-1].alpha_)
 
     def _predict(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
-        out = self.model_.predict(self._design(W, features))
+        out = self.model_.predict(self.design_matrix(W, features))
         return np.exp(out) if self.log_target else out

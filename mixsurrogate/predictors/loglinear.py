@@ -32,5 +32,5 @@ class LogLinearPredictor(LinearPredictor):
         self.log_target = log_target
         self.alphas = alphas
 
-    def _design(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
+    def design_matrix(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
         return np.hstack([W, np.log(W + self.eps)])

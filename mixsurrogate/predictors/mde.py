@@ -75,8 +75,8 @@ class _WithFeatures:
 
     uses_features = True
 
-    def _design(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
-        return np.hstack([super()._design(W, None), self._scale_features(features)])
+    def design_matrix(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
+        return np.hstack([super().design_matrix(W, None), self._scale_features(features)])
 
     def _scale_features(self, features: np.ndarray) -> np.ndarray:
         return features
