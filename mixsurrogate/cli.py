@@ -457,17 +457,32 @@ def propose(
     from .simplex import Bounds
 
     if log is None:
-        raise MixsurrogateError("give a runs log (zero-run mode without runs is not available yet)")
+        if not scores:
+            raise MixsurrogateError("give a runs log, or --scores for zero-run mode")
+        from .features import MDEFeatureMap
+        from .scores import load_scores
+
+        store = load_scores(scores)
+        kinds = {n: s.kind for n, s in store.eval_sets.items()}
+        obj = Objective.parse(objective, list(kinds), kinds)
+        bounds = Bounds.parse(list(bound_specs), store.experts)
+        fmap = MDEFeatureMap(store, obj.sets, kind="token")
+        result = prop.propose_zero_run(fmap, obj, bounds, seed=seed)
+        _show_proposal(result, None, obj, as_json, plot_path)
+        return
     runs_log = resolve_log(log)
     feature_fn, store = _feature_fn(scores, runs_log, mde_kind)
     kinds = {n: s.kind for n, s in store.eval_sets.items()} if store else None
     obj = Objective.parse(objective, runs_log.targets, kinds)
     bounds = Bounds.parse(list(bound_specs), runs_log.domains)
     if explore:
-        raise MixsurrogateError("--explore is not available yet")
-    result = prop.propose_exploit(
-        runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed=seed
-    )
+        from .explore import propose_explore
+
+        result = propose_explore(runs_log, obj, q, bounds, feature_fn, seed=seed)
+    else:
+        result = prop.propose_exploit(
+            runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed=seed
+        )
     _show_proposal(result, runs_log, obj, as_json, plot_path)
 
 
@@ -483,10 +498,12 @@ def _show_proposal(
             order = np.argsort(-w)
             frame = pd.DataFrame({"domain": [result.domains[j] for j in order], "share": w[order]})
             std = "" if result.objective_std is None else f" ± {result.objective_std[i]:.4f}"
-            print_table(
-                frame,
-                f"{result.mode} proposal {i + 1}: predicted objective {result.objective[i]:.4f}{std}",
+            value = (
+                f"{result.objective[i]:.4f}{std}"
+                if np.isfinite(result.objective[i])
+                else "not predicted"
             )
+            print_table(frame, f"{result.mode} proposal {i + 1}: predicted objective {value}")
             if result.set_losses:
                 losses = pd.DataFrame(
                     {
@@ -509,13 +526,9 @@ def _show_proposal(
             "proposed": result.mixtures[0],
             "uniform": np.full(len(result.domains), 1 / len(result.domains)),
         }
-        try:
-            values = objective_values(runs_log, obj)
-            ref[f"best logged ({runs_log.run_ids[int(np.argmin(values))]})"] = runs_log.W[
-                int(np.argmin(values))
-            ]
-        except MixsurrogateError:
-            pass
+        if runs_log is not None:
+            best = int(np.argmin(objective_values(runs_log, obj)))
+            ref[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
         click.echo(
             f"wrote {plots.mixture_bars(result.domains, ref, plot_path, f'objective {obj.spec}')}",
             err=True,

@@ -180,3 +180,69 @@ def test_laws_refuse_too_few_runs():
     log = regmix_runs("test-1b").subset(range(10))
     with pytest.raises(MixsurrogateError, match="parameters but only"):
         evaluate.fit_predict(evaluate.PredictorSpec("dml"), log, log.W, ["pile_cc"])
+
+
+def _realtext():
+    from mixsurrogate.demo import realtext_paths
+
+    return realtext_paths()
+
+
+def test_cli_zero_run_mode_beats_uniform_and_vertices_on_the_mde_objective():
+    from mixsurrogate.features import MDEFeatureMap
+    from mixsurrogate.scores import load_scores
+
+    _, scores = _realtext()
+    result = CliRunner().invoke(
+        main,
+        [
+            "propose",
+            "--scores",
+            str(scores),
+            "--objective",
+            "val=0.5,task=0.5",
+            "--bounds",
+            "code=:0.2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["mode"] == "zero-run"
+    mixture = payload["proposals"][0]["mixture"]
+    w = np.array(list(mixture.values()))
+    assert w.sum() == pytest.approx(1.0) and mixture["code"] <= 0.2 + 1e-6
+    store = load_scores(scores)
+    kinds = {n: s.kind for n, s in store.eval_sets.items()}
+    obj = Objective.parse("val=0.5,task=0.5", list(kinds), kinds)
+    fmap = MDEFeatureMap(store, obj.sets)
+    k = len(store.experts)
+    refs = np.vstack(
+        [np.full(k, 1 / k), Bounds.parse(["code=:0.2"], store.experts).repair(np.eye(k))]
+    )
+    ref_values = fmap.transform(refs) @ obj.vector(obj.sets)
+    assert payload["proposals"][0]["objective"] <= ref_values.min() + 1e-6
+
+
+def test_cli_explore_with_mde_features_proposes_new_distinct_runs():
+    runs, scores = _realtext()
+    result = CliRunner().invoke(
+        main,
+        [
+            "propose",
+            str(runs),
+            "--scores",
+            str(scores),
+            "--explore",
+            "-n",
+            "2",
+            "--objective",
+            "val=0.5,task=0.5",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    W = np.array([list(p["mixture"].values()) for p in payload["proposals"]])
+    assert W.shape[0] == 2 and np.abs(W[0] - W[1]).sum() > 1e-3
+    assert all(p["nearest_run"]["distance"] > 1e-3 for p in payload["proposals"])
