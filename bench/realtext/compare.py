@@ -1,0 +1,167 @@
+"""Compare every predictor, with and without MDE features, on the real-text benchmark runs.
+
+Reads a runs log, its seed-repeat log and the experts' score store (written by
+``bench/realtext/generate.py``), then runs k-fold CV and learning curves (n = 8 .. 40 training
+runs, scored on the runs left out) on every evaluation set and on the blended objective, and
+compares top-1 regret with the seed-noise floor. Writes bench/results/realtext.{md,json} and PNGs.
+
+    python bench/realtext/compare.py                       # the committed data
+    python bench/realtext/compare.py --data DIR --draws 3  # other data, quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mixsurrogate import evaluate, plots
+from mixsurrogate.features import MDEFeatureMap
+from mixsurrogate.objective import Objective
+from mixsurrogate.predictors import MDE_PREDICTORS, RATE_PREDICTORS
+from mixsurrogate.runs import RunsLog, load_runs
+from mixsurrogate.scores import load_scores
+
+HERE = Path(__file__).parent
+DEFAULT_DATA = HERE.parent.parent / "mixsurrogate" / "data" / "realtext"
+RESULTS = HERE.parent / "results"
+OBJECTIVE = "val=0.5,task=0.5"
+MDE_KINDS = ("token", "bayes")
+
+
+def seed_noise(seeds: RunsLog, objective: Objective) -> dict:
+    """Per-set and objective standard deviation across seeds of the same mixture, pooled.
+
+    The pooled std is the noise floor: a predictor whose top-1 regret is below it chooses as
+    well as re-training the same mixture with another seed would let anyone tell.
+    """
+    frame = seeds.frame.copy()
+    frame["mixture"] = [tuple(np.round(w, 4)) for w in seeds.W]
+    sets = {t: seeds.loss(t) for t in seeds.targets}
+    sets[evaluate.OBJECTIVE_TARGET] = objective.combine(seeds.Y, seeds.targets) if objective else None
+    out = {}
+    for name, values in sets.items():
+        frame["_v"] = values
+        groups = frame.groupby("mixture")["_v"]
+        pooled = float(np.sqrt((groups.var(ddof=1) * (groups.count() - 1)).sum() / (groups.count() - 1).sum()))
+        out[name] = pooled
+    return out
+
+
+def evaluate_all(log: RunsLog, store, objective: Objective, folds: int, sizes, draws: int, seed: int):
+    """CV table and learning curve for rates-only predictors and MDE predictors of each kind."""
+    targets = log.targets
+    tables, curves = [], []
+    runs = [(None, list(RATE_PREDICTORS), None)]
+    for kind in MDE_KINDS:
+        fmap = MDEFeatureMap(store, targets, kind=kind)
+        runs.append((kind, list(MDE_PREDICTORS), fmap.transform))
+    for kind, names, feature_fn in runs:
+        specs = [evaluate.PredictorSpec(n) for n in names]
+        start = time.perf_counter()
+        table, _ = evaluate.cross_validate(specs, log, folds, targets, feature_fn, seed, objective=objective)
+        curve = evaluate.learning_curve(specs, log, None, sizes, draws, targets, feature_fn, seed, objective=objective)
+        label = (lambda n: n) if kind is None else (lambda n, k=kind: f"{n}[{k}]")
+        for frame in (table, curve):
+            frame["predictor"] = frame["predictor"].map(label)
+        tables.append(table)
+        curves.append(curve)
+        print(f"{kind or 'rates'}: {time.perf_counter() - start:.0f} s", flush=True)
+    return pd.concat(tables, ignore_index=True), pd.concat(curves, ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with runs.csv, seeds.csv, scores/")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--sizes", default="8,12,16,24,32,40")
+    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    log = load_runs(args.data / "runs.csv")
+    seeds = load_runs(args.data / "seeds.csv")
+    store = load_scores(args.data / "scores")
+    store.check_matches_runs(log.domains, log.targets)
+    kinds = {n: s.kind for n, s in store.eval_sets.items()}
+    objective = Objective.parse(OBJECTIVE, log.targets, kinds)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    start = time.perf_counter()
+    table, curve = evaluate_all(log, store, objective, args.folds, sizes, args.draws, args.seed)
+    noise = seed_noise(seeds, objective)
+    write_results(args.out, log, table, curve, noise, sizes, args.draws, args.folds, time.perf_counter() - start)
+
+
+def write_results(out: Path, log: RunsLog, table, curve, noise, sizes, draws, folds, seconds) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    obj_rows = table[table["target"] == evaluate.OBJECTIVE_TARGET].set_index("predictor")
+    per_set = table[table["target"] != evaluate.OBJECTIVE_TARGET]
+    spearman_sets = per_set.pivot(index="predictor", columns="target", values="spearman")
+    order = obj_rows["spearman"].sort_values(ascending=False).index
+    headline = obj_rows.loc[order, ["spearman", "mse", "regret"]]
+    headline["regret / noise floor"] = headline["regret"] / noise[evaluate.OBJECTIVE_TARGET]
+    lc = curve[curve["target"] == evaluate.OBJECTIVE_TARGET]
+    lc_mean = lc.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reindex(order)
+    lc_regret = lc.groupby(["predictor", "n_train"])["regret"].mean().unstack("n_train").reindex(order)
+    payload = {
+        "runs": len(log),
+        "domains": log.domains,
+        "eval_sets": log.targets,
+        "objective": OBJECTIVE,
+        "folds": folds,
+        "seed_noise_std": noise,
+        "cv_objective": headline.round(5).to_dict(orient="index"),
+        "cv_spearman_per_set": spearman_sets.round(4).to_dict(orient="index"),
+        "learning_curve_objective_spearman": lc_mean.round(4).to_dict(orient="index"),
+        "learning_curve_objective_regret": lc_regret.round(5).to_dict(orient="index"),
+        "sizes": sizes,
+        "draws": draws,
+        "seconds": round(seconds, 1),
+        "all_cv": table.to_dict(orient="records"),
+    }
+    (out / "realtext.json").write_text(json.dumps(payload, indent=2, default=float))
+    plots.learning_curves(lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve.png")
+    plots.learning_curves(lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve_regret.png", metric="regret")
+
+    def md(frame: pd.DataFrame, fmt: str = ".4f") -> str:
+        frame = frame.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        return frame.to_markdown(floatfmt=fmt)
+
+    lines = [
+        "# Real-text benchmark: predictors with and without MDE features",
+        "",
+        f"Generated by `python bench/realtext/compare.py` in {seconds:.0f} s. {len(log)} proxy runs over "
+        f"{len(log.domains)} domains ({', '.join(log.domains)}); evaluation sets: {', '.join(log.targets)}.",
+        f"Objective `{OBJECTIVE}` (mean validation loss and mean end-task answer loss, weighted equally).",
+        "",
+        f"## {folds}-fold CV on the blended objective",
+        f"Seed-noise floor (pooled std of the objective across seeds of one mixture): {noise[evaluate.OBJECTIVE_TARGET]:.5f} nats.",
+        "",
+        md(headline),
+        "",
+        f"## Learning curve: Spearman on the objective (runs left out), mean of {draws} draws",
+        md(lc_mean, ".3f"),
+        "",
+        "## Learning curve: top-1 regret on the objective (nats)",
+        md(lc_regret, ".4f"),
+        "",
+        "## CV Spearman per evaluation set",
+        md(spearman_sets, ".3f"),
+        "",
+        "## Seed noise (pooled std across seeds, nats)",
+        *[f"- {k}: {v:.5f}" for k, v in noise.items()],
+        "",
+        "![learning curve](realtext_learning_curve.png)",
+        "![regret](realtext_learning_curve_regret.png)",
+    ]
+    (out / "realtext.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
