@@ -538,10 +538,10 @@ def _show_proposal(
 @main.command()
 @click.option(
     "--data",
-    type=click.Choice(["realtext", "regmix"]),
-    default="realtext",
+    type=click.Choice(["regmix", "realtext"]),
+    default="regmix",
     show_default=True,
-    help="realtext: committed runs + data experts (MDE); regmix: RegMix's public runs",
+    help="regmix: RegMix's public runs (about a minute); realtext: committed runs + data experts with MDE features (several minutes on 2 cores)",
 )
 @click.option(
     "--from-scratch",
@@ -580,8 +580,8 @@ def demo(data: str, scratch_dir: str | None, preset_name: str, n_sobol: int, out
 
     \b
     Examples:
-      mixsurrogate demo                       # committed real-text runs and experts
-      mixsurrogate demo --data regmix         # RegMix's public runs (rates only)
+      mixsurrogate demo                       # RegMix's public runs (rates only)
+      mixsurrogate demo --data realtext       # committed real-text runs and data experts (MDE)
       mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
     """
     from . import demo as demos
