@@ -424,6 +424,18 @@ def cv(
 )
 @click.option("--bounds", "bound_specs", multiple=True, help="DOMAIN=LO:HI, repeatable")
 @click.option(
+    "--max-epochs",
+    type=float,
+    help="cap shares so no domain repeats more often (needs --corpus, --budget-tokens)",
+)
+@click.option(
+    "--corpus",
+    "corpus_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="corpus whose training token counts --max-epochs uses",
+)
+@click.option("--budget-tokens", type=int, help="training tokens of the run the mixture is for")
+@click.option(
     "-n",
     "q",
     type=int,
@@ -440,7 +452,20 @@ def cv(
 )
 @click.option("--json", "as_json", is_flag=True)
 def propose(
-    log, predictor, scores, mde_kind, objective, bound_specs, q, explore, seed, plot_path, as_json
+    log,
+    predictor,
+    scores,
+    mde_kind,
+    objective,
+    bound_specs,
+    max_epochs,
+    corpus_dir,
+    budget_tokens,
+    q,
+    explore,
+    seed,
+    plot_path,
+    as_json,
 ) -> None:
     """Propose a mixture minimising the predicted objective (or the next runs with --explore).
 
@@ -465,7 +490,13 @@ def propose(
         store = load_scores(scores)
         kinds = {n: s.kind for n, s in store.eval_sets.items()}
         obj = Objective.parse(objective, list(kinds), kinds)
-        bounds = Bounds.parse(list(bound_specs), store.experts)
+        bounds = _epoch_bounds(
+            Bounds.parse(list(bound_specs), store.experts),
+            store.experts,
+            max_epochs,
+            corpus_dir,
+            budget_tokens,
+        )
         fmap = MDEFeatureMap(store, obj.sets, kind="token")
         result = prop.propose_zero_run(fmap, obj, bounds, seed=seed)
         _show_proposal(result, None, obj, as_json, plot_path)
@@ -474,7 +505,13 @@ def propose(
     feature_fn, store = _feature_fn(scores, runs_log, mde_kind)
     kinds = {n: s.kind for n, s in store.eval_sets.items()} if store else None
     obj = Objective.parse(objective, runs_log.targets, kinds)
-    bounds = Bounds.parse(list(bound_specs), runs_log.domains)
+    bounds = _epoch_bounds(
+        Bounds.parse(list(bound_specs), runs_log.domains),
+        runs_log.domains,
+        max_epochs,
+        corpus_dir,
+        budget_tokens,
+    )
     if explore:
         from .explore import propose_explore
 
@@ -484,6 +521,19 @@ def propose(
             runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed=seed
         )
     _show_proposal(result, runs_log, obj, as_json, plot_path)
+
+
+def _epoch_bounds(bounds, domains: list[str], max_epochs, corpus_dir, budget_tokens):
+    """Apply --max-epochs with the corpus's training token counts (or check it is complete)."""
+    if max_epochs is None:
+        return bounds
+    if not corpus_dir or not budget_tokens:
+        raise MixsurrogateError("--max-epochs needs --corpus DIR and --budget-tokens N")
+    from .experts.corpus_store import Corpus
+
+    corpus = Corpus.load(corpus_dir)
+    available = {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
+    return bounds.with_max_epochs(domains, available, budget_tokens, max_epochs)
 
 
 def _show_proposal(

@@ -90,6 +90,35 @@ class Bounds:
     def tightened(self, upper: np.ndarray) -> Bounds:
         return Bounds(self.lower.copy(), np.minimum(self.upper, upper))
 
+    def with_max_epochs(
+        self,
+        domains: list[str],
+        available_tokens: dict[str, int],
+        budget_tokens: int,
+        max_epochs: float,
+    ) -> Bounds:
+        """Cap each share so no domain is repeated more than ``max_epochs`` times.
+
+        A share w_i of a ``budget_tokens`` run reads w_i * budget tokens of domain i, which is
+        ``w_i * budget / available_i`` epochs; hence ``w_i <= max_epochs * available_i / budget``.
+        """
+        if budget_tokens <= 0 or max_epochs <= 0:
+            raise MixsurrogateError("--budget-tokens and --max-epochs must be positive")
+        missing = [d for d in domains if d not in available_tokens]
+        if missing:
+            raise MixsurrogateError(
+                f"the corpus has no token count for domain(s): {', '.join(missing)}"
+            )
+        cap = np.array([max_epochs * available_tokens[d] / budget_tokens for d in domains])
+        bounds = self.tightened(np.minimum(cap, 1.0))
+        try:
+            bounds.check(domains)
+        except MixsurrogateError as err:
+            raise MixsurrogateError(
+                f"with at most {max_epochs:g} epochs per domain a {budget_tokens:,}-token run cannot be filled ({err})"
+            ) from err
+        return bounds
+
     def check(self, domains: list[str] | None = None) -> None:
         """Raise one clear error if no mixture satisfies the bounds."""
         names = domains or [str(i) for i in range(len(self.lower))]

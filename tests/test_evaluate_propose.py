@@ -246,3 +246,44 @@ def test_cli_explore_with_mde_features_proposes_new_distinct_runs():
     W = np.array([list(p["mixture"].values()) for p in payload["proposals"]])
     assert W.shape[0] == 2 and np.abs(W[0] - W[1]).sum() > 1e-3
     assert all(p["nearest_run"]["distance"] > 1e-3 for p in payload["proposals"])
+
+
+def test_cli_propose_max_epochs_needs_corpus_and_caps_shares(tmp_path):
+    runs, _ = _realtext()
+    result = CliRunner().invoke(
+        main, ["propose", str(runs), "-p", "linear", "--objective", "code=1", "--max-epochs", "1"]
+    )
+    assert result.exit_code != 0 and "--max-epochs needs --corpus" in result.output
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    log = RunsLog(pd.read_csv(runs))
+    manifest = {
+        "format": "mixsurrogate-corpus/1",
+        "tokenizer": {"file": "tokenizer.json", "sha256": "", "vocab_size": 1024, "eos_id": 0},
+        "domains": {
+            d: {"tokens": {"train": 1000 if d == "code" else 100000, "val": 10}}
+            for d in log.domains
+        },
+        "tasks": {},
+    }
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(
+        main,
+        [
+            "propose",
+            str(runs),
+            "-p",
+            "linear",
+            "--objective",
+            "code=1",
+            "--max-epochs",
+            "2",
+            "--corpus",
+            str(corpus),
+            "--budget-tokens",
+            "20000",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["proposals"][0]["mixture"]["code"] <= 0.1 + 1e-6

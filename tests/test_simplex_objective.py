@@ -78,3 +78,14 @@ def test_objective_groups_and_explicit_sets():
 def test_objective_errors(spec, message):
     with pytest.raises(MixsurrogateError, match=message):
         Objective.parse(spec, ["code", "books"])
+
+
+def test_max_epochs_caps_shares_by_available_tokens():
+    b = Bounds.unbounded(3).with_max_epochs(
+        ["a", "b", "c"], {"a": 100, "b": 1000, "c": 1000}, 1000, 2.0
+    )
+    np.testing.assert_allclose(b.upper, [0.2, 1.0, 1.0])
+    W = b.sample(64)
+    assert b.contains(W).all() and (W[:, 0] <= 0.2 + 1e-9).all()
+    with pytest.raises(MixsurrogateError, match="cannot be filled"):
+        Bounds.unbounded(3).with_max_epochs(["a", "b", "c"], {"a": 10, "b": 10, "c": 10}, 1000, 1.0)
