@@ -42,17 +42,23 @@ def seed_noise(seeds: RunsLog, objective: Objective) -> dict:
     frame = seeds.frame.copy()
     frame["mixture"] = [tuple(np.round(w, 4)) for w in seeds.W]
     sets = {t: seeds.loss(t) for t in seeds.targets}
-    sets[evaluate.OBJECTIVE_TARGET] = objective.combine(seeds.Y, seeds.targets) if objective else None
+    sets[evaluate.OBJECTIVE_TARGET] = (
+        objective.combine(seeds.Y, seeds.targets) if objective else None
+    )
     out = {}
     for name, values in sets.items():
         frame["_v"] = values
         groups = frame.groupby("mixture")["_v"]
-        pooled = float(np.sqrt((groups.var(ddof=1) * (groups.count() - 1)).sum() / (groups.count() - 1).sum()))
+        pooled = float(
+            np.sqrt((groups.var(ddof=1) * (groups.count() - 1)).sum() / (groups.count() - 1).sum())
+        )
         out[name] = pooled
     return out
 
 
-def evaluate_all(log: RunsLog, store, objective: Objective, folds: int, sizes, draws: int, seed: int):
+def evaluate_all(
+    log: RunsLog, store, objective: Objective, folds: int, sizes, draws: int, seed: int
+):
     """CV table and learning curve for rates-only predictors and MDE predictors of each kind."""
     targets = log.targets
     tables, curves = [], []
@@ -63,8 +69,12 @@ def evaluate_all(log: RunsLog, store, objective: Objective, folds: int, sizes, d
     for kind, names, feature_fn in runs:
         specs = [evaluate.PredictorSpec(n) for n in names]
         start = time.perf_counter()
-        table, _ = evaluate.cross_validate(specs, log, folds, targets, feature_fn, seed, objective=objective)
-        curve = evaluate.learning_curve(specs, log, None, sizes, draws, targets, feature_fn, seed, objective=objective)
+        table, _ = evaluate.cross_validate(
+            specs, log, folds, targets, feature_fn, seed, objective=objective
+        )
+        curve = evaluate.learning_curve(
+            specs, log, None, sizes, draws, targets, feature_fn, seed, objective=objective
+        )
         label = (lambda n: n) if kind is None else (lambda n, k=kind: f"{n}[{k}]")
         for frame in (table, curve):
             frame["predictor"] = frame["predictor"].map(label)
@@ -75,8 +85,12 @@ def evaluate_all(log: RunsLog, store, objective: Objective, folds: int, sizes, d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with runs.csv, seeds.csv, scores/")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder with runs.csv, seeds.csv, scores/"
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--sizes", default="8,12,16,24,32,40")
     parser.add_argument("--draws", type=int, default=10)
@@ -93,10 +107,22 @@ def main() -> None:
     start = time.perf_counter()
     table, curve = evaluate_all(log, store, objective, args.folds, sizes, args.draws, args.seed)
     noise = seed_noise(seeds, objective)
-    write_results(args.out, log, table, curve, noise, sizes, args.draws, args.folds, time.perf_counter() - start)
+    write_results(
+        args.out,
+        log,
+        table,
+        curve,
+        noise,
+        sizes,
+        args.draws,
+        args.folds,
+        time.perf_counter() - start,
+    )
 
 
-def write_results(out: Path, log: RunsLog, table, curve, noise, sizes, draws, folds, seconds) -> None:
+def write_results(
+    out: Path, log: RunsLog, table, curve, noise, sizes, draws, folds, seconds
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     obj_rows = table[table["target"] == evaluate.OBJECTIVE_TARGET].set_index("predictor")
     per_set = table[table["target"] != evaluate.OBJECTIVE_TARGET]
@@ -105,8 +131,12 @@ def write_results(out: Path, log: RunsLog, table, curve, noise, sizes, draws, fo
     headline = obj_rows.loc[order, ["spearman", "mse", "regret"]]
     headline["regret / noise floor"] = headline["regret"] / noise[evaluate.OBJECTIVE_TARGET]
     lc = curve[curve["target"] == evaluate.OBJECTIVE_TARGET]
-    lc_mean = lc.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reindex(order)
-    lc_regret = lc.groupby(["predictor", "n_train"])["regret"].mean().unstack("n_train").reindex(order)
+    lc_mean = (
+        lc.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reindex(order)
+    )
+    lc_regret = (
+        lc.groupby(["predictor", "n_train"])["regret"].mean().unstack("n_train").reindex(order)
+    )
     payload = {
         "runs": len(log),
         "domains": log.domains,
@@ -125,7 +155,9 @@ def write_results(out: Path, log: RunsLog, table, curve, noise, sizes, draws, fo
     }
     (out / "realtext.json").write_text(json.dumps(payload, indent=2, default=float))
     plots.learning_curves(lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve.png")
-    plots.learning_curves(lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve_regret.png", metric="regret")
+    plots.learning_curves(
+        lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve_regret.png", metric="regret"
+    )
 
     def md(frame: pd.DataFrame, fmt: str = ".4f") -> str:
         frame = frame.copy()
