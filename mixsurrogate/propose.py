@@ -68,10 +68,9 @@ def nearest_runs(
     log: RunsLog, W: np.ndarray, objective: Objective
 ) -> list[tuple[str, float, float]]:  # noqa: N803
     """For each mixture, the closest logged run (Euclidean on weights) and its true objective."""
-    sets = [s for s in objective.sets if s in log.targets]
     logged_obj = (
-        objective.combine(np.column_stack([log.loss(s) for s in sets]), sets)
-        if len(sets) == len(objective.sets)
+        objective_values(log, objective)
+        if set(objective.sets) <= set(log.targets)
         else np.full(len(log), np.nan)
     )
     dist = np.linalg.norm(log.W[None, :, :] - np.atleast_2d(W)[:, None, :], axis=2)
@@ -85,11 +84,7 @@ class FittedObjective:
     def __init__(
         self, spec: PredictorSpec, log: RunsLog, objective: Objective, feature_fn: FeatureFn | None
     ):
-        missing = [s for s in objective.sets if s not in log.targets]
-        if missing:
-            raise MixsurrogateError(
-                f"the runs log has no loss for objective set(s): {', '.join(missing)}"
-            )
+        check_objective_sets(log, objective)
         self.spec, self.objective, self.feature_fn = spec, objective, feature_fn
         self.sets = objective.sets
         self.model = MultiTargetPredictor(spec.name, spec.params)
@@ -218,13 +213,18 @@ def propose_exploit(
     )
 
 
-def objective_values(log: RunsLog, objective: Objective) -> np.ndarray:
-    """The true objective of every logged run."""
+def check_objective_sets(log: RunsLog, objective: Objective) -> None:
+    """One clear error if the runs log lacks a loss the objective needs."""
     missing = [s for s in objective.sets if s not in log.targets]
     if missing:
         raise MixsurrogateError(
             f"the runs log has no loss for objective set(s): {', '.join(missing)}"
         )
+
+
+def objective_values(log: RunsLog, objective: Objective) -> np.ndarray:
+    """The true objective of every logged run."""
+    check_objective_sets(log, objective)
     return objective.combine(np.column_stack([log.loss(s) for s in objective.sets]), objective.sets)
 
 
