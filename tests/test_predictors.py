@@ -120,6 +120,25 @@ def test_gp_hyper_subset_matches_full_fit():
     assert spearmanr(full, sub)[0] > 0.97
 
 
+@pytest.mark.parametrize("name", ["gp", "gp+mde"])
+def test_gp_joint_tuning_matches_separate_fits(problem, name, monkeypatch):
+    """One batched hyper-parameter fit over both targets predicts like one fit per target, and
+    each member keeps a one-output BoTorch model (what the acquisition functions use)."""
+    W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
+    joint = MultiTargetPredictor(name).fit(W, Y, ["web", "qa"], DOMAINS, F)
+    monkeypatch.setattr(MultiTargetPredictor, "_tune_jointly", staticmethod(lambda *a: None))
+    separate = MultiTargetPredictor(name).fit(W, Y, ["web", "qa"], DOMAINS, F)
+    a, b = joint.predict(Wt, Ft), separate.predict(Wt, Ft)
+    for j in range(2):
+        assert spearmanr(a[:, j], b[:, j])[0] > 0.99
+        assert mse(a[:, j], Yt[:, j]) < 1.5 * mse(b[:, j], Yt[:, j]) + 1e-4
+    inputs = W.shape[1] + (F.shape[1] if name == "gp+mde" else 0)
+    lengthscales = [m.model_.covar_module.base_kernel.lengthscale for m in joint.members_.values()]
+    assert all(ls.shape == (1, inputs) for ls in lengthscales)
+    assert not np.allclose(lengthscales[0].detach(), lengthscales[1].detach())
+    assert joint.predict_std(Wt, Ft).shape == (len(Wt), 2)
+
+
 def test_dml_recovers_known_law():
     W = mixtures(40, 6)  # noqa: N806
     c, k, t = 2.0, 1.5, np.array([-2.0, 1.0, 0.5, -1.0])

@@ -58,8 +58,9 @@ class MultiTargetPredictor(BaseEstimator):
             raise ValueError(f"Y has {Y.shape[1]} columns but {len(targets)} targets are named")
         self.members_: dict[str, MixturePredictor] = {}
         self.skipped_: dict[str, str] = {}
-        for j, target in enumerate(targets):
-            member = self._member(j, target, list(domains))
+        members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
+        self._tune_jointly(members, W, Y, features)
+        for j, (target, member) in enumerate(zip(targets, members, strict=True)):
             try:
                 member.fit(W, Y[:, j], features)
             except UnsupportedTargetError as err:
@@ -71,6 +72,18 @@ class MultiTargetPredictor(BaseEstimator):
             raise UnsupportedTargetError(f"{self.name} can model none of the targets ({reasons})")
         self.fitted_targets_ = list(self.members_)
         return self
+
+    @staticmethod
+    def _tune_jointly(members: list[MixturePredictor], W, Y, features) -> None:  # noqa: N803
+        """Members that can share one hyper-parameter fit (GPs) get it here, before ``fit``."""
+        tune = getattr(type(members[0]), "tune_jointly", None)
+        if tune is None or len(members) < 2:
+            return
+        n_params = members[0].n_parameters(
+            np.shape(W)[1], 0 if features is None else np.shape(features)[1]
+        )
+        if len(W) >= n_params:  # with fewer runs each member's fit raises the clear error
+            tune(members, W, Y, features)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "members_"):
