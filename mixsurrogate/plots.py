@@ -45,9 +45,16 @@ def predicted_vs_true(
 
 
 def learning_curves(
-    curve: pd.DataFrame, target: str, path: str | Path, metric: str = "spearman"
+    curve: pd.DataFrame,
+    target: str,
+    path: str | Path,
+    metric: str = "spearman",
+    references: dict[str, float] | None = None,
 ) -> Path:
-    """Mean metric over draws vs number of training runs (log x), one line per predictor."""
+    """Mean metric over draws vs number of training runs (log x), one line per predictor.
+
+    ``references`` are drawn as labelled dashed horizontal lines (e.g. a noise ceiling).
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     data = curve[curve["target"] == target]
     for name, group in data.groupby("predictor", sort=False):
@@ -61,6 +68,8 @@ def learning_curves(
             capsize=2,
             label=name,
         )
+    for label, value in (references or {}).items():
+        ax.axhline(value, color="black", ls="--", lw=1, label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training runs")
     ax.set_ylabel(f"{metric} on held-out runs")
@@ -84,4 +93,20 @@ def mixture_bars(
     ax.set_ylabel("share of training tokens")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def metric_heatmap(frame: pd.DataFrame, path: str | Path, title: str, fmt: str = ".2f") -> Path:
+    """Rows x columns of a metric (e.g. predictor x evaluation set) as an annotated heatmap."""
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * frame.shape[1], 1.0 + 0.38 * frame.shape[0]))
+    image = ax.imshow(frame.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(frame.shape[1]))
+    ax.set_xticklabels(frame.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(frame.shape[0]))
+    ax.set_yticklabels(frame.index, fontsize=8)
+    for (i, j), value in np.ndenumerate(frame.to_numpy(dtype=float)):
+        if np.isfinite(value):
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    ax.set_title(title)
     return _save(fig, path)

@@ -16,11 +16,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mixsurrogate import evaluate, plots
 from mixsurrogate.features import MDEFeatureMap
+from mixsurrogate.noise import noise_ceiling, seed_noise
 from mixsurrogate.objective import Objective
 from mixsurrogate.predictors import MDE_PREDICTORS, RATE_PREDICTORS
 from mixsurrogate.runs import RunsLog, load_runs
@@ -31,29 +31,6 @@ DEFAULT_DATA = HERE.parent.parent / "mixsurrogate" / "data" / "realtext"
 RESULTS = HERE.parent / "results"
 OBJECTIVE = "val=0.5,task=0.5"
 MDE_KINDS = ("token", "bayes")
-
-
-def seed_noise(seeds: RunsLog, objective: Objective) -> dict:
-    """Per-set and objective standard deviation across seeds of the same mixture, pooled.
-
-    The pooled std is the noise floor: a predictor whose top-1 regret is below it chooses as
-    well as re-training the same mixture with another seed would let anyone tell.
-    """
-    frame = seeds.frame.copy()
-    frame["mixture"] = [tuple(np.round(w, 4)) for w in seeds.W]
-    sets = {t: seeds.loss(t) for t in seeds.targets}
-    sets[evaluate.OBJECTIVE_TARGET] = (
-        objective.combine(seeds.Y, seeds.targets) if objective else None
-    )
-    out = {}
-    for name, values in sets.items():
-        frame["_v"] = values
-        groups = frame.groupby("mixture")["_v"]
-        pooled = float(
-            np.sqrt((groups.var(ddof=1) * (groups.count() - 1)).sum() / (groups.count() - 1).sum())
-        )
-        out[name] = pooled
-    return out
 
 
 def evaluate_all(
@@ -107,12 +84,14 @@ def main() -> None:
     start = time.perf_counter()
     table, curve = evaluate_all(log, store, objective, args.folds, sizes, args.draws, args.seed)
     noise = seed_noise(seeds, objective)
+    ceiling = noise_ceiling(log, noise, objective)
     write_results(
         args.out,
         log,
         table,
         curve,
         noise,
+        ceiling,
         sizes,
         args.draws,
         args.folds,
@@ -120,23 +99,46 @@ def main() -> None:
     )
 
 
+#: predictors drawn in the learning-curve plots (all are in the tables)
+PLOTTED = (
+    "gp+mde[token]", "gp", "linear+mde[token]", "lgbm+mde[token]", "lgbm", "mde-cal[token]", "dml",
+    "linear",
+)  # fmt: skip
+
+
 def write_results(
-    out: Path, log: RunsLog, table, curve, noise, sizes, draws, folds, seconds
+    out: Path, log: RunsLog, table, curve, noise, ceiling, sizes, draws, folds, seconds
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    obj_rows = table[table["target"] == evaluate.OBJECTIVE_TARGET].set_index("predictor")
-    per_set = table[table["target"] != evaluate.OBJECTIVE_TARGET]
+    objective_name = evaluate.OBJECTIVE_TARGET
+    floor = noise[objective_name]
+    obj_rows = table[table["target"] == objective_name].set_index("predictor")
+    per_set = table[table["target"] != objective_name].copy()
+    per_set["regret / noise"] = per_set["regret"] / per_set["target"].map(noise)
     spearman_sets = per_set.pivot(index="predictor", columns="target", values="spearman")
+    regret_sets = per_set.pivot(index="predictor", columns="target", values="regret / noise")
     order = obj_rows["spearman"].sort_values(ascending=False).index
+    spearman_sets, regret_sets = spearman_sets.reindex(order), regret_sets.reindex(order)
     headline = obj_rows.loc[order, ["spearman", "mse", "regret"]]
-    headline["regret / noise floor"] = headline["regret"] / noise[evaluate.OBJECTIVE_TARGET]
-    lc = curve[curve["target"] == evaluate.OBJECTIVE_TARGET]
-    lc_mean = (
-        lc.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reindex(order)
+    headline["regret / noise floor"] = headline["regret"] / floor
+    lc = curve[curve["target"] == objective_name].copy()
+    lc["below floor"] = lc["regret"] < floor
+    by_size = lc.groupby(["predictor", "n_train"])
+
+    def per_size(column: str, how: str = "mean") -> pd.DataFrame:
+        return by_size[column].agg(how).unstack("n_train").reindex(order)
+
+    lc_mean, lc_std = per_size("spearman"), per_size("spearman", "std")
+    lc_regret, lc_below = per_size("regret"), per_size("below floor")
+    at = 24 if 24 in sizes else max(n for n in sizes if n <= len(log))
+    sets_at = (
+        curve[curve["n_train"] == at]
+        .groupby(["predictor", "target"])["spearman"]
+        .mean()
+        .unstack("target")
+        .reindex(order)
     )
-    lc_regret = (
-        lc.groupby(["predictor", "n_train"])["regret"].mean().unstack("n_train").reindex(order)
-    )
+    ceiling_row = pd.DataFrame([ceiling], index=["noise ceiling"])
     payload = {
         "runs": len(log),
         "domains": log.domains,
@@ -144,19 +146,42 @@ def write_results(
         "objective": OBJECTIVE,
         "folds": folds,
         "seed_noise_std": noise,
+        "spearman_noise_ceiling": ceiling,
         "cv_objective": headline.round(5).to_dict(orient="index"),
         "cv_spearman_per_set": spearman_sets.round(4).to_dict(orient="index"),
+        "cv_regret_over_noise_per_set": regret_sets.round(4).to_dict(orient="index"),
         "learning_curve_objective_spearman": lc_mean.round(4).to_dict(orient="index"),
+        "learning_curve_objective_spearman_std": lc_std.round(4).to_dict(orient="index"),
         "learning_curve_objective_regret": lc_regret.round(5).to_dict(orient="index"),
+        "learning_curve_objective_share_regret_below_floor": lc_below.round(3).to_dict(
+            orient="index"
+        ),
+        f"learning_curve_spearman_per_set_at_{at}": sets_at.round(4).to_dict(orient="index"),
         "sizes": sizes,
         "draws": draws,
         "seconds": round(seconds, 1),
         "all_cv": table.to_dict(orient="records"),
+        "all_learning_curve": curve.to_dict(orient="records"),
     }
     (out / "realtext.json").write_text(json.dumps(payload, indent=2, default=float))
-    plots.learning_curves(lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve.png")
+    plotted = lc[lc["predictor"].isin(PLOTTED)]
     plots.learning_curves(
-        lc, evaluate.OBJECTIVE_TARGET, out / "realtext_learning_curve_regret.png", metric="regret"
+        plotted,
+        objective_name,
+        out / "realtext_learning_curve.png",
+        references={"noise ceiling": ceiling[objective_name]},
+    )
+    plots.learning_curves(
+        plotted,
+        objective_name,
+        out / "realtext_learning_curve_regret.png",
+        metric="regret",
+        references={"seed-noise floor": floor},
+    )
+    plots.metric_heatmap(
+        pd.concat([spearman_sets.assign(objective=headline["spearman"]), ceiling_row]),
+        out / "realtext_cv_spearman.png",
+        f"{folds}-fold CV Spearman per evaluation set",
     )
 
     def md(frame: pd.DataFrame, fmt: str = ".4f") -> str:
@@ -170,26 +195,44 @@ def write_results(
         f"Generated by `python bench/realtext/compare.py` in {seconds:.0f} s. {len(log)} proxy runs over "
         f"{len(log.domains)} domains ({', '.join(log.domains)}); evaluation sets: {', '.join(log.targets)}.",
         f"Objective `{OBJECTIVE}` (mean validation loss and mean end-task answer loss, weighted equally).",
+        "Every predictor models each set separately; the objective combines the predictions.",
         "",
         f"## {folds}-fold CV on the blended objective",
-        f"Seed-noise floor (pooled std of the objective across seeds of one mixture): {noise[evaluate.OBJECTIVE_TARGET]:.5f} nats.",
+        f"Seed-noise floor (pooled std of the objective across seeds of one mixture): {floor:.5f} nats. "
+        f"Noise ceiling on Spearman (what even the exact expected loss would score against these "
+        f"noisy observations): {ceiling[objective_name]:.3f}.",
         "",
         md(headline),
         "",
         f"## Learning curve: Spearman on the objective (runs left out), mean of {draws} draws",
         md(lc_mean, ".3f"),
         "",
-        "## Learning curve: top-1 regret on the objective (nats)",
+        "Standard deviation across draws:",
+        "",
+        md(lc_std, ".3f"),
+        "",
+        "## Learning curve: top-1 regret on the objective (nats, mean over draws)",
         md(lc_regret, ".4f"),
         "",
-        "## CV Spearman per evaluation set",
-        md(spearman_sets, ".3f"),
+        f"Share of draws whose top-1 regret is below the seed-noise floor ({floor:.4f} nats):",
         "",
-        "## Seed noise (pooled std across seeds, nats)",
-        *[f"- {k}: {v:.5f}" for k, v in noise.items()],
+        md(lc_below, ".2f"),
+        "",
+        "## CV Spearman per evaluation set (last row: noise ceiling)",
+        md(pd.concat([spearman_sets, ceiling_row.drop(columns=[objective_name])]), ".3f"),
+        "",
+        "## CV top-1 regret per evaluation set, in units of that set's seed noise",
+        md(regret_sets, ".2f"),
+        "",
+        f"## Learning curve at {at} training runs: Spearman per evaluation set (mean of draws)",
+        md(sets_at, ".3f"),
+        "",
+        "## Seed noise (pooled std across seeds, nats) and noise ceiling",
+        *[f"- {k}: {v:.5f} (ceiling {ceiling[k]:.3f})" for k, v in noise.items()],
         "",
         "![learning curve](realtext_learning_curve.png)",
         "![regret](realtext_learning_curve_regret.png)",
+        "![CV Spearman per set](realtext_cv_spearman.png)",
     ]
     (out / "realtext.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
