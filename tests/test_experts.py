@@ -191,6 +191,19 @@ def test_proxy_run_matches_expert_on_a_vertex(world, tmp_path):
         assert rows[0][f"loss:{name}"] == pytest.approx(
             -s.logp[0][s.mask].astype(np.float64).mean(), rel=1e-5
         )
+    # given the experts, the vertex run is evaluated from its expert instead of trained again
+    reused = train_proxy_runs(
+        world["corpus"],
+        tmp_path / "mix.jsonl",
+        preset,
+        tmp_path / "reused.jsonl",
+        progress=False,
+        experts_dir=world["root"] / "experts",
+    )
+    assert "the expert of words" in reused[0]["notes"] and reused[0]["seconds"] == 0.0
+    for name in store.eval_sets:
+        assert reused[0][f"loss:{name}"] == pytest.approx(rows[0][f"loss:{name}"], rel=1e-5)
+    assert (reused[0]["tokens"], reused[0]["steps"]) == (rows[0]["tokens"], rows[0]["steps"])
 
 
 # --- kill -9 and resume -------------------------------------------------------------------------
@@ -450,3 +463,33 @@ def test_eval_id_is_deterministic_and_tracks_the_sequences(world):
     assert a.eval_id == load_scores(world["root"] / "scores").eval_id
     assert select_device("cpu").type == "cpu"
     assert mixture_sampler(corpus, {"words": 1.0}, 32, 8, 0).domains == ["words"]
+
+
+def test_demo_from_scratch_end_to_end(tmp_path):
+    """`demo --from-scratch`: experts, scores, designed runs (vertices = experts), then the demo.
+
+    The corpus is placed first (the pypi build is what test_corpus covers), so the pipeline
+    resumes after its corpus step like an interrupted run would.
+    """
+    from mixsurrogate.cli import main
+
+    work = tmp_path / "work"
+    make_corpus(work / "corpus")
+    preset = tiny_preset(tmp_path / "tiny.toml")
+    args = ["demo", "--from-scratch", str(work), "--preset", str(preset), "--runs", "5"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    log = load_runs(work / "runs.csv")
+    assert len(log) == 2 + 1 + 5  # vertices, uniform, Sobol points
+    notes = log.frame.set_index("run_id")["notes"]
+    assert sum("the expert of" in n for n in notes) == 2
+    assert (tmp_path / "out" / "learning_curve.png").is_file()
+    assert (tmp_path / "out" / "proposal.png").is_file()
+    assert "on the blended objective" in result.output and "gp+mde" in result.output
+    # a second call finds everything done and trains nothing
+    from mixsurrogate.pipeline import build_from_scratch
+
+    said: list[str] = []
+    build_from_scratch(work, str(preset), 5, say=said.append)
+    assert load_runs(work / "runs.csv").frame.equals(log.frame)
+    assert not any("building the corpus" in line or "scoring" in line for line in said)

@@ -40,7 +40,14 @@ from .batches import WindowSampler, mixture_sampler
 from .corpus_store import Corpus
 from .evalsets import EvalSuite, build_eval_suite
 from .lm_eval import eval_losses
-from .model import build_model, count_params, next_token_loss, save_trained, select_device
+from .model import (
+    build_model,
+    count_params,
+    load_trained,
+    next_token_loss,
+    save_trained,
+    select_device,
+)
 from .presets import Preset
 
 CHECKPOINT_FORMAT = "mixsurrogate-checkpoint/1"
@@ -445,6 +452,29 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -
     return set(frame["run_id"].astype(str))
 
 
+def _same_expert(
+    experts_dir: str | Path | None, weights: dict, preset: Preset, corpus: Corpus, seed: int
+) -> Path | None:
+    """The expert folder that *is* the run of a one-domain mixture, if there is one."""
+    whole = [d for d, w in weights.items() if w >= 1.0 - 1e-12]
+    if experts_dir is None or len(whole) != 1:
+        return None
+    folder = Path(experts_dir) / whole[0]
+    meta = read_expert_meta(folder)
+    same = meta is not None and (
+        meta.get("preset_sha256"),
+        meta.get("seed"),
+        meta.get("tokenizer_sha256"),
+    ) == (preset.sha256, seed, corpus.tokenizer_sha256)
+    return folder if same else None
+
+
+def _expert_result(folder: Path) -> TrainResult:
+    meta = read_expert_meta(folder)
+    final = float(meta.get("final_train_loss", "nan"))
+    return TrainResult(meta["steps"], meta["tokens"], final, seconds=0.0, resumed_from=0)
+
+
 def train_proxy_runs(
     corpus_dir: str | Path,
     mixtures_path: str | Path,
@@ -454,12 +484,15 @@ def train_proxy_runs(
     resume_dir: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    experts_dir: str | Path | None = None,
 ) -> list[dict]:
     """Train one model per mixture, evaluate it on every evaluation set, append it to ``log``.
 
     Runs already in the log are skipped; an interrupted run resumes from its checkpoint in
     ``resume_dir`` (default: ``.<log name>.checkpoints`` beside the log). A row's ``seed`` column
     overrides ``seed``; the default gives every run the same seed (common random numbers).
+    A one-domain mixture whose expert in ``experts_dir`` has the same preset, seed and tokenizer
+    is that expert (same model, same sampled windows), so it is evaluated, not trained again.
     """
     corpus = Corpus.load(corpus_dir)
     log = Path(log)
@@ -484,20 +517,25 @@ def train_proxy_runs(
     rows = []
     for m in todo:
         run_seed = seed if m.seed is None else m.seed
-        target = "mixture:" + json.dumps(m.weights, sort_keys=True)
-        identity = _identity(preset, corpus, run_seed, target)
-        model = build_model(preset, corpus.vocab_size, corpus.eos_id, run_seed)
         checkpoint = resume / f"{_safe_name(m.run_id)}.safetensors"
-        result = train_loop(
-            model,
-            samplers[m.run_id],
-            preset,
-            dev,
-            identity,
-            checkpoint,
-            f"run {m.run_id}",
-            progress,
-        )
+        expert = _same_expert(experts_dir, m.weights, preset, corpus, run_seed)
+        if expert is not None:
+            model, result, note = load_trained(expert, dev), _expert_result(expert), expert.name
+        else:
+            target = "mixture:" + json.dumps(m.weights, sort_keys=True)
+            identity = _identity(preset, corpus, run_seed, target)
+            model = build_model(preset, corpus.vocab_size, corpus.eos_id, run_seed)
+            result = train_loop(
+                model,
+                samplers[m.run_id],
+                preset,
+                dev,
+                identity,
+                checkpoint,
+                f"run {m.run_id}",
+                progress,
+            )
+            note = None
         if rank == 0:
             losses = eval_losses(model, suite, preset.eval.batch_size, dev)
             row = {
@@ -509,7 +547,8 @@ def train_proxy_runs(
                 "steps": result.steps,
                 "seed": run_seed,
                 "eval_id": suite.eval_id,
-                "notes": f"preset={preset.name}",
+                "notes": f"preset={preset.name}"
+                + (f"; the expert of {note} (identical training)" if note else ""),
             }
             append_run(log, row)
             checkpoint.unlink(missing_ok=True)
