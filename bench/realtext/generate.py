@@ -75,44 +75,13 @@ def job_score(corpus: str, experts_dir: str, scores_dir: str) -> dict:
     return {"seconds": round(time.perf_counter() - began, 1)}
 
 
-def job_vertex(corpus: str, preset: str, experts_dir: str, domain: str, run_id: str) -> dict:
-    """The runs-log row of the vertex run of ``domain``: its expert evaluated like a proxy run."""
-    import torch
-
-    from mixsurrogate.experts.corpus_store import Corpus
-    from mixsurrogate.experts.evalsets import build_eval_suite
-    from mixsurrogate.experts.lm_eval import eval_losses
-    from mixsurrogate.experts.model import count_params, load_trained
-    from mixsurrogate.experts.presets import load_preset
-    from mixsurrogate.experts.train import read_expert_meta
-
-    began = time.perf_counter()
-    p = load_preset(preset)
-    c = Corpus.load(corpus)
-    folder = Path(experts_dir) / domain
-    meta = read_expert_meta(folder)
-    if meta is None or meta["preset_sha256"] != p.sha256:
-        raise RuntimeError(f"{folder}: no finished expert of preset {p.name}")
-    suite = build_eval_suite(c, p.model.context, p.eval.val_sequences, p.eval.task_items)
-    losses = eval_losses(load_trained(folder), suite, p.eval.batch_size, torch.device("cpu"))
-    row = {
-        "run_id": run_id,
-        **{WEIGHT_PREFIX + d: float(d == domain) for d in c.domains},
-        **{LOSS_PREFIX + n: v for n, v in losses.items()},
-        "params": count_params(load_trained(folder))[0],
-        "tokens": meta["tokens"],
-        "steps": meta["steps"],
-        "seed": meta["seed"],
-        "eval_id": suite.eval_id,
-        "notes": f"preset={p.name}; the expert of {domain} (identical training)",
-    }
-    return {"row": row, "seconds": round(time.perf_counter() - began, 1)}
-
-
 def job_run(
     corpus: str, preset: str, work: str, run_id: str, weights: dict[str, float], seed: int
 ) -> dict:
-    """Train and evaluate one proxy run into its own part log; return its row."""
+    """Train and evaluate one proxy run into its own part log; return its row.
+
+    A vertex run is evaluated from its expert (``train_proxy_runs(experts_dir=...)``).
+    """
     from mixsurrogate.experts.presets import load_preset
     from mixsurrogate.experts.train import train_proxy_runs
 
@@ -126,7 +95,15 @@ def job_run(
     frame["seed"] = seed
     frame.to_csv(mixtures, index=False)
     train_proxy_runs(
-        corpus, mixtures, load_preset(preset), part, seed, work_dir / "checkpoints", "cpu", False
+        corpus,
+        mixtures,
+        load_preset(preset),
+        part,
+        seed,
+        work_dir / "checkpoints",
+        "cpu",
+        False,
+        experts_dir=work_dir / "experts",
     )
     rows = read_frame(part)
     row = rows[rows["run_id"].astype(str) == run_id].iloc[0].to_dict()
@@ -259,13 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict] = {}
         todo = [i for i in plan if i.run_id not in have[i.log] and i.kind != "copy"]
         for item in todo:
-            if item.kind == "vertex":
-                d = item.run_id.removeprefix("vertex-")
-                fut = pool.submit(job_vertex, corpus, args.preset, str(experts_dir), d, item.run_id)
-            else:
-                fut = pool.submit(
-                    job_run, corpus, args.preset, str(work), item.run_id, item.weights, item.seed
-                )
+            fut = pool.submit(
+                job_run, corpus, args.preset, str(work), item.run_id, item.weights, item.seed
+            )
             pending[fut] = item.run_id
         trainings = sum(i.kind == "run" for i in todo)
         trained = 0
