@@ -166,8 +166,9 @@ def runs_design(
     Example:
       mixsurrogate runs design --domains code,wiki,books -n 16 --vertices mixtures.csv
     """
+    from .design import design_frame
     from .runs import _atomic_write_text, frame_to_text
-    from .simplex import Bounds, dirichlet_simplex, sobol_simplex, vertices_and_uniform
+    from .simplex import Bounds
 
     if corpus_dir:
         from .experts.corpus_store import Corpus
@@ -180,20 +181,15 @@ def runs_design(
     if len(set(names)) != len(names) or len(names) < 2:
         raise MixsurrogateError("need at least two distinct domains")
     bounds = Bounds.parse(list(bound_specs), names)
-    if method == "sobol":
-        W = bounds.repair(
-            bounds.lower + (1 - bounds.lower.sum()) * sobol_simplex(n, len(names), seed)
-        )  # noqa: N806
-    else:
-        W = bounds.repair(
-            bounds.lower + (1 - bounds.lower.sum()) * dirichlet_simplex(n, len(names), alpha, seed)
-        )  # noqa: N806
-    if vertices:
-        W = np.vstack([vertices_and_uniform(len(names)), W])  # noqa: N806
-    frame = pd.DataFrame(W.round(6), columns=[f"w:{d}" for d in names])
-    frame.insert(0, "run_id", [f"{prefix}-{i:03d}" for i in range(len(frame))])
-    frame[frame.columns[1:]] = frame[frame.columns[1:]].div(
-        frame[frame.columns[1:]].sum(axis=1), axis=0
+    frame = design_frame(
+        names,
+        n,
+        method=method,
+        alpha=alpha,
+        vertices=vertices,
+        bounds=bounds,
+        seed=seed,
+        prefix=prefix,
     )
     path = Path(out)
     _atomic_write_text(path, frame_to_text(frame, path))

@@ -9,21 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from .design import design_frame
 from .runs import _atomic_write_text, frame_to_text
-from .simplex import sobol_simplex, vertices_and_uniform
-
-
-def design_frame(
-    domains: list[str], n_sobol: int, seed: int = 0, prefix: str = "run"
-) -> pd.DataFrame:
-    """Vertices, uniform, then Sobol points: the design ``runs design --vertices`` writes."""
-    W = np.vstack([vertices_and_uniform(len(domains)), sobol_simplex(n_sobol, len(domains), seed)])  # noqa: N806
-    frame = pd.DataFrame(W, columns=[f"w:{d}" for d in domains])
-    frame.insert(0, "run_id", [f"{prefix}-{i:03d}" for i in range(len(frame))])
-    return frame
 
 
 def build_from_scratch(
