@@ -323,6 +323,12 @@ def test_bad_user_files_name_the_line(tmp_path: Path) -> None:
     (tasks / "bad.jsonl").write_text('{"prompt": "p", "answer": ""}\n')
     with pytest.raises(CorpusError, match=r"bad\.jsonl:1: expected"):
         read_task_file(tasks / "bad.jsonl")
+    (tasks / "broken.jsonl").write_text('\n{"prompt": "p", "answer": " a"}\n{"prompt": \n')
+    with pytest.raises(CorpusError, match=r"broken\.jsonl:3: invalid JSON"):
+        read_task_file(tasks / "broken.jsonl")
+    (tasks / "latin.jsonl").write_bytes(b'{"prompt": "caf\xe9", "answer": " a"}\n')
+    with pytest.raises(CorpusError, match=r"latin\.jsonl: cannot read as UTF-8"):
+        read_task_file(tasks / "latin.jsonl")
 
 
 def test_download_failure_names_the_package(
