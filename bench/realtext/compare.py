@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from mixsurrogate import evaluate, plots
 from mixsurrogate.features import MDEFeatureMap
@@ -33,32 +37,62 @@ OBJECTIVE = "val=0.5,task=0.5"
 MDE_KINDS = ("token", "bayes")
 
 
-def evaluate_all(
-    log: RunsLog, store, objective: Objective, folds: int, sizes, draws: int, seed: int
-):
-    """CV table and learning curve for rates-only predictors and MDE predictors of each kind."""
-    targets = log.targets
-    tables, curves = [], []
-    runs = [(None, list(RATE_PREDICTORS), None)]
-    for kind in MDE_KINDS:
-        fmap = MDEFeatureMap(store, targets, kind=kind)
-        runs.append((kind, list(MDE_PREDICTORS), fmap.transform))
-    for kind, names, feature_fn in runs:
-        specs = [evaluate.PredictorSpec(n) for n in names]
-        start = time.perf_counter()
-        table, _ = evaluate.cross_validate(
-            specs, log, folds, targets, feature_fn, seed, objective=objective
-        )
-        curve = evaluate.learning_curve(
-            specs, log, None, sizes, draws, targets, feature_fn, seed, objective=objective
-        )
-        label = (lambda n: n) if kind is None else (lambda n, k=kind: f"{n}[{k}]")
-        for frame in (table, curve):
-            frame["predictor"] = frame["predictor"].map(label)
-        tables.append(table)
-        curves.append(curve)
-        print(f"{kind or 'rates'}: {time.perf_counter() - start:.0f} s", flush=True)
-    return pd.concat(tables, ignore_index=True), pd.concat(curves, ignore_index=True)
+def load_benchmark(data: Path) -> tuple[RunsLog, RunsLog, object, Objective]:
+    """Runs log, seeds log, score store and the blended objective of a benchmark folder."""
+    log = load_runs(data / "runs.csv")
+    seeds = load_runs(data / "seeds.csv")
+    store = load_scores(data / "scores")
+    store.check_matches_runs(log.domains, log.targets)
+    kinds = {n: s.kind for n, s in store.eval_sets.items()}
+    return log, seeds, store, Objective.parse(OBJECTIVE, log.targets, kinds)
+
+
+def evaluate_one(
+    data: Path, kind: str | None, name: str, folds: int, sizes, draws: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """CV table and learning curve of one predictor (MDE features of ``kind``, if any).
+
+    Folds and learning-curve subsets depend only on ``seed``, so every predictor is scored on
+    the same splits and the comparison is paired.
+    """
+    start = time.perf_counter()
+    log, _, store, objective = load_benchmark(data)
+    feature_fn = MDEFeatureMap(store, log.targets, kind=kind).transform if kind else None
+    specs = [evaluate.PredictorSpec(name)]
+    table, _ = evaluate.cross_validate(
+        specs, log, folds, log.targets, feature_fn, seed, progress=False, objective=objective
+    )
+    curve = evaluate.learning_curve(
+        specs, log, None, sizes, draws, log.targets, feature_fn, seed, False, objective
+    )
+    label = name if kind is None else f"{name}[{kind}]"
+    for frame in (table, curve):
+        frame["predictor"] = label
+    return table, curve, time.perf_counter() - start
+
+
+def evaluate_all(data: Path, folds: int, sizes, draws: int, seed: int, jobs: int):
+    """Every rates-only predictor, and every MDE predictor with each feature kind, in ``jobs``
+    processes (each GP fit runs on one thread, so processes use the cores)."""
+    tasks = [(None, n) for n in RATE_PREDICTORS]
+    tasks += [(kind, n) for kind in MDE_KINDS for n in MDE_PREDICTORS]
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers: no oversubscription
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(evaluate_one, data, kind, name, folds, sizes, draws, seed)
+            for kind, name in tasks
+        ]
+        results = []
+        for future in tqdm(as_completed(futures), total=len(futures), desc="predictors"):
+            table, curve, seconds = future.result()
+            tqdm.write(f"{table['predictor'].iloc[0]}: {seconds:.0f} s")
+            results.append((table, curve))
+    order = {f"{n}" if k is None else f"{n}[{k}]": i for i, (k, n) in enumerate(tasks)}
+    results.sort(key=lambda r: order[r[0]["predictor"].iloc[0]])
+    return (
+        pd.concat([r[0] for r in results], ignore_index=True),
+        pd.concat([r[1] for r in results], ignore_index=True),
+    )
 
 
 def main() -> None:
@@ -73,16 +107,12 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     args = parser.parse_args()
-    log = load_runs(args.data / "runs.csv")
-    seeds = load_runs(args.data / "seeds.csv")
-    store = load_scores(args.data / "scores")
-    store.check_matches_runs(log.domains, log.targets)
-    kinds = {n: s.kind for n, s in store.eval_sets.items()}
-    objective = Objective.parse(OBJECTIVE, log.targets, kinds)
+    log, seeds, _, objective = load_benchmark(args.data)
     sizes = [int(x) for x in args.sizes.split(",")]
     start = time.perf_counter()
-    table, curve = evaluate_all(log, store, objective, args.folds, sizes, args.draws, args.seed)
+    table, curve = evaluate_all(args.data, args.folds, sizes, args.draws, args.seed, args.jobs)
     noise = seed_noise(seeds, objective)
     ceiling = noise_ceiling(log, noise, objective)
     write_results(
