@@ -138,7 +138,10 @@ class DMLPredictor(MixturePredictor):
         losses = [dml_objective(theta, W, y, self.huber_delta) for theta in fits]
         best = int(np.argmin(losses))
         self.theta_, self.loss_ = fits[best], float(losses[best])
-        self.c_, self.k_ = float(np.exp(self.theta_[0])), float(np.exp(self.theta_[1]))
+        # c and k for reading only (predictions use theta_ in log space): along the ridge
+        # k exp(t . w) = const, log k can drift past what a float holds, so k may read inf.
+        with np.errstate(over="ignore"):
+            self.c_, self.k_ = float(np.exp(self.theta_[0])), float(np.exp(self.theta_[1]))
         self.t_ = self.theta_[2:].copy()
 
     def _predict(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
