@@ -52,7 +52,9 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 def test_registry_lists_and_unknown_name():
     assert set(RATE_PREDICTORS) | set(MDE_PREDICTORS) == set(PREDICTORS)
     assert {"mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix"} <= set(RATE_PREDICTORS)
-    assert {"mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde"} == set(MDE_PREDICTORS)
+    assert {"mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde", "gp+mde-res"} == set(
+        MDE_PREDICTORS
+    )
     with pytest.raises(MixsurrogateError, match="choose from.*loglinear"):
         make_predictor("ridge")
 
@@ -68,10 +70,10 @@ def test_rate_predictors_beat_mean(problem, name):
     assert mse(pred, Yt[:, target]) < 0.5 * base
 
 
-@pytest.mark.parametrize("name", ["mde-cal", "linear+mde", "lgbm+mde", "gp+mde"])
+@pytest.mark.parametrize("name", ["mde-cal", "linear+mde", "lgbm+mde", "gp+mde", "gp+mde-res"])
 def test_mde_predictors_beat_mean(problem, name):
     W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
-    params = {"target_feature": 0} if name == "mde-cal" else {}
+    params = {"target_feature": 0} if name in ("mde-cal", "gp+mde-res") else {}
     base = mse(make_predictor("mean").fit(W, Y[:, 0]).predict(Wt), Yt[:, 0])
     pred = make_predictor(name, **params).fit(W, Y[:, 0], F).predict(Wt, Ft)
     assert mse(pred, Yt[:, 0]) < 0.5 * base
@@ -88,6 +90,22 @@ def test_mde_raw_is_the_feature_and_cal_removes_its_bias(problem):
         make_predictor("mde").fit(W, Y[:, 0], F)
     with pytest.raises(ValueError, match="needs features"):
         make_predictor("linear+mde").fit(W, Y[:, 0])
+
+
+def test_gp_residual_learns_what_mde_misses(problem):
+    """MDE that sees only part of the loss: the residual GP recovers the part that depends on
+    the rates, which calibration alone cannot."""
+    W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
+    missing, missing_t = 0.4 * W[:, 2] ** 2, 0.4 * Wt[:, 2] ** 2  # what the experts miss
+    partial, partial_t = F[:, :1] - 0.8 * missing[:, None], Ft[:, :1] - 0.8 * missing_t[:, None]
+    cal = make_predictor("mde-cal", target_feature=0).fit(W, Y[:, 0], partial)
+    res = make_predictor("gp+mde-res", target_feature=0).fit(W, Y[:, 0], partial)
+    err_cal = mse(cal.predict(Wt, partial_t), Yt[:, 0])
+    err_res = mse(res.predict(Wt, partial_t), Yt[:, 0])
+    assert err_res < 0.3 * err_cal
+    assert res.slope_ == pytest.approx(cal.slope_) and np.all(res.predict_std(Wt, partial_t) > 0)
+    with pytest.raises(UnsupportedTargetError, match="gp\\+mde-res needs the column"):
+        make_predictor("gp+mde-res").fit(W, Y[:, 0], F)
 
 
 @pytest.mark.parametrize("name", sorted(PREDICTORS))

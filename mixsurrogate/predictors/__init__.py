@@ -16,6 +16,7 @@ from .linear import LinearPredictor
 from .loglinear import LogLinearPredictor
 from .mde import (
     GPMDEPredictor,
+    GPResidualMDEPredictor,
     LGBMMDEPredictor,
     LinearMDEPredictor,
     MDECalPredictor,
@@ -38,6 +39,7 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
         LinearMDEPredictor,
         LGBMMDEPredictor,
         GPMDEPredictor,
+        GPResidualMDEPredictor,
     )
 }
 RATE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if not c.uses_features]
