@@ -206,9 +206,10 @@ def write_results(
         "draws": draws,
         "seconds": round(seconds, 1),
         "all_cv": table.to_dict(orient="records"),
-        "all_learning_curve": curve.to_dict(orient="records"),
+        "all_learning_curve": "realtext_learning_curve.csv.gz (every draw, size, set, predictor)",
     }
     (out / "realtext.json").write_text(json.dumps(payload, indent=2, default=float))
+    curve.to_csv(out / "realtext_learning_curve.csv.gz", index=False)
     plotted = lc[lc["predictor"].isin(PLOTTED)]
     plots.learning_curves(
         plotted,
