@@ -55,28 +55,34 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def job_expert(corpus: str, preset: str, experts_dir: str, domain: str) -> dict:
+def job_expert(corpus: str, preset: str, experts_dir: str, domain: str, device: str) -> dict:
     """Train (or resume, or skip) the expert of one domain."""
     from mixsurrogate.experts.presets import load_preset
     from mixsurrogate.experts.train import train_experts
 
     (result,) = train_experts(
-        corpus, load_preset(preset), experts_dir, [domain], 0, "cpu", progress=False
+        corpus, load_preset(preset), experts_dir, [domain], 0, device, progress=False
     )
     return {k: result.get(k) for k in ("domain", "skipped", "seconds", "final_train_loss")}
 
 
-def job_score(corpus: str, experts_dir: str, scores_dir: str) -> dict:
+def job_score(corpus: str, experts_dir: str, scores_dir: str, device: str) -> dict:
     """Score every expert on every evaluation set into the (float16) score store."""
     from mixsurrogate.experts.score import score_experts
 
     began = time.perf_counter()
-    score_experts(experts_dir, corpus, scores_dir, "cpu", "float16", progress=False)
+    score_experts(experts_dir, corpus, scores_dir, device, "float16", progress=False)
     return {"seconds": round(time.perf_counter() - began, 1)}
 
 
 def job_run(
-    corpus: str, preset: str, work: str, run_id: str, weights: dict[str, float], seed: int
+    corpus: str,
+    preset: str,
+    work: str,
+    run_id: str,
+    weights: dict[str, float],
+    seed: int,
+    device: str,
 ) -> dict:
     """Train and evaluate one proxy run into its own part log; return its row.
 
@@ -101,7 +107,7 @@ def job_run(
         part,
         seed,
         work_dir / "checkpoints",
-        "cpu",
+        device,
         False,
         experts_dir=work_dir / "experts",
     )
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=4, help="seeds per repeated mixture (0..N-1)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (one GPU: use --workers 1)")
     ap.add_argument("--log", default="/tmp/realtext-gen.log")
     args = ap.parse_args(argv)
     if args.sobol > args.design_n:
@@ -213,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     with pool:
         experts = [
-            pool.submit(job_expert, corpus, args.preset, str(experts_dir), d) for d in domains
+            pool.submit(job_expert, corpus, args.preset, str(experts_dir), d, args.device)
+            for d in domains
         ]
         for fut in experts:
             try:
@@ -231,14 +239,16 @@ def main(argv: list[str] | None = None) -> int:
 
         pending: dict[Future, str] = {}
         if not (scores_dir / "manifest.json").is_file():
-            pending[pool.submit(job_score, corpus, str(experts_dir), str(scores_dir))] = "score"
+            job = pool.submit(job_score, corpus, str(experts_dir), str(scores_dir), args.device)
+            pending[job] = "score"
         have = {name: done_ids(name) for name in logs}
         results: dict[str, dict] = {}
         todo = [i for i in plan if i.run_id not in have[i.log] and i.kind != "copy"]
         for item in todo:
             fut = pool.submit(
-                job_run, corpus, args.preset, str(work), item.run_id, item.weights, item.seed
-            )
+                job_run, corpus, args.preset, str(work), item.run_id, item.weights, item.seed,
+                args.device,
+            )  # fmt: skip
             pending[fut] = item.run_id
         trainings = sum(i.kind == "run" for i in todo)
         trained = 0
