@@ -64,7 +64,7 @@ def demo(
 
     Compares predictors with and without MDE features by 5-fold CV on the blended objective
     val=0.5,task=0.5, draws a learning curve, and proposes the mixture for that objective with
-    the best predictor, with its predicted loss on every evaluation set.
+    the best predictor fitted to the runs, with its predicted loss on every evaluation set.
 
     \b
     Examples:

@@ -158,7 +158,7 @@ def mde_demo(
     # raw MDE ignores the runs (its losses are the experts', not a trained model's scale), so
     # the proposal comes from the best predictor that is fitted to the runs
     fitted = comparison[~comparison["predictor"].isin(["mde", "mean"])]
-    best = str(fitted.iloc[0]["predictor"])
+    best = str((fitted if len(fitted) else comparison).iloc[0]["predictor"])
     proposal = propose_exploit(log, evaluate.PredictorSpec(best), objective, feature_fn=feature_fn)
     values = objective.combine(log.Y, log.targets)
     figures = [
