@@ -138,7 +138,7 @@ def test_gp_hyper_subset_matches_full_fit():
     assert spearmanr(full, sub)[0] > 0.97
 
 
-@pytest.mark.parametrize("name", ["gp", "gp+mde"])
+@pytest.mark.parametrize("name", ["gp", "gp+mde", "gp+mde-res"])
 def test_gp_joint_tuning_matches_separate_fits(problem, name, monkeypatch):
     """One batched hyper-parameter fit over both targets predicts like one fit per target, and
     each member keeps a one-output BoTorch model (what the acquisition functions use)."""

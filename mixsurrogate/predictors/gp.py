@@ -104,6 +104,8 @@ class GPPredictor(MixturePredictor):
     """Exact GP regression with a Matern-5/2 ARD kernel; ``predict_std`` is the posterior std."""
 
     name = "gp"
+    #: parameters that may differ between the members of one ``tune_jointly`` call
+    PER_TARGET_PARAMS: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -176,8 +178,12 @@ class GPPredictor(MixturePredictor):
         conditions on its own column with its slice of the hyper-parameters.
         """
         first = members[0]
-        params = first.get_params()
-        if any(type(m) is not type(first) or m.get_params() != params for m in members):
+
+        def shared(member: GPPredictor) -> dict:
+            params = member.get_params()
+            return {k: v for k, v in params.items() if k not in cls.PER_TARGET_PARAMS}
+
+        if any(type(m) is not type(first) or shared(m) != shared(first) for m in members):
             raise ValueError("tune_jointly needs members of one class with equal parameters")
         W = _check_W(W)  # noqa: N806
         features = _check_features(features, len(W)) if first.uses_features else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MixsurrogateError, UnsupportedTargetError
-from .base import MixturePredictor
+from .base import MixturePredictor, _check_features
 from .gp import GPPredictor
 from .lgbm import LGBMPredictor
 from .linear import LinearPredictor
@@ -129,7 +129,7 @@ class GPResidualMDEPredictor(GPPredictor):
 
     name = "gp+mde-res"
     uses_features = True
-    tune_jointly = None  # members differ in target_feature, so they share no inputs
+    PER_TARGET_PARAMS = ("target_feature",)  # the GP's inputs (the rates) are shared
 
     def __init__(
         self,
@@ -145,6 +145,23 @@ class GPResidualMDEPredictor(GPPredictor):
 
     def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
         return 4  # the GP's few, plus slope and intercept
+
+    @classmethod
+    def tune_jointly(cls, members, W, Y, features) -> None:  # noqa: N803
+        """One batched GP fit over every target's calibration residual (see GPPredictor)."""
+        features = _check_features(features, len(W))
+        Y = np.asarray(Y, dtype=float).reshape(len(W), len(members))  # noqa: N806
+        residuals = []
+        for j, member in enumerate(members):
+            try:
+                x = own_mde_column(features, member.target_feature, member.name)
+            except MixsurrogateError:
+                return  # that member's fit raises; the others are tuned one by one
+            if np.ptp(x) == 0:
+                return
+            slope, intercept = np.polyfit(x, Y[:, j], 1)
+            residuals.append(Y[:, j] - (intercept + slope * x))
+        super().tune_jointly(members, W, np.column_stack(residuals), features)
 
     def _calibrated(self, features: np.ndarray) -> np.ndarray:
         own = own_mde_column(features, self.target_feature, self.name)
