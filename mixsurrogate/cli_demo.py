@@ -20,7 +20,7 @@ from .cli_propose import _show_proposal
     "--from-scratch",
     "scratch_dir",
     type=click.Path(file_okay=False),
-    help="first build a pypi corpus, train experts and runs in this folder (resumable; about half an hour on 2 CPU cores)",
+    help="first build a pypi corpus, train experts and runs in this folder (resumable; about 20 minutes on 2 CPU cores)",
 )
 @click.option(
     "--preset",
