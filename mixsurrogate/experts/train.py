@@ -454,8 +454,8 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -
 
 def _same_expert(
     experts_dir: str | Path | None, weights: dict, preset: Preset, corpus: Corpus, seed: int
-) -> Path | None:
-    """The expert folder that *is* the run of a one-domain mixture, if there is one."""
+) -> tuple[Path, TrainResult] | None:
+    """The expert folder that *is* the run of a one-domain mixture, with its training facts."""
     whole = [d for d, w in weights.items() if w >= 1.0 - 1e-12]
     if experts_dir is None or len(whole) != 1:
         return None
@@ -466,13 +466,10 @@ def _same_expert(
         meta.get("seed"),
         meta.get("tokenizer_sha256"),
     ) == (preset.sha256, seed, corpus.tokenizer_sha256)
-    return folder if same else None
-
-
-def _expert_result(folder: Path) -> TrainResult:
-    meta = read_expert_meta(folder)
+    if not same:
+        return None
     final = float(meta.get("final_train_loss", "nan"))
-    return TrainResult(meta["steps"], meta["tokens"], final, seconds=0.0, resumed_from=0)
+    return folder, TrainResult(meta["steps"], meta["tokens"], final, seconds=0.0, resumed_from=0)
 
 
 def train_proxy_runs(
@@ -520,7 +517,8 @@ def train_proxy_runs(
         checkpoint = resume / f"{_safe_name(m.run_id)}.safetensors"
         expert = _same_expert(experts_dir, m.weights, preset, corpus, run_seed)
         if expert is not None:
-            model, result, note = load_trained(expert, dev), _expert_result(expert), expert.name
+            folder, result = expert
+            model, note = load_trained(folder, dev), folder.name
         else:
             target = "mixture:" + json.dumps(m.weights, sort_keys=True)
             identity = _identity(preset, corpus, run_seed, target)
