@@ -77,6 +77,12 @@ def _feature_fn(scores: str | None, log: RunsLog, kind: str):
     return fmap.transform, store
 
 
+#: MDE features of fit, cv and propose: token-level, sequence-posterior, or both
+mde_kind_option = click.option(
+    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
+)
+
+
 def _targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
     for t in target:
         log.loss(t)  # one clear error for an unknown name
@@ -207,9 +213,7 @@ def runs_design(
     type=click.Path(exists=True, file_okay=False),
     help="score store for +mde predictors",
 )
-@click.option(
-    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
-)
+@mde_kind_option
 @click.option("--target", "-t", multiple=True, help="evaluation set(s) to fit (default: all)")
 @click.option(
     "--summary", is_flag=True, help="statsmodels OLS table of per-domain effects (linear)"
@@ -281,9 +285,7 @@ def fit(log, predictor, scores, mde_kind, target, summary, as_json) -> None:
     type=click.Path(exists=True, file_okay=False),
     help="score store: adds MDE predictors",
 )
-@click.option(
-    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
-)
+@mde_kind_option
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option("--test", "test_log", help="explicit test log instead of k-fold CV")
 @click.option("--target", "-t", multiple=True, help="evaluation set(s) (default: all)")
@@ -331,8 +333,7 @@ def cv(
     feature_fn, store = _feature_fn(scores, runs_log, mde_kind)
     obj = None
     if objective_spec:
-        kinds = {n: s.kind for n, s in store.eval_sets.items()} if store else None
-        obj = Objective.parse(objective_spec, targets, kinds)
+        obj = Objective.parse(objective_spec, targets, store.kinds if store else None)
     names = list(predictors) or list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
     specs = [evaluate.PredictorSpec(n) for n in names]
     for s in specs:

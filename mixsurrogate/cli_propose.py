@@ -8,7 +8,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from .cli import _feature_fn, print_table, resolve_log
+from .cli import _feature_fn, mde_kind_option, print_table, resolve_log
 from .errors import MixsurrogateError
 from .runs import RunsLog
 
@@ -21,9 +21,7 @@ from .runs import RunsLog
     type=click.Path(exists=True, file_okay=False),
     help="score store (MDE features, zero-run mode)",
 )
-@click.option(
-    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
-)
+@mde_kind_option
 @click.option(
     "--objective",
     default="val=1",
@@ -87,7 +85,6 @@ def propose(
     from . import propose as prop
     from .evaluate import PredictorSpec
     from .objective import Objective
-    from .simplex import Bounds
 
     if log is None:
         if not scores:
@@ -96,30 +93,16 @@ def propose(
         from .scores import load_scores
 
         store = load_scores(scores)
-        kinds = {n: s.kind for n, s in store.eval_sets.items()}
-        obj = Objective.parse(objective, list(kinds), kinds)
-        bounds = _epoch_bounds(
-            Bounds.parse(list(bound_specs), store.experts),
-            store.experts,
-            max_epochs,
-            corpus_dir,
-            budget_tokens,
-        )
+        obj = Objective.parse(objective, store.names(), store.kinds)
+        bounds = _bounds(bound_specs, store.experts, max_epochs, corpus_dir, budget_tokens)
         fmap = MDEFeatureMap(store, obj.sets, kind="token")
         result = prop.propose_zero_run(fmap, obj, bounds, seed=seed)
         _show_proposal(result, None, obj, as_json, plot_path)
         return
     runs_log = resolve_log(log)
     feature_fn, store = _feature_fn(scores, runs_log, mde_kind)
-    kinds = {n: s.kind for n, s in store.eval_sets.items()} if store else None
-    obj = Objective.parse(objective, runs_log.targets, kinds)
-    bounds = _epoch_bounds(
-        Bounds.parse(list(bound_specs), runs_log.domains),
-        runs_log.domains,
-        max_epochs,
-        corpus_dir,
-        budget_tokens,
-    )
+    obj = Objective.parse(objective, runs_log.targets, store.kinds if store else None)
+    bounds = _bounds(bound_specs, runs_log.domains, max_epochs, corpus_dir, budget_tokens)
     if explore:
         from .explore import propose_explore
 
@@ -131,8 +114,12 @@ def propose(
     _show_proposal(result, runs_log, obj, as_json, plot_path)
 
 
-def _epoch_bounds(bounds, domains: list[str], max_epochs, corpus_dir, budget_tokens):
-    """Apply --max-epochs with the corpus's training token counts (or check it is complete)."""
+def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_tokens):
+    """--bounds over ``domains``, tightened by --max-epochs with the corpus's training token
+    counts (which needs --corpus and --budget-tokens)."""
+    from .simplex import Bounds
+
+    bounds = Bounds.parse(list(bound_specs), domains)
     if max_epochs is None:
         return bounds
     if not corpus_dir or not budget_tokens:

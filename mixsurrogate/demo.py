@@ -118,8 +118,7 @@ def mde_demo(
     log, store = load_runs(runs_path), load_scores(scores_path)
     eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
     store.check_matches_runs(log.domains, log.targets, eval_id)
-    kinds = {n: s.kind for n, s in store.eval_sets.items()}
-    objective = Objective.parse(MDE_DEMO_OBJECTIVE, log.targets, kinds)
+    objective = Objective.parse(MDE_DEMO_OBJECTIVE, log.targets, store.kinds)
     feature_fn = MDEFeatureMap(store, log.targets, kind="token").transform
     specs = [evaluate.PredictorSpec(n) for n in predictors]
     table, _ = evaluate.cross_validate(

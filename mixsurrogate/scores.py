@@ -64,6 +64,11 @@ class ScoreStore:
     def names(self, kind: str | None = None) -> list[str]:
         return [n for n, s in self.eval_sets.items() if kind is None or s.kind == kind]
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Evaluation set -> 'val' or 'task', what ``Objective.parse`` needs for its groups."""
+        return {n: s.kind for n, s in self.eval_sets.items()}
+
     def check_matches_runs(
         self, domains: list[str], targets: list[str], eval_id: str | None = None
     ) -> None:

@@ -213,7 +213,7 @@ def test_cli_zero_run_mode_beats_uniform_and_vertices_on_the_mde_objective():
     w = np.array(list(mixture.values()))
     assert w.sum() == pytest.approx(1.0) and mixture["code"] <= 0.2 + 1e-6
     store = load_scores(scores)
-    kinds = {n: s.kind for n, s in store.eval_sets.items()}
+    kinds = store.kinds
     obj = Objective.parse("val=0.5,task=0.5", list(kinds), kinds)
     fmap = MDEFeatureMap(store, obj.sets)
     k = len(store.experts)

@@ -43,8 +43,7 @@ def load_benchmark(data: Path) -> tuple[RunsLog, RunsLog, object, Objective]:
     seeds = load_runs(data / "seeds.csv")
     store = load_scores(data / "scores")
     store.check_matches_runs(log.domains, log.targets)
-    kinds = {n: s.kind for n, s in store.eval_sets.items()}
-    return log, seeds, store, Objective.parse(OBJECTIVE, log.targets, kinds)
+    return log, seeds, store, Objective.parse(OBJECTIVE, log.targets, store.kinds)
 
 
 def evaluate_one(
