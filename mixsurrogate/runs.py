@@ -3,19 +3,24 @@
 Format (CSV or JSONL): ``run_id``, one ``w:<domain>`` column per training domain, one
 ``loss:<eval_set>`` column per evaluation set, and optional metadata (``params``, ``tokens``,
 ``steps``, ``seed``, ``notes``, ``eval_id``). The log is the single source of truth for every
-surrogate, so it is validated strictly on load and only ever written atomically.
+surrogate, so it is validated strictly on load and only ever written atomically, under a lock
+(``.<log name>.lock`` beside it) so that concurrent writers, such as cluster array jobs, lose nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from .errors import RunsLogError
 
@@ -23,6 +28,13 @@ WEIGHT_PREFIX = "w:"
 LOSS_PREFIX = "loss:"
 METADATA_COLUMNS = ("params", "tokens", "steps", "seed", "notes", "eval_id")
 SUM_TOLERANCE = 1e-2  # RegMix's files sum to 1 within 0.004; beyond 1e-2 it is a mistake
+LOCK_POLL_S = 0.005
+#: run ids that pandas reads back as missing (read_csv's default NA spellings): a log holding one
+#: could be written but not loaded again
+MISSING_RUN_IDS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
+    | {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
 
 
 @dataclass
@@ -83,6 +95,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
         raise _fail(source, "missing loss columns: expected at least one 'loss:<eval_set>' column")
     if len(frame) == 0:
         raise _fail(source, "no runs (the log has a header but no rows)")
+    _check_run_ids(frame["run_id"], source)
     frame["run_id"] = frame["run_id"].astype(str)
     duplicated = frame["run_id"][frame["run_id"].duplicated()].unique()
     if len(duplicated):
@@ -110,8 +123,25 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
         raise _fail(
             source, f"run {frame['run_id'].iloc[row]}: loss {loss_cols[col]} is NaN, inf or missing"
         )
+    negative = losses < 0
+    if negative.any():
+        row, col = map(int, np.argwhere(negative)[0])
+        raise _fail(
+            source,
+            f"run {frame['run_id'].iloc[row]}: loss {loss_cols[col]} is negative "
+            f"({losses[row, col]:g}); losses are cross-entropies in nats per token, never below 0",
+        )
     frame[loss_cols] = losses
     return frame.reset_index(drop=True)
+
+
+def _check_run_ids(ids: pd.Series, source: str) -> None:
+    """Refuse missing or blank ids: ``astype(str)`` would turn NaN into the id ``'nan'``."""
+    for row, value in enumerate(ids):
+        text = "" if pd.api.types.is_scalar(value) and pd.isna(value) else str(value)
+        if text.strip() in MISSING_RUN_IDS:
+            shown = "missing" if not text.strip() else f"{text!r}, which reads back as missing"
+            raise _fail(source, f"row {row + 1}: run_id is {shown}; give every run an id")
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:
@@ -134,19 +164,46 @@ def load_runs(path: str | Path) -> RunsLog:
     return RunsLog(validate_frame(read_frame(path), source=str(path)))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: a crash never leaves half a file."""
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: a crash never leaves half a file.
+
+    The file keeps the mode it had (a team's shared log stays shared); a new file gets the
+    umask's mode, as ``open`` would give it (``mkstemp`` would make it private, 0600).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+#: the old private name, which the committed ``cli.py`` and ``pipeline.py`` still import; drop it
+#: once their move to :func:`atomic_write_text` is committed
+_atomic_write_text = atomic_write_text
+
+
+@contextmanager
+def log_lock(path: str | Path) -> Iterator[None]:
+    """Hold the exclusive lock that every writer of the log at ``path`` takes to rewrite it.
+
+    A sibling file, not the log itself: the log is replaced by a rename, so a lock on its inode
+    would guard a file that is no longer there. The lock file stays (removing it is racy).
+    """
+    path = Path(path)
+    lock = FileLock(path.with_name(f".{path.name}.lock"))
+    # a waiter polls; filelock's default 50 ms would dominate appends that take a few ms
+    with lock.acquire(poll_interval=LOCK_POLL_S):
+        yield
 
 
 def frame_to_text(frame: pd.DataFrame, path: Path) -> str:
@@ -160,31 +217,45 @@ def save_runs(log: RunsLog | pd.DataFrame, path: str | Path) -> None:
     frame = log.frame if isinstance(log, RunsLog) else log
     path = Path(path)
     frame = validate_frame(frame, source=str(path))
-    _atomic_write_text(path, frame_to_text(frame, path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with log_lock(path):
+        atomic_write_text(path, frame_to_text(frame, path))
 
 
 def append_run(path: str | Path, row: dict) -> RunsLog:
     """Append one run to a log (created if absent), atomically; the new row is validated too.
 
     The whole file is rewritten through a temporary file and renamed, which is what makes the
-    append atomic: readers see the old log or the new one, never a half-written row.
+    append atomic: readers see the old log or the new one, never a half-written row. Writers
+    take :func:`log_lock` and re-read the log under it, so concurrent appends all land.
     """
     path = Path(path)
-    new = pd.DataFrame([row])
-    if path.exists():
-        old = read_frame(path)
-        if set(c for c in old.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))) != set(
-            c for c in new.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))
-        ):
-            raise RunsLogError(
-                f"{path}: run {row.get('run_id')} has other domains or evaluation sets than the log"
-            )
-        frame = pd.concat([old, new[old.columns.union(new.columns, sort=False)]], ignore_index=True)
-    else:
-        frame = new
-    log = RunsLog(validate_frame(frame, source=str(path)))
-    _atomic_write_text(path, frame_to_text(log.frame, path))
+    _with_row(
+        path, row
+    )  # a row that cannot go in fails here, before any file (even the lock) exists
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with log_lock(path):
+        log = _with_row(path, row)  # again under the lock: another writer may have appended since
+        atomic_write_text(path, frame_to_text(log.frame, path))
     return log
+
+
+def _with_row(path: Path, row: dict) -> RunsLog:
+    """The log at ``path`` (empty if absent) with ``row`` appended, validated."""
+    new = pd.DataFrame([row])
+    if not path.exists() or path.stat().st_size == 0:
+        return RunsLog(validate_frame(new, source=str(path)))
+    old = read_frame(path)
+    if set(c for c in old.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))) != set(
+        c for c in new.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))
+    ):
+        raise RunsLogError(
+            f"{path}: run {row.get('run_id')} has other domains or evaluation sets than the log"
+        )
+    # metadata (notes, seed, ...) is optional: a column the row lacks stays empty for it
+    extra = [c for c in new.columns if c not in old.columns]
+    frame = pd.concat([old, new], ignore_index=True)[[*old.columns, *extra]]
+    return RunsLog(validate_frame(frame, source=str(path)))
 
 
 # --- adapters for foreign formats -------------------------------------------------------------
