@@ -77,6 +77,23 @@ class RunsLog:
     def subset(self, rows: np.ndarray | list[int]) -> RunsLog:
         return RunsLog(self.frame.iloc[list(rows)].reset_index(drop=True))
 
+    def with_domain_order(self, domains: list[str]) -> RunsLog:
+        """The same log with its ``w:`` columns in ``domains`` order (another log's, a store's).
+
+        Safe to do silently: a column's name, not its place, says which domain it is; only the
+        matrices ``W`` built from two sources must agree on one order.
+        """
+        domains = list(domains)
+        if domains == self.domains:
+            return self
+        if sorted(domains) != sorted(self.domains):
+            raise RunsLogError(
+                f"the runs log has domains {', '.join(self.domains)}, not {', '.join(domains)}"
+            )
+        weights = iter([WEIGHT_PREFIX + d for d in domains])
+        columns = [next(weights) if c.startswith(WEIGHT_PREFIX) else c for c in self.frame.columns]
+        return RunsLog(self.frame[columns])
+
 
 def _fail(source: str, message: str) -> RunsLogError:
     return RunsLogError(f"{source}: {message}")

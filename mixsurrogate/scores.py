@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +70,38 @@ class ScoreStore:
         """Evaluation set -> 'val' or 'task', what ``Objective.parse`` needs for its groups."""
         return {n: s.kind for n, s in self.eval_sets.items()}
 
+    def reordered(self, experts: list[str]) -> ScoreStore:
+        """The same store with its expert axis in ``experts`` order (a runs log's domain order).
+
+        Safe to do silently: each expert's scores are a slice of the arrays, so the order is a
+        convention, not data. A memory-mapped store is read into memory by a real reordering.
+        """
+        experts = list(experts)
+        if experts == self.experts:
+            return self
+        if sorted(experts) != sorted(self.experts):
+            raise ScoreStoreError(
+                f"score store experts ({', '.join(self.experts)}) differ from the runs log "
+                f"domains ({', '.join(experts)})"
+            )
+        order = [self.experts.index(e) for e in experts]
+        sets = {n: replace(s, logp=s.logp[order]) for n, s in self.eval_sets.items()}
+        return replace(self, experts=experts, eval_sets=sets)
+
     def check_matches_runs(
         self, domains: list[str], targets: list[str], eval_id: str | None = None
     ) -> None:
         """One clear error if this store cannot be used with a runs log of these columns."""
         if list(domains) != list(self.experts):
+            same = sorted(domains) == sorted(self.experts)
             raise ScoreStoreError(
-                "score store experts "
+                (
+                    "the runs log has the score store's domains in another order "
+                    f"(log: {', '.join(domains)}; store: {', '.join(self.experts)}); put the "
+                    "log's w: columns in the store's order (ScoreStore.reordered aligns a store)"
+                )
+                if same
+                else "score store experts "
                 f"({', '.join(self.experts)}) differ from the runs log domains ({', '.join(domains)})"
             )
         missing = [t for t in targets if t not in self.eval_sets]
@@ -97,16 +123,23 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
     if not manifest_path.is_file():
         raise ScoreStoreError(f"{path}: not a score store (no manifest.json)")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ScoreStoreError(f"{manifest_path}: invalid JSON ({err})") from err
+    if not isinstance(manifest, dict):
+        raise ScoreStoreError(
+            f"{manifest_path}: expected a JSON object, found a {type(manifest).__name__}"
+        )
     if manifest.get("format") != STORE_FORMAT:
         raise ScoreStoreError(
             f"{manifest_path}: format {manifest.get('format')!r}, expected {STORE_FORMAT!r}"
         )
-    experts = list(manifest["experts"])
+    experts, eval_sets, seq_len = _check_manifest(manifest, manifest_path)
+    provenance = manifest.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise ScoreStoreError(f"{manifest_path}: 'provenance' must be a JSON object")
     sets: dict[str, EvalSetScores] = {}
-    for name, meta in manifest["eval_sets"].items():
+    for name, meta in eval_sets.items():
         try:
             logp = np.load(
                 path / f"{name}.logp.npy", allow_pickle=False, mmap_mode="r" if mmap else None
@@ -130,11 +163,43 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
         path=path,
         experts=experts,
         eval_sets=sets,
-        seq_len=int(manifest["seq_len"]),
+        seq_len=seq_len,
         tokenizer_sha256=str(manifest.get("tokenizer_sha256", "")),
         eval_id=str(manifest.get("eval_id", "")),
-        provenance=dict(manifest.get("provenance", {})),
+        provenance=provenance,
     )
+
+
+def _check_manifest(manifest: dict, source: Path) -> tuple[list[str], dict[str, dict], int]:
+    """(experts, eval_sets, seq_len) of a manifest, with one clear line for each way it is bad."""
+    missing = [k for k in ("experts", "seq_len", "eval_sets") if k not in manifest]
+    if missing:
+        raise ScoreStoreError(f"{source}: missing {', '.join(map(repr, missing))}")
+    experts, eval_sets, seq_len = manifest["experts"], manifest["eval_sets"], manifest["seq_len"]
+    if not isinstance(experts, list) or not experts or not all(isinstance(e, str) for e in experts):
+        raise ScoreStoreError(f"{source}: 'experts' must be a non-empty list of domain names")
+    if len(set(experts)) != len(experts):
+        raise ScoreStoreError(f"{source}: 'experts' names a domain twice")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ScoreStoreError(f"{source}: 'seq_len' must be a positive integer, not {seq_len!r}")
+    if not isinstance(eval_sets, dict) or not all(isinstance(m, dict) for m in eval_sets.values()):
+        raise ScoreStoreError(f"{source}: 'eval_sets' must map each set's name to its facts")
+    for name in eval_sets:
+        check_set_name(name, source)
+    return experts, eval_sets, seq_len
+
+
+def check_set_name(name: str, source: Path | str) -> None:
+    """An evaluation set's name becomes a file name in the store: it must stay in the folder.
+
+    ``../x`` or an absolute path would read (or write) arrays outside the store.
+    """
+    bad = not name or any(c in name for c in "/\\\0")  # separators (POSIX, Windows) and NUL
+    if bad:
+        raise ScoreStoreError(
+            f"{source}: evaluation set name {name!r} is not a plain file name; "
+            "a score store only reads files inside its own folder"
+        )
 
 
 def write_scores(
@@ -151,9 +216,15 @@ def write_scores(
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         raise ScoreStoreError(f"{path}: exists and is not empty; choose a new folder")
+    for name in eval_sets:
+        check_set_name(name, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    # mkdir, not mkdtemp: mkdtemp makes the folder 0700, the store would be private to its writer
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    tmp.mkdir()
     try:
+        if path.exists():  # an empty folder made for the store: keep its mode
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         meta = {}
         for name, s in eval_sets.items():
             np.save(tmp / f"{name}.logp.npy", np.asarray(s.logp, dtype=dtype), allow_pickle=False)

@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
+import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -363,8 +364,12 @@ def assemble_corpus(
         )
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    # mkdir, not mkdtemp: mkdtemp's 0700 would make the corpus private to whoever built it
+    tmp = out.parent / f".{out.name}.building-{secrets.token_hex(6)}"
+    tmp.mkdir()
     try:
+        if out.is_dir():  # an empty folder made for the corpus: keep its mode
+            os.chmod(tmp, stat.S_IMODE(out.stat().st_mode))
         manifest = _write_corpus(
             tmp,
             prepared,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
@@ -49,6 +49,56 @@ def write_token_stream(path: Path, ids: np.ndarray) -> None:
     ids.astype(TOKEN_DTYPE).tofile(path)
 
 
+def inside(root: Path, relative: object, what: str) -> Path:
+    """``root / relative`` for a path read from a manifest, refused unless it stays in ``root``.
+
+    A manifest can come from anyone: ``../x`` or an absolute path would make the tools read
+    (and train on, or report) files the corpus does not hold.
+    """
+    if not isinstance(relative, str) or not relative:
+        raise CorpusError(f"{root}: {what} must be a relative path, not {relative!r}")
+    posix = PurePosixPath(relative.replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts or PureWindowsPath(relative).drive:
+        raise CorpusError(
+            f"{root}: {what} {relative!r} points outside the corpus folder; "
+            "a corpus only reads files inside its own folder"
+        )
+    return root / posix
+
+
+def check_file_name(name: object, what: str, source: Path) -> None:
+    """A domain or task name becomes a file name (``tokens/<domain>.<split>.u16``)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or any(c in name for c in "/\\\0")
+    ):
+        raise CorpusError(
+            f"{source}: {what} name {name!r} is not a plain file name; "
+            "a corpus only reads files inside its own folder"
+        )
+
+
+def _check_manifest(manifest: dict, source: Path) -> None:
+    """One clear line for a manifest that lacks what the readers index without checking."""
+    tokenizer = manifest.get("tokenizer")
+    needed = ("file", "sha256", "vocab_size", "eos_id")
+    if not isinstance(tokenizer, dict) or any(k not in tokenizer for k in needed):
+        raise CorpusError(f"{source}: 'tokenizer' must hold {', '.join(needed)}")
+    inside(source.parent, tokenizer["file"], "tokenizer file")
+    domains, tasks = manifest.get("domains"), manifest.get("tasks", {})
+    if not isinstance(domains, dict) or not domains:
+        raise CorpusError(f"{source}: 'domains' must map each domain's name to its facts")
+    if not isinstance(tasks, dict) or not all(isinstance(t, dict) for t in tasks.values()):
+        raise CorpusError(f"{source}: 'tasks' must map each task set's name to its facts")
+    for name in domains:
+        check_file_name(name, "domain", source)
+    for name, task in tasks.items():
+        check_file_name(name, "task set", source)
+        inside(source.parent, task.get("file", f"tasks/{name}.jsonl"), f"file of task set {name!r}")
+
+
 @dataclass
 class Corpus:
     """A built corpus directory, read-only."""
@@ -65,13 +115,18 @@ class Corpus:
                 f"{root}: not a corpus directory (no manifest.json); build one with 'mixsurrogate corpus build'"
             )
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as err:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise CorpusError(f"{manifest_path}: invalid JSON ({err})") from err
+        if not isinstance(manifest, dict):
+            raise CorpusError(
+                f"{manifest_path}: expected a JSON object, found a {type(manifest).__name__}"
+            )
         if manifest.get("format") != CORPUS_FORMAT:
             raise CorpusError(
                 f"{manifest_path}: format {manifest.get('format')!r}, expected {CORPUS_FORMAT!r}"
             )
+        _check_manifest(manifest, manifest_path)
         return cls(root, manifest)
 
     @property
@@ -84,7 +139,7 @@ class Corpus:
 
     @property
     def tokenizer_path(self) -> Path:
-        return self.root / self.manifest["tokenizer"]["file"]
+        return inside(self.root, self.manifest["tokenizer"]["file"], "tokenizer file")
 
     @property
     def tokenizer_sha256(self) -> str:
@@ -123,11 +178,14 @@ class Corpus:
             raise CorpusError(f"domain {domain!r} has no {split} tokens")
         return np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
 
+    def _task_file(self, task: str) -> str:
+        return self.manifest["tasks"][task].get("file", f"tasks/{task}.jsonl")
+
     def task_items(self, task: str) -> list[dict]:
         if task not in self.tasks:
             raise CorpusError(
                 f"unknown task set {task!r}; the corpus has: {', '.join(self.tasks) or 'none'}"
             )
-        path = self.root / self.manifest["tasks"][task].get("file", f"tasks/{task}.jsonl")
+        path = inside(self.root, self._task_file(task), f"file of task set {task!r}")
         with open(path, encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()]

