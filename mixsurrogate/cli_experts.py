@@ -72,6 +72,9 @@ def experts() -> None:
 def experts_train(corpus, out, preset_name, domains, seed, device, quiet, as_json) -> None:
     """Train one expert per corpus domain into OUT/<domain>/ (resumable: rerun to continue).
 
+    The progress bar's and the table's loss(ema) is the training loss smoothed over about the
+    last 20 steps (an exponential moving average), not one batch's loss.
+
     \b
     Example:
       mixsurrogate experts train corpus/ --preset tiny-cpu experts/
@@ -81,16 +84,23 @@ def experts_train(corpus, out, preset_name, domains, seed, device, quiet, as_jso
     results = train_experts(
         corpus, _preset(preset_name), out, _domains(domains), seed, device, progress=not quiet
     )
-    keys = ("domain", "skipped", "params", "steps", "tokens", "final_train_loss", "seconds")
+    keys = (
+        "domain", "skipped", "params", "steps", "tokens", "final_train_loss",
+        "smoothed_train_loss", "seconds",
+    )  # fmt: skip
     if as_json:
         _echo(json.dumps([{k: r.get(k) for k in keys} for r in results], indent=2))
         return
-    _echo(f"{'domain':<20} {'status':<8} {'params':>10} {'tokens':>12} {'loss':>7} {'seconds':>8}")
+    _echo(
+        f"{'domain':<20} {'status':<8} {'params':>10} {'tokens':>12} {'loss(ema)':>9} {'seconds':>8}"
+    )
     for r in results:
         status = "skipped" if r["skipped"] else "trained"
+        smoothed = r.get("smoothed_train_loss")  # absent from experts trained before it existed
+        shown = "-" if smoothed is None else f"{smoothed:.3f}"
         _echo(
             f"{r['domain']:<20} {status:<8} {r['params']:>10,} {r['tokens']:>12,} "
-            f"{r['final_train_loss']:>7.3f} {r['seconds']:>8.1f}"
+            f"{shown:>9} {r['seconds']:>8.1f}"
         )
     _echo(f"experts in {out}")
 

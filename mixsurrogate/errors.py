@@ -25,3 +25,7 @@ class NotEnoughRunsError(MixsurrogateError):
 
 class UnsupportedTargetError(MixsurrogateError):
     """A predictor cannot model this evaluation set (e.g. BiMix without a matching domain)."""
+
+
+class ExpertError(MixsurrogateError):
+    """A trained model folder (an expert, or a user's own LM) is missing or damaged."""

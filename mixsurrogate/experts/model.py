@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from ..errors import MixsurrogateError
+from ..errors import ExpertError, MixsurrogateError
 from .presets import Preset
 
 MODEL_FILE = "model.safetensors"
@@ -96,9 +97,20 @@ def load_trained(folder: Path, device: torch.device | str = "cpu") -> GPT2LMHead
     """A model saved by :func:`save_trained` (safetensors only: no pickle is ever loaded)."""
     folder = Path(folder)
     if not (folder / MODEL_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise MixsurrogateError(f"{folder}: no trained model ({MODEL_FILE} + {CONFIG_FILE})")
-    config = GPT2Config.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+        raise ExpertError(f"{folder}: no trained model ({MODEL_FILE} + {CONFIG_FILE})")
+    # a damaged folder names itself and the way out, not a traceback from safetensors or json
+    recover = f"delete {folder} and rerun 'mixsurrogate experts train' to train it again"
+    try:
+        config = GPT2Config.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as err:
+        raise ExpertError(f"{folder / CONFIG_FILE}: unreadable ({err}); {recover}") from err
     config._attn_implementation = "sdpa"
     model = GPT2LMHeadModel(config)
-    load_model(model, str(folder / MODEL_FILE), device=str(device))
+    try:
+        load_model(model, str(folder / MODEL_FILE), device=str(device))
+    except (SafetensorError, OSError, RuntimeError) as err:
+        # RuntimeError: tensors of other names or shapes than config.json describes
+        raise ExpertError(
+            f"{folder / MODEL_FILE}: corrupted or truncated ({err}); {recover}"
+        ) from err
     return model.to(device).eval()

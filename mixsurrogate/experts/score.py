@@ -65,16 +65,16 @@ def score_experts(
     logp = {
         name: np.empty((len(experts), *s.mask.shape), np.float32) for name, s in suite.sets.items()
     }
-    bar = tqdm(
+    # a context manager: a damaged model file closes the bar before its one-line error prints
+    with tqdm(
         total=len(experts) * len(suite.sets), desc="score", disable=not progress, leave=False
-    )
-    for i, (domain, folder, _) in enumerate(experts):
-        model = load_trained(folder, dev)
-        for name, seqs in suite.sets.items():
-            bar.set_postfix(expert=domain, set=name, refresh=False)
-            logp[name][i] = token_logprobs(model, seqs, preset.eval.batch_size, dev)
-            bar.update(1)
-    bar.close()
+    ) as bar:
+        for i, (domain, folder, _) in enumerate(experts):
+            model = load_trained(folder, dev)  # ExpertError names a damaged file and the fix
+            for name, seqs in suite.sets.items():
+                bar.set_postfix(expert=domain, set=name, refresh=False)
+                logp[name][i] = token_logprobs(model, seqs, preset.eval.batch_size, dev)
+                bar.update(1)
     sets = {name: EvalSetScores(name, s.kind, logp[name], s.mask) for name, s in suite.sets.items()}
     provenance = {
         "tool": f"mixsurrogate {__version__}",

@@ -52,6 +52,7 @@ from .presets import Preset
 
 CHECKPOINT_FORMAT = "mixsurrogate-checkpoint/1"
 POSTFIX_EVERY = 10  # steps between progress-bar loss readings (a GPU sync each)
+EMA_BETA = 0.95  # the progress bar's loss averages about the last 1 / (1 - 0.95) = 20 steps
 
 
 class CheckpointError(MixsurrogateError):
@@ -62,9 +63,10 @@ class CheckpointError(MixsurrogateError):
 class TrainResult:
     steps: int
     tokens: int
-    final_loss: float
+    final_loss: float  # mean batch loss of the last POSTFIX_EVERY steps
     seconds: float
     resumed_from: int
+    smoothed_loss: float = float("nan")  # SmoothedLoss at the end: what the progress bar showed
 
     @property
     def tokens_per_s(self) -> float:
@@ -140,14 +142,24 @@ def save_checkpoint(
         tmp.unlink(missing_ok=True)
 
 
+def recovery_hint(path: Path) -> str:
+    """How to get past a damaged checkpoint: it is replaced in place, so no older one is kept."""
+    return (
+        f"delete {path} and rerun: the run restarts from step 0 (a checkpoint is replaced in "
+        "place, so there is no older one to resume from)"
+    )
+
+
 def read_checkpoint_meta(path: Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {})["state"])
     except Exception as err:  # safetensors raises its own error types for damaged files
-        raise CheckpointError(f"{path}: unreadable checkpoint ({err})") from err
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a mixsurrogate checkpoint")
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({err}); {recovery_hint(path)}"
+        ) from err
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a mixsurrogate checkpoint; {recovery_hint(path)}")
     return meta
 
 
@@ -174,11 +186,18 @@ def load_checkpoint(
     meta = read_checkpoint_meta(path)
     check_identity(path, meta.get("identity", {}), identity)
     device = next(model.parameters()).device
-    with safe_open(str(path), framework="pt", device="cpu") as handle:
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - not a dict
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - not a dict
+    except Exception as err:  # as in read_checkpoint_meta: a damaged file past its header
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({err}); {recovery_hint(path)}"
+        ) from err
     names = [n for n, _ in model.named_parameters()]
     if sorted(f"model.{n}" for n in names) != sorted(k for k in tensors if k.startswith("model.")):
-        raise CheckpointError(f"{path}: weights do not match this model's shape")
+        raise CheckpointError(
+            f"{path}: weights do not match this model's shape; {recovery_hint(path)}"
+        )
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.copy_(tensors[f"model.{n}"])
@@ -196,6 +215,29 @@ def load_checkpoint(
 
 
 # --- the loop -----------------------------------------------------------------------------------
+
+
+class SmoothedLoss:
+    """Exponential moving average of the batch losses, bias-corrected as Adam's moments are.
+
+    One batch's loss jumps with the batch drawn; the average over about ``1 / (1 - beta)``
+    steps shows the trend. It stays on the device, so an update costs no GPU sync.
+    """
+
+    def __init__(self, beta: float = EMA_BETA, device: torch.device | str = "cpu") -> None:
+        self.beta = beta
+        self.steps = 0
+        self._ema = torch.zeros((), dtype=torch.float32, device=device)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self._ema.mul_(self.beta).add_(loss.detach().float(), alpha=1 - self.beta)
+        self.steps += 1
+
+    def value(self) -> float:
+        """The smoothed loss (NaN before the first update); a GPU sync."""
+        if not self.steps:
+            return float("nan")
+        return float(self._ema) / (1 - self.beta**self.steps)
 
 
 def train_loop(
@@ -233,6 +275,7 @@ def train_loop(
     began = time.perf_counter()
     losses: list[torch.Tensor] = []
     loss_value = float("nan")
+    smoothed = SmoothedLoss(device=device)
     for step in range(start, total):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(preset, step)
@@ -244,24 +287,29 @@ def train_loop(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.detach())
+        smoothed.update(loss)
         done = step + 1
         if done % POSTFIX_EVERY == 0 or done == total:
             loss_value = float(torch.stack(losses).mean())
             losses.clear()
             rate = (done - start) * preset.tokens_per_step / (time.perf_counter() - began)
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+            postfix = {"loss(ema)": f"{smoothed.value():.3f}", "tok_s": f"{rate:,.0f}"}
+            bar.set_postfix(postfix, refresh=False)
         bar.update(1)
         if checkpoint is not None and done % preset.train.checkpoint_every == 0 and done < total:
             if rank == 0:
                 save_checkpoint(checkpoint, model, optimizer, done, identity)
             barrier()
     bar.close()
+    smoothed_value = smoothed.value()
     if world > 1:  # each rank saw its own rows: report the loss of the global batch
-        mean = torch.tensor([loss_value], dtype=torch.float64, device=device)
+        mean = torch.tensor([loss_value, smoothed_value], dtype=torch.float64, device=device)
         dist.all_reduce(mean)
-        loss_value = float(mean) / world
+        loss_value, smoothed_value = (float(v) / world for v in mean)
     seconds = time.perf_counter() - began
-    return TrainResult(total, total * preset.tokens_per_step, loss_value, seconds, start)
+    return TrainResult(
+        total, total * preset.tokens_per_step, loss_value, seconds, start, smoothed_value
+    )
 
 
 # --- what gets trained --------------------------------------------------------------------------
@@ -353,6 +401,7 @@ def train_experts(
             "steps": result.steps,
             "tokens": result.tokens,
             "final_train_loss": result.final_loss,
+            "smoothed_train_loss": result.smoothed_loss,
             "seconds": round(result.seconds, 2),
             "tokens_per_s": round(result.tokens_per_s, 1),
             "resumed_from_step": result.resumed_from,
