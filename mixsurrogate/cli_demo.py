@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import click
 
 from .cli import print_table
 from .cli_propose import _show_proposal
+
+#: the demo's plots go to a fresh temporary folder by default, not into the current folder
+#: (where they would land in a checkout's working tree)
+DEMO_DIR_PREFIX = "mixsurrogate-demo-"
+
+
+def demo_output_dir(out_dir: str | None) -> Path:
+    """``--out`` if given, else a new temporary folder that says what it holds."""
+    return Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=DEMO_DIR_PREFIX))
 
 
 @click.command()
@@ -48,9 +60,8 @@ from .cli_propose import _show_proposal
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    default="mixsurrogate-demo",
-    show_default=True,
-    help="where the PNGs go",
+    default=None,
+    help=f"where the PNGs go [default: a new temporary folder {DEMO_DIR_PREFIX}*]",
 )
 def demo(
     data: str,
@@ -58,7 +69,7 @@ def demo(
     preset_name: str,
     vocab_size: int,
     n_sobol: int,
-    out_dir: str,
+    out_dir: str | None,
 ) -> None:
     """The whole method on built-in data, no training (under 2 minutes on 2 cores).
 
@@ -75,6 +86,7 @@ def demo(
     from . import demo as demos
     from .objective import Objective
 
+    plots_dir = demo_output_dir(out_dir)
     if scratch_dir:
         from .pipeline import build_from_scratch
 
@@ -85,12 +97,12 @@ def demo(
             say=lambda m: click.echo(m, err=True),
             vocab_size=vocab_size,
         )
-        result = demos.mde_demo(runs_path, scores_path, out_dir)
+        result = demos.mde_demo(runs_path, scores_path, plots_dir)
     elif data == "realtext":
         runs_path, scores_path = demos.realtext_paths()
-        result = demos.mde_demo(runs_path, scores_path, out_dir)
+        result = demos.mde_demo(runs_path, scores_path, plots_dir)
     else:
-        result = demos.regmix_demo(out_dir)
+        result = demos.regmix_demo(plots_dir)
     click.echo(result.description)
     print_table(
         result.comparison,
@@ -109,3 +121,4 @@ def demo(
     _show_proposal(result.proposal, None, objective, False, None)
     for path in result.figures:
         click.echo(f"wrote {path}")
+    click.echo(f"plots in {plots_dir}")

@@ -1,0 +1,64 @@
+"""The demo's output folder (issue 10): a temporary folder by default, and it says where."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import mixsurrogate.cli  # noqa: F401 - first, while cli.py and cli_demo.py import each other
+from mixsurrogate import cli_demo
+from mixsurrogate import demo as demos
+
+
+@pytest.fixture
+def recorded(monkeypatch) -> list[Path]:
+    """The demo with its computation stubbed out (seconds, not minutes): records ``out_dir``."""
+    seen: list[Path] = []
+
+    def fake_demo(*args) -> SimpleNamespace:
+        out_dir = Path(args[-1])
+        seen.append(out_dir)
+        figure = out_dir / "learning_curve.png"
+        curve = pd.DataFrame(
+            {"predictor": ["gp"], "n_train": [8], "spearman": [0.5], "target": ["objective"]}
+        )
+        return SimpleNamespace(
+            description="stub",
+            comparison=pd.DataFrame({"predictor": ["gp"], "spearman": [0.5]}),
+            curve=curve,
+            proposal=SimpleNamespace(set_losses={"a": 1.0}),
+            figures=[figure],
+        )
+
+    monkeypatch.setattr(demos, "realtext_paths", lambda: (None, None))
+    monkeypatch.setattr(demos, "mde_demo", fake_demo)
+    monkeypatch.setattr(demos, "regmix_demo", fake_demo)
+    for name in ("print_table", "show_proposal", "_show_proposal"):
+        monkeypatch.setattr(cli_demo, name, lambda *a, **k: None, raising=False)
+    return seen
+
+
+@pytest.mark.parametrize("data", ["realtext", "regmix"])
+def test_demo_writes_into_a_temporary_folder_and_says_where(tmp_path, monkeypatch, recorded, data):
+    """Before: ``mixsurrogate-demo/`` in the current folder (a checkout's working tree)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli_demo.demo, ["--data", data])
+    assert result.exit_code == 0, result.output
+    (out_dir,) = recorded
+    assert out_dir.is_dir() and out_dir.name.startswith("mixsurrogate-demo-")
+    assert out_dir.parent == Path(tempfile.gettempdir())
+    assert not any(tmp_path.iterdir()), "nothing written into the current folder"
+    assert f"plots in {out_dir}" in result.output.splitlines()[-1]
+    out_dir.rmdir()
+
+
+def test_demo_out_is_still_honoured(tmp_path, recorded):
+    result = CliRunner().invoke(cli_demo.demo, ["--data", "regmix", "--out", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    assert recorded == [tmp_path / "p"]
+    assert f"plots in {tmp_path / 'p'}" in result.output
