@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .cli import print_table
-from .cli_propose import _show_proposal
+from .cli_common import print_table, show_proposal
+from .report import curve_table, headline_table
 
 #: the demo's plots go to a fresh temporary folder by default, not into the current folder
 #: (where they would land in a checkout's working tree)
@@ -105,20 +105,16 @@ def demo(
         result = demos.regmix_demo(plots_dir)
     click.echo(result.description)
     print_table(
-        result.comparison,
-        "held-out accuracy of each predictor"
-        + (" on the blended objective" if data == "realtext" or scratch_dir else ""),
+        headline_table(result.comparison, result.target),
+        f"held-out accuracy of each predictor on {result.target}",
+        "mean over splits [95% bootstrap interval]",
     )
-    curve = result.curve
-    if "objective" in set(curve["target"]):
-        curve = curve[curve["target"] == "objective"]
-    curve = (
-        curve.groupby(["predictor", "n_train"])["spearman"].mean().unstack("n_train").reset_index()
+    print_table(
+        curve_table(result.curve, result.target),
+        "learning curve: Spearman vs number of training runs (mean over draws)",
     )
-    curve.columns = [str(c) for c in curve.columns]
-    print_table(curve, "learning curve: Spearman vs number of training runs (mean of 3 draws)")
     objective = Objective(dict.fromkeys(result.proposal.set_losses, 1.0), "")
-    _show_proposal(result.proposal, None, objective, False, None)
+    show_proposal(result.proposal, None, objective, False, None)
     for path in result.figures:
         click.echo(f"wrote {path}")
     click.echo(f"plots in {plots_dir}")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
-import numpy as np
-import pandas as pd
 
-from .cli import _feature_fn, mde_kind_option, print_table, resolve_log
+from .cli_common import mde_features, mde_kind_option, resolve_log, show_proposal
 from .errors import MixsurrogateError
-from .runs import RunsLog
 
 
 @click.command()
@@ -97,10 +92,10 @@ def propose(
         bounds = _bounds(bound_specs, store.experts, max_epochs, corpus_dir, budget_tokens)
         fmap = MDEFeatureMap(store, obj.sets, kind="token")
         result = prop.propose_zero_run(fmap, obj, bounds, seed=seed)
-        _show_proposal(result, None, obj, as_json, plot_path)
+        show_proposal(result, None, obj, as_json, plot_path)
         return
     runs_log = resolve_log(log)
-    feature_fn, store = _feature_fn(scores, runs_log, mde_kind)
+    feature_fn, store = mde_features(scores, runs_log, mde_kind)
     obj = Objective.parse(objective, runs_log.targets, store.kinds if store else None)
     bounds = _bounds(bound_specs, runs_log.domains, max_epochs, corpus_dir, budget_tokens)
     if explore:
@@ -111,7 +106,7 @@ def propose(
         result = prop.propose_exploit(
             runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed=seed
         )
-    _show_proposal(result, runs_log, obj, as_json, plot_path)
+    show_proposal(result, runs_log, obj, as_json, plot_path)
 
 
 def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_tokens):
@@ -129,52 +124,3 @@ def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_toke
     corpus = Corpus.load(corpus_dir)
     available = {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
     return bounds.with_max_epochs(domains, available, budget_tokens, max_epochs)
-
-
-def _show_proposal(
-    result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None
-) -> None:
-    from .propose import objective_values
-
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        for i, w in enumerate(result.mixtures):
-            order = np.argsort(-w)
-            frame = pd.DataFrame({"domain": [result.domains[j] for j in order], "share": w[order]})
-            std = "" if result.objective_std is None else f" ± {result.objective_std[i]:.4f}"
-            value = (
-                f"{result.objective[i]:.4f}{std}"
-                if np.isfinite(result.objective[i])
-                else "not predicted"
-            )
-            print_table(frame, f"{result.mode} proposal {i + 1}: predicted objective {value}")
-            if result.set_losses:
-                losses = pd.DataFrame(
-                    {
-                        "set": list(result.set_losses),
-                        "predicted loss": [v[i] for v in result.set_losses.values()],
-                    }
-                )
-                print_table(losses)
-            if result.nearest_run:
-                rid, dist, val = result.nearest_run[i]
-                click.echo(
-                    f"nearest logged run: {rid} (distance {dist:.3f}, its objective {val:.4f})"
-                )
-        for note in result.notes:
-            click.echo(f"note: {note}")
-    if plot_path:
-        from . import plots
-
-        ref = {
-            "proposed": result.mixtures[0],
-            "uniform": np.full(len(result.domains), 1 / len(result.domains)),
-        }
-        if runs_log is not None:
-            best = int(np.argmin(objective_values(runs_log, obj)))
-            ref[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
-        click.echo(
-            f"wrote {plots.mixture_bars(result.domains, ref, plot_path, f'objective {obj.spec}')}",
-            err=True,
-        )

@@ -19,8 +19,9 @@ DEMO_TARGET = "pile_cc"
 
 @dataclass
 class DemoResult:
-    comparison: pd.DataFrame  # predictor x metrics on the held-out runs
-    curve: pd.DataFrame
+    comparison: pd.DataFrame  # Evaluation.summary(): predictor x target cells, held-out runs
+    curve: pd.DataFrame  # Evaluation.summary(["size"]) of the learning curve
+    target: str  # what the tables and plots show: an evaluation set or "objective"
     proposal: Proposal
     figures: list[Path]
     description: str
@@ -39,13 +40,12 @@ def regmix_demo(out_dir: str | Path, n_train: int = 64, progress: bool = True) -
         sorted(pd.Series(range(len(train_all))).sample(n_train, random_state=0))
     )
     specs = [evaluate.PredictorSpec(n) for n in DEMO_PREDICTORS]
-    table = evaluate.train_test(specs, train, test, [DEMO_TARGET], progress=progress)
-    comparison = table.drop(columns=["target", "n_train"]).sort_values("spearman", ascending=False)
+    comparison = evaluate.train_test(specs, train, test, [DEMO_TARGET], progress=progress).summary()
     curve_specs = [s for s in specs if s.name in ("linear", "lgbm", "gp", "dml")]
     curve = evaluate.learning_curve(
         curve_specs, train_all, test, [16, 32, 64, 128], 3, [DEMO_TARGET], progress=progress
-    )
-    best = comparison.iloc[0]["predictor"]
+    ).summary(["size"])
+    best = _best_fitted(comparison, DEMO_TARGET)
     objective = Objective.parse(f"{DEMO_TARGET}=1", train.targets)
     proposal = propose_exploit(train, evaluate.PredictorSpec(best), objective)
     figures = [plots.learning_curves(curve, DEMO_TARGET, out_dir / "learning_curve.png")]
@@ -65,7 +65,16 @@ def regmix_demo(out_dir: str | Path, n_train: int = 64, progress: bool = True) -
         f"RegMix's public runs (The Pile, 17 domains, 1M-parameter models): {n_train} training runs, "
         f"tested on 256 held-out runs, target loss:{DEMO_TARGET}"
     )
-    return DemoResult(comparison, curve, proposal, figures, description)
+    return DemoResult(comparison, curve, DEMO_TARGET, proposal, figures, description)
+
+
+def _best_fitted(summary: pd.DataFrame, target: str) -> str:
+    """The best-ranking predictor that is fitted to the runs (raw MDE is the experts' scale,
+    the mean says nothing), by mean Spearman on ``target``."""
+    cells = summary[(summary["target"] == target) & (summary["status"] == "ok")]
+    fitted = cells[~cells["predictor"].isin(["mde", "mean"])]
+    pick = fitted if len(fitted) else cells
+    return str(pick.sort_values("spearman", ascending=False).iloc[0]["predictor"])
 
 
 MDE_DEMO_PREDICTORS = (
@@ -115,34 +124,28 @@ def mde_demo(
     from .scores import load_scores
 
     out_dir = Path(out_dir)
-    log, store = load_runs(runs_path), load_scores(scores_path)
+    log = load_runs(runs_path)
+    store = load_scores(scores_path).reordered(log.domains)
     eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
     store.check_matches_runs(log.domains, log.targets, eval_id)
     objective = Objective.parse(MDE_DEMO_OBJECTIVE, log.targets, store.kinds)
     feature_fn = MDEFeatureMap(store, log.targets, kind="token").transform
     specs = [evaluate.PredictorSpec(n) for n in predictors]
-    table, _ = evaluate.cross_validate(
-        specs, log, 5, None, feature_fn, progress=progress, objective=objective
-    )
-    comparison = (
-        table[table["target"] == evaluate.OBJECTIVE_TARGET]
-        .drop(columns=["target", "n_train"])
-        .sort_values("spearman", ascending=False)
-    )
+    # single-domain runs are what the data experts are: MDE is exact there, so they are fitted
+    # on but never scored (a from-scratch log too small for that scores everything)
+    vertices = np.array([rid.startswith("vertex-") for rid in log.run_ids])
+    scored = ~vertices if (~vertices).sum() >= 10 else None
+    comparison = evaluate.cross_validate(
+        specs, log, 5, None, feature_fn, progress=progress, objective=objective, scored=scored
+    ).summary()
     curve_specs = [evaluate.PredictorSpec(n) for n in curve_predictors]
     # a few runs are always left out to score on; tiny from-scratch logs get one small size
-    sizes = [n for n in (8, 16, 24, 32) if n <= len(log) - 4] or [max(3, len(log) - 3)]
+    pool = int(len(log) if scored is None else scored.sum())
+    sizes = [n for n in (8, 16, 24, 32) if n <= pool - 4] or [max(3, pool - 3)]
     curve = evaluate.learning_curve(
-        curve_specs,
-        log,
-        None,
-        sizes,
-        draws,
-        None,
-        feature_fn,
-        progress=progress,
-        objective=objective,
-    )
+        curve_specs, log, None, sizes, draws, None, feature_fn, progress=progress,
+        objective=objective, scored=scored,
+    ).summary(["size"])  # fmt: skip
     noise_note, references = "", {}
     seeds_path = Path(runs_path).with_name("seeds.csv")
     if seeds_path.is_file():
@@ -154,10 +157,7 @@ def mde_demo(
             f"losses would reach only Spearman ~{references['noise ceiling']:.2f} against these "
             "single-seed runs"
         )
-    # raw MDE ignores the runs (its losses are the experts', not a trained model's scale), so
-    # the proposal comes from the best predictor that is fitted to the runs
-    fitted = comparison[~comparison["predictor"].isin(["mde", "mean"])]
-    best = str((fitted if len(fitted) else comparison).iloc[0]["predictor"])
+    best = _best_fitted(comparison, evaluate.OBJECTIVE_TARGET)
     proposal = propose_exploit(log, evaluate.PredictorSpec(best), objective, feature_fn=feature_fn)
     values = objective.combine(log.Y, log.targets)
     figures = [
@@ -181,4 +181,4 @@ def mde_demo(
         f"(validation sets: {', '.join(store.names('val'))}; end tasks: {', '.join(store.names('task'))})"
         f"{noise_note}"
     )
-    return DemoResult(comparison, curve, proposal, figures, description)
+    return DemoResult(comparison, curve, evaluate.OBJECTIVE_TARGET, proposal, figures, description)

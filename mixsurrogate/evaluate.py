@@ -1,60 +1,79 @@
-"""Honest evaluation of predictors: k-fold CV, explicit train/test, learning curves.
+"""Honest evaluation of predictors: repeated k-fold CV, explicit train/test, learning curves.
 
 Every fit sees only its training rows; any tuning a predictor does (ridge alpha, GP
 hyper-parameters, LightGBM rounds) happens inside that fit, so no held-out loss ever steers
 a choice. MDE features are a fixed function of the mixture (computed from the experts'
 cached scores, never from the runs' losses), so computing them for held-out rows leaks nothing.
+
+The unit of evaluation is a *split* (a fold of one repeat, a draw of a learning curve, or a
+test log): every predictor is fitted on the same splits, so two predictors can be compared
+split by split. Metrics are computed per split and then averaged (scikit-learn's user guide
+warns that pooled out-of-fold scores are not a generalisation measure: per-fold intercepts
+anti-correlate with the held-out fold, which made the uninformative ``mean`` predictor score
+-0.30 on the pooled Spearman); the pooled score is kept as a secondary column.
+
+Rows can be kept for fitting but left out of scoring (``scored``): the splits are drawn over
+the scored rows and every unscored row is in every training set. A predictor that cannot be
+fitted to a target, or whose fit fails, yields a cell marked ``skipped`` or ``failed`` with its
+reason; the other cells are still computed.
 """
 
 from __future__ import annotations
 
-import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
-from sklearn.model_selection import KFold
+from sklearn.model_selection import RepeatedKFold
 from tqdm.auto import tqdm
 
-from .errors import MixsurrogateError, UnsupportedTargetError
+from .errors import MixsurrogateError
+from .metrics import (
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    HIGHER_IS_BETTER,
+    METRIC_FUNCTIONS,
+    METRICS,
+    bootstrap_mean_ci,
+    metrics,
+)
 from .objective import Objective
 from .predictors import make_predictor
 from .predictors.multitarget import MultiTargetPredictor
 from .runs import RunsLog
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
-METRICS = ("spearman", "pearson", "mse", "mae", "regret")
-
-
-def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Rank and error metrics of one target; ``regret`` is the top-1 regret.
-
-    Top-1 regret: the true loss of the mixture the predictor ranks best, minus the best true
-    loss in the same set. It is what a user loses by trusting the predictor's choice.
-    """
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    constant = np.ptp(y_pred) == 0 or np.ptp(y_true) == 0
-    with warnings.catch_warnings():  # nearly constant predictions: the rank metric says enough
-        warnings.simplefilter("ignore")
-        spearman = float("nan") if constant else float(spearmanr(y_true, y_pred).statistic)
-        pearson = float("nan") if constant else float(pearsonr(y_true, y_pred).statistic)
-    return {
-        "spearman": spearman,
-        "pearson": pearson,
-        "mse": float(np.mean((y_true - y_pred) ** 2)),
-        "mae": float(np.mean(np.abs(y_true - y_pred))),
-        "regret": float(y_true[int(np.argmin(y_pred))] - y_true.min()),
-    }
+OBJECTIVE_TARGET = "objective"
+#: metrics that get a bootstrap interval in summaries
+INTERVAL_METRICS = ("spearman", "regret")
+__all__ = [
+    "METRICS",
+    "OBJECTIVE_TARGET",
+    "Evaluation",
+    "FitOutcome",
+    "PredictorSpec",
+    "Split",
+    "add_set_mean",
+    "compare",
+    "cross_validate",
+    "cv_splits",
+    "curve_splits",
+    "fit_predict",
+    "learning_curve",
+    "scoring_mask",
+    "train_test",
+]
 
 
 @dataclass
 class PredictorSpec:
-    """A predictor to evaluate: registry name plus hyper-parameters."""
+    """A predictor to evaluate: registry name plus hyper-parameters (and a display label)."""
 
     name: str
     params: dict | None = None
+    label: str | None = None
 
     def build(self) -> MultiTargetPredictor:
         make_predictor(self.name, **(self.params or {}))  # fail early on an unknown name
@@ -64,10 +83,25 @@ class PredictorSpec:
     def uses_features(self) -> bool:
         return bool(make_predictor(self.name, **(self.params or {})).uses_features)
 
+    @property
+    def display(self) -> str:
+        return self.label or self.name
 
-def _features(
-    spec: PredictorSpec, feature_fn: FeatureFn | None, W: np.ndarray
-) -> np.ndarray | None:  # noqa: N803
+
+@dataclass
+class FitOutcome:
+    """One fit's predictions of some rows: NaN columns for targets it could not fit."""
+
+    pred: np.ndarray  # (rows, targets)
+    status: dict[str, tuple[str, str]]  # target -> ("ok" | "skipped" | "failed", reason)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def fitted(self) -> list[str]:
+        return [t for t, (s, _) in self.status.items() if s == "ok"]
+
+
+def _features(spec: PredictorSpec, feature_fn: FeatureFn | None, W: np.ndarray):  # noqa: N803
     if not spec.uses_features:
         return None
     if feature_fn is None:
@@ -77,78 +111,347 @@ def _features(
     return feature_fn(W)
 
 
+def check_specs(specs: Sequence[PredictorSpec], feature_fn: FeatureFn | None) -> None:
+    """Configuration errors (unknown names, MDE without a store) stop before any fitting."""
+    labels = [s.display for s in specs]
+    if len(set(labels)) != len(labels):
+        raise MixsurrogateError(f"predictor names repeat: {', '.join(labels)}")
+    for spec in specs:
+        spec.build()
+        if spec.uses_features and feature_fn is None:
+            raise MixsurrogateError(
+                f"predictor {spec.name!r} needs MDE features: pass a score store (--scores)"
+            )
+
+
 def fit_predict(
     spec: PredictorSpec,
     train: RunsLog,
     W_test: np.ndarray,  # noqa: N803
     targets: Sequence[str],
     feature_fn: FeatureFn | None = None,
-) -> tuple[np.ndarray, list[str], dict[str, str]]:
-    """Fit on ``train`` and predict ``W_test`` for ``targets``; returns (pred, fitted, skipped)."""
+) -> FitOutcome:
+    """Fit on ``train`` and predict ``W_test`` for every target that could be fitted.
+
+    Never raises for a target's trouble: it is in ``status`` with its reason.
+    """
+    targets = list(targets)
+    pred = np.full((len(W_test), len(targets)), np.nan)
     model = spec.build()
     Y = np.column_stack([train.loss(t) for t in targets])  # noqa: N806
-    model.fit(
-        train.W, Y, list(targets), train.domains, features=_features(spec, feature_fn, train.W)
-    )
-    pred = model.predict(W_test, features=_features(spec, feature_fn, W_test))
-    return pred, list(model.fitted_targets_), dict(model.skipped_)
+    try:
+        model.fit(train.W, Y, targets, train.domains, features=_features(spec, feature_fn, train.W))
+        reasons = model.reasons()
+        if model.fitted_targets_:
+            got = model.predict(W_test, features=_features(spec, feature_fn, W_test))
+            for j, target in enumerate(model.fitted_targets_):
+                pred[:, targets.index(target)] = got[:, j]
+    except MixsurrogateError:
+        raise  # configuration errors (no score store) are the user's to fix
+    except Exception as err:  # noqa: BLE001 - one predictor's failure must not lose the others
+        reason = f"{type(err).__name__}: {err}"
+        return FitOutcome(pred, {t: ("failed", reason) for t in targets})
+    status = {t: reasons.get(t, ("ok", "")) for t in targets}
+    return FitOutcome(pred, status, dict(model.notes_))
 
 
-OBJECTIVE_TARGET = "objective"
+# --- splits -------------------------------------------------------------------------------------
 
 
-def _score_rows(
-    spec, targets, fitted, y_true_cols, pred, extra: dict, objective=None
-) -> list[dict]:
-    """Metric rows per fitted target, plus the blended objective when every set it needs was fitted."""
+@dataclass(frozen=True)
+class Split:
+    """Rows to fit on and rows to score; ``key`` names the split within its protocol."""
+
+    key: tuple
+    train: np.ndarray
+    test: np.ndarray
+    group: tuple = ()  # what summaries average over (e.g. (n_train,) for a learning curve)
+
+
+def _scored_mask(n: int, scored: np.ndarray | None) -> np.ndarray:
+    mask = np.ones(n, bool) if scored is None else np.asarray(scored, bool)
+    if mask.shape != (n,):
+        raise ValueError(f"scored mask has shape {mask.shape}, expected ({n},)")
+    return mask
+
+
+def cv_splits(
+    n_rows: int, folds: int, repeats: int = 1, seed: int = 0, scored: np.ndarray | None = None
+) -> list[Split]:
+    """Repeated k-fold over the scored rows; unscored rows are in every training set."""
+    mask = _scored_mask(n_rows, scored)
+    scored_idx, always = np.flatnonzero(mask), np.flatnonzero(~mask)
+    if folds < 2 or folds > len(scored_idx):
+        raise MixsurrogateError(
+            f"--folds must be between 2 and the number of scored runs ({len(scored_idx)}), "
+            f"got {folds}"
+        )
+    if repeats < 1:
+        raise MixsurrogateError(f"--repeats must be >= 1, got {repeats}")
+    kfold = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    splits = []
+    for i, (tr, te) in enumerate(kfold.split(scored_idx)):
+        train = np.sort(np.concatenate([scored_idx[tr], always]))
+        splits.append(Split(("cv", i // folds, i % folds), train, scored_idx[te]))
+    return splits
+
+
+def curve_splits(
+    n_rows: int,
+    sizes: Sequence[int],
+    draws: int,
+    seed: int = 0,
+    scored: np.ndarray | None = None,
+    test_rows: int | None = None,
+) -> tuple[list[Split], list[str]]:
+    """``draws`` random subsets of each size of the scored rows (plus every unscored row).
+
+    Without a test log (``test_rows`` None) each draw is scored on the scored rows it did not
+    train on, so a size needs at least 3 of them left. Returns the splits and one line per
+    size that had to be left out, saying why.
+    """
+    mask = _scored_mask(n_rows, scored)
+    pool, always = np.flatnonzero(mask), np.flatnonzero(~mask)
+    rng = np.random.default_rng(seed)
+    splits, dropped = [], []
+    limit = len(pool) if test_rows is not None else len(pool) - 3
+    for n in sizes:
+        if n < 1 or n > limit:
+            dropped.append(f"size {n}: needs 1..{limit} runs to draw from {len(pool)}")
+            continue
+        for d in range(draws):
+            if n == len(pool) and d > 0:
+                break  # every draw of the whole pool is the same set
+            idx = np.sort(rng.choice(pool, n, replace=False))
+            train = np.sort(np.concatenate([idx, always]))
+            test = np.arange(test_rows) if test_rows is not None else np.setdiff1d(pool, idx)
+            splits.append(Split(("curve", n, d), train, test, (n,)))
+    return splits, dropped
+
+
+# --- running and scoring ------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    """Per-split scores of every predictor and target, and the predictions behind them.
+
+    ``scores`` has one row per predictor x split x target (including ``objective`` when an
+    objective is given): the split's key columns, ``status``, ``reason``, ``n_train``,
+    ``n_scored`` and every metric (NaN unless ``status == "ok"``). ``predictions`` maps
+    predictor -> split key -> (test rows, predictions with the objective as last column).
+    """
+
+    scores: pd.DataFrame
+    predictions: dict[str, dict[tuple, np.ndarray]]
+    truth: np.ndarray  # (rows of the scored log, targets [+ objective])
+    targets: list[str]
+    protocol: str  # "cv", "curve" or "test": the first element of every split key
+    key_columns: list[str]
+    split_rows: dict[tuple, np.ndarray]  # split key -> its scored rows (index into truth)
+    notes: dict[tuple[str, str], Counter]
+    seed: int = 0
+    dropped: list[str] = field(default_factory=list)
+    set_means: dict[str, list[str]] = field(default_factory=dict)  # see add_set_mean
+
+    def summary(self, group: Sequence[str] = ()) -> pd.DataFrame:
+        """One row per predictor x target (x ``group`` columns): mean, std and interval."""
+        return summarise(self, list(group))
+
+
+def _split_rows(
+    spec: PredictorSpec,
+    split: Split,
+    outcome: FitOutcome,
+    truth: np.ndarray,
+    targets: list[str],
+    objective: Objective | None,
+    key_columns: list[str],
+) -> tuple[list[dict], np.ndarray]:
+    keys = dict(zip(key_columns, split.key[1:], strict=True))
+    base = {"predictor": spec.display, **keys, "n_train": len(split.train)}
+    base["n_scored"] = len(split.test)
     rows = []
-    for j, target in enumerate(fitted):
-        m = metrics(y_true_cols[targets.index(target)], pred[:, j])
-        rows.append({"predictor": spec.name, "target": target, **extra, **m})
-    if objective is not None and all(s in fitted for s in objective.sets):
-        true = np.column_stack([y_true_cols[targets.index(s)] for s in objective.sets])
-        est = np.column_stack([pred[:, fitted.index(s)] for s in objective.sets])
-        m = metrics(objective.combine(true, objective.sets), objective.combine(est, objective.sets))
-        rows.append({"predictor": spec.name, "target": OBJECTIVE_TARGET, **extra, **m})
-    return rows
+    pred = outcome.pred
+    for j, target in enumerate(targets):
+        status, reason = outcome.status[target]
+        row = {**base, "target": target, "status": status, "reason": reason}
+        if status == "ok":
+            row |= metrics(truth[split.test, j], pred[:, j])
+        rows.append(row)
+    if objective is not None:
+        cols = [targets.index(s) for s in objective.sets]
+        missing = [s for s in objective.sets if outcome.status[s][0] != "ok"]
+        est = objective.combine(pred[:, cols], objective.sets)
+        row = {**base, "target": OBJECTIVE_TARGET}
+        if missing:
+            row |= {"status": "skipped", "reason": f"needs {', '.join(missing)}, not fitted"}
+        else:
+            row |= {"status": "ok", "reason": ""}
+            row |= metrics(truth[split.test, -1], est)
+        rows.append(row)
+        pred = np.column_stack([pred, est])
+    return rows, pred
 
 
-def train_test(
+def run_splits(
     specs: Sequence[PredictorSpec],
     train: RunsLog,
-    test: RunsLog | dict[str, RunsLog],
-    targets: Sequence[str] | None = None,
+    splits: Sequence[Split],
+    targets: Sequence[str],
+    key_columns: list[str],
     feature_fn: FeatureFn | None = None,
-    progress: bool = True,
     objective: Objective | None = None,
-) -> pd.DataFrame:
-    """Fit each predictor on ``train`` once and score it on ``test`` (one row per predictor x target).
+    test: RunsLog | None = None,
+    progress: bool = True,
+    seed: int = 0,
+    desc: str = "evaluation",
+) -> Evaluation:
+    """Fit every predictor on every split and score it on the split's test rows.
 
-    ``test`` may be a dict of labelled logs: the rows then carry a ``test`` column, and each
-    predictor is still fitted only once. With an ``objective``, a row ``target == "objective"``
-    scores the blend of the predicted sets.
+    Test rows index ``test`` when given (train/test and curves with a test log), else ``train``.
     """
-    tests = test if isinstance(test, dict) else {"": test}
-    for log in tests.values():
-        _check_same_domains(train, log)
-    targets = list(targets or train.targets)
-    labels = list(tests)
-    W_all = np.vstack([tests[label].W for label in labels])  # noqa: N806
-    bounds = np.cumsum([0] + [len(tests[label]) for label in labels])
-    rows: list[dict] = []
-    for spec in tqdm(specs, desc="predictors", disable=not progress, leave=False):
-        try:
-            pred, fitted, _ = fit_predict(spec, train, W_all, targets, feature_fn)
-        except UnsupportedTargetError:
-            continue
-        for i, label in enumerate(labels):
-            log = tests[label]
-            extra = {"n_train": len(train)} | ({"test": label} if label else {})
-            y_true = [log.loss(t) for t in targets]
-            rows += _score_rows(
-                spec, targets, fitted, y_true, pred[bounds[i] : bounds[i + 1]], extra, objective
+    targets = list(targets)
+    check_specs(specs, feature_fn)
+    if test is not None and test.domains != train.domains:
+        if sorted(test.domains) != sorted(train.domains):
+            raise MixsurrogateError(
+                "train and test logs have different domains "
+                f"({', '.join(train.domains)} vs {', '.join(test.domains)})"
             )
+        test = test.with_domain_order(train.domains)  # same domains, another column order
+    scored_log = test if test is not None else train
+    truth = np.column_stack([scored_log.loss(t) for t in targets])
+    if objective is not None:
+        truth = np.column_stack([truth, objective.combine(truth, targets)])
+    rows: list[dict] = []
+    predictions: dict[str, dict[tuple, np.ndarray]] = {}
+    notes: dict[tuple[str, str], Counter] = {}
+    total = len(specs) * len(splits)
+    with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
+        for spec in specs:
+            predictions[spec.display] = {}
+            for split in splits:
+                outcome = fit_predict(
+                    spec, train.subset(split.train), scored_log.W[split.test], targets, feature_fn
+                )
+                new, pred = _split_rows(
+                    spec, split, outcome, truth, targets, objective, key_columns
+                )
+                rows += new
+                predictions[spec.display][split.key] = pred
+                for target, items in outcome.notes.items():
+                    notes.setdefault((spec.display, target), Counter()).update(set(items))
+                bar.update()
+    scores = pd.DataFrame(rows)
+    for m in METRICS:
+        if m not in scores.columns:
+            scores[m] = np.nan
+    return Evaluation(
+        scores,
+        predictions,
+        truth,
+        targets + ([OBJECTIVE_TARGET] if objective is not None else []),
+        splits[0].key[0] if splits else "",
+        key_columns,
+        {s.key: s.test for s in splits},
+        notes,
+        seed,
+    )
+
+
+def _cell_status(statuses: pd.Series, reasons: pd.Series) -> tuple[str, str]:
+    """A cell is ok only if every split was; otherwise the most common reason, counted."""
+    bad = statuses != "ok"
+    if not bad.any():
+        return "ok", ""
+    status = "failed" if (statuses == "failed").any() else "skipped"
+    reason, count = Counter(reasons[bad]).most_common(1)[0]
+    share = "" if count == len(statuses) else f" (in {count} of {len(statuses)} splits)"
+    return status, f"{reason}{share}"
+
+
+def summarise(evaluation: Evaluation, group: list[str]) -> pd.DataFrame:
+    """Mean, std and 95% bootstrap interval of per-split metrics, per cell.
+
+    A cell's metrics are reported only if every split of it was scored (otherwise two
+    predictors would be compared on different splits); its ``reason`` says why not. With a
+    single split (a test log) the interval resamples the held-out runs instead.
+    """
+    scores = evaluation.scores
+    rows = []
+    for (predictor, target, *values), cell in scores.groupby(
+        ["predictor", "target", *group], sort=False, dropna=False
+    ):
+        status, reason = _cell_status(cell["status"], cell["reason"])
+        row = {"predictor": predictor, "target": target, **dict(zip(group, values, strict=True))}
+        row |= {"status": status, "reason": reason, "splits": len(cell)}
+        row["n_train"] = float(cell["n_train"].mean())
+        row["n_scored"] = float(cell["n_scored"].mean())
+        for m in METRICS:
+            ok = status == "ok"
+            row[m] = float(cell[m].mean()) if ok else np.nan
+            row[f"{m}_std"] = float(cell[m].std(ddof=1)) if ok and len(cell) > 1 else np.nan
+        if status == "ok":
+            for m in INTERVAL_METRICS:
+                row[f"{m}_lo"], row[f"{m}_hi"] = _interval(evaluation, predictor, target, cell, m)
+        if "repeat" in evaluation.key_columns and status == "ok":
+            row["spearman_pooled"] = _pooled_spearman(evaluation, predictor, target)
+        counter = evaluation.notes.get((predictor, target), Counter())
+        row["notes"] = "; ".join(
+            f"{n} [{c} of {len(cell)} fits]" for n, c in sorted(counter.items())
+        )
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _interval(
+    evaluation: Evaluation, predictor: str, target: str, cell: pd.DataFrame, metric: str
+) -> tuple[float, float]:
+    if len(cell) > 1:
+        return bootstrap_mean_ci(cell[metric].to_numpy(), evaluation.seed)
+    key = (evaluation.protocol, *cell[evaluation.key_columns].iloc[0].tolist())
+    pred, rows = evaluation.predictions[predictor][key], evaluation.split_rows[key]
+    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
+    fn = METRIC_FUNCTIONS[metric]
+
+    def statistic(i: np.ndarray) -> float:  # the metric (mean over sets) on resampled runs
+        true = evaluation.truth[rows[i]]
+        return float(np.mean([fn(true[:, j], pred[i, j]) for j in cols]))
+
+    return _row_bootstrap(evaluation, rows, statistic)
+
+
+def _row_bootstrap(
+    evaluation: Evaluation, rows: np.ndarray, statistic: Callable[[np.ndarray], float]
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(resampled positions)`` over one split's runs."""
+    rng = np.random.default_rng(evaluation.seed)
+    draws = rng.integers(0, len(rows), size=(BOOTSTRAP_RESAMPLES, len(rows)))
+    stats = np.array([statistic(i) for i in draws])
+    stats = stats[np.isfinite(stats)]
+    if len(stats) == 0:
+        return (np.nan, np.nan)
+    tail = (1 - CONFIDENCE) / 2
+    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+
+
+def _pooled_spearman(evaluation: Evaluation, predictor: str, target: str) -> float:
+    """Spearman of the pooled out-of-fold predictions, averaged over repeats (and over the
+    sets of a set mean): a secondary column, biased against fitted models (see the module)."""
+    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
+    by_repeat: dict[int, tuple[list, list]] = {}
+    for key, pred in evaluation.predictions[predictor].items():
+        rows = evaluation.split_rows[key]
+        true, est = by_repeat.setdefault(key[1], ([], []))
+        true.append(evaluation.truth[rows])
+        est.append(pred)
+    values = [
+        metrics(np.concatenate(t)[:, j], np.concatenate(e)[:, j])["spearman"]
+        for t, e in by_repeat.values()
+        for j in cols
+    ]
+    return float(np.mean(values))
 
 
 def cross_validate(
@@ -160,64 +463,37 @@ def cross_validate(
     seed: int = 0,
     progress: bool = True,
     objective: Objective | None = None,
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """K-fold CV on one log, identical folds for every predictor.
+    repeats: int = 1,
+    scored: np.ndarray | None = None,
+) -> Evaluation:
+    """Repeated k-fold CV on one log, identical folds for every predictor."""
+    splits = cv_splits(len(log), folds, repeats, seed, scored)
+    return run_splits(
+        specs, log, splits, list(targets or log.targets), ["repeat", "fold"], feature_fn,
+        objective, None, progress, seed, "cross-validation",
+    )  # fmt: skip
 
-    Rank and error metrics are computed on the pooled out-of-fold predictions (every run is
-    predicted once, by a model that never saw it); regret is averaged over folds, because a
-    choice is made within one held-out set. Returns the table and the out-of-fold predictions
-    per predictor (runs x targets, NaN where a target was skipped).
-    """
-    if folds < 2 or folds > len(log):
-        raise MixsurrogateError(
-            f"--folds must be between 2 and the number of runs ({len(log)}), got {folds}"
-        )
-    targets = list(targets or log.targets)
-    splits = list(KFold(folds, shuffle=True, random_state=seed).split(log.W))
-    rows: list[dict] = []
-    oof_by_predictor: dict[str, np.ndarray] = {}
-    total = len(specs) * len(splits)
-    with tqdm(total=total, desc="cross-validation", disable=not progress, leave=False) as bar:
-        for spec in specs:
-            oof = np.full((len(log), len(targets)), np.nan)
-            regrets: dict[str, list[float]] = {t: [] for t in targets}
-            fitted: list[str] = []
-            try:
-                for train_idx, test_idx in splits:
-                    pred, fitted, _ = fit_predict(
-                        spec, log.subset(train_idx), log.W[test_idx], targets, feature_fn
-                    )
-                    for j, target in enumerate(fitted):
-                        col = targets.index(target)
-                        oof[test_idx, col] = pred[:, j]
-                        regrets[target].append(
-                            metrics(log.loss(target)[test_idx], pred[:, j])["regret"]
-                        )
-                    bar.update()
-            except UnsupportedTargetError:
-                bar.update(len(splits) - len(regrets[targets[0]]))
-                continue
-            n_train = len(log) - len(log) // folds
-            for target in fitted:
-                col = targets.index(target)
-                m = metrics(log.loss(target), oof[:, col])
-                m["regret"] = float(np.mean(regrets[target]))
-                rows.append({"predictor": spec.name, "target": target, "n_train": n_train, **m})
-            if objective is not None and all(s in fitted for s in objective.sets):
-                cols = [targets.index(s) for s in objective.sets]
-                true = objective.combine(
-                    np.column_stack([log.loss(s) for s in objective.sets]), objective.sets
-                )
-                est = objective.combine(oof[:, cols], objective.sets)
-                m = metrics(true, est)
-                m["regret"] = float(
-                    np.mean([metrics(true[te], est[te])["regret"] for _, te in splits])
-                )
-                rows.append(
-                    {"predictor": spec.name, "target": OBJECTIVE_TARGET, "n_train": n_train, **m}
-                )
-            oof_by_predictor[spec.name] = oof
-    return pd.DataFrame(rows), oof_by_predictor
+
+def train_test(
+    specs: Sequence[PredictorSpec],
+    train: RunsLog,
+    test: RunsLog,
+    targets: Sequence[str] | None = None,
+    feature_fn: FeatureFn | None = None,
+    progress: bool = True,
+    objective: Objective | None = None,
+    scored: np.ndarray | None = None,
+    seed: int = 0,
+) -> Evaluation:
+    """Fit each predictor on ``train`` once and score it on the scored rows of ``test``."""
+    rows = np.flatnonzero(_scored_mask(len(test), scored))
+    if len(rows) == 0:
+        raise MixsurrogateError("no test run is left to score")
+    splits = [Split(("test", "test"), np.arange(len(train)), rows)]
+    return run_splits(
+        specs, train, splits, list(targets or train.targets), ["test"], feature_fn, objective,
+        test, progress, seed, "predictors",
+    )  # fmt: skip
 
 
 def learning_curve(
@@ -231,61 +507,145 @@ def learning_curve(
     seed: int = 0,
     progress: bool = True,
     objective: Objective | None = None,
-) -> pd.DataFrame:
+    scored: np.ndarray | None = None,
+) -> Evaluation:
     """Metrics vs number of training runs: ``draws`` random subsets of each size.
 
-    With no ``test`` log, each draw is scored on the runs it did not train on.
-    Sizes a predictor cannot fit (too few runs for its parameters) are left out of its curve.
+    With no ``test`` log each draw is scored on the (scored) runs it did not train on. A size
+    a predictor cannot fit shows as a ``skipped`` cell with the reason, never as a gap.
     """
-    from .errors import NotEnoughRunsError
+    splits, dropped = curve_splits(
+        len(train), sizes, draws, seed, scored, None if test is None else len(test)
+    )
+    if not splits:
+        raise MixsurrogateError(f"no learning-curve size can be drawn: {'; '.join(dropped)}")
+    evaluation = run_splits(
+        specs, train, splits, list(targets or train.targets), ["size", "draw"], feature_fn,
+        objective, test, progress, seed, "learning curves",
+    )  # fmt: skip
+    evaluation.dropped = dropped
+    return evaluation
 
-    targets = list(targets or train.targets)
-    if test is not None:
-        _check_same_domains(train, test)
-    sizes = [n for n in sizes if n <= len(train) - (0 if test is not None else 2)]
-    rng = np.random.default_rng(seed)
-    subsets = {
-        (n, d): np.sort(rng.choice(len(train), n, replace=False))
-        for n in sizes
-        for d in range(draws)
-    }
-    rows: list[dict] = []
-    with tqdm(
-        total=len(specs) * len(subsets), desc="learning curves", disable=not progress, leave=False
-    ) as bar:
-        for spec in specs:
-            for (n, d), idx in subsets.items():
-                bar.update()
-                if n == len(train) and d > 0:
-                    continue  # every draw of the full set is the same set
-                held = (
-                    test
-                    if test is not None
-                    else train.subset(np.setdiff1d(np.arange(len(train)), idx))
-                )
-                try:
-                    pred, fitted, _ = fit_predict(
-                        spec, train.subset(idx), held.W, targets, feature_fn
-                    )
-                except (NotEnoughRunsError, UnsupportedTargetError):
-                    continue
-                y_true = [held.loss(t) for t in targets]
-                rows += _score_rows(
-                    spec, targets, fitted, y_true, pred, {"n_train": n, "draw": d}, objective
-                )
+
+def compare(
+    evaluation: Evaluation,
+    a: str,
+    b: str,
+    target: str,
+    metric: str = "spearman",
+    group: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Paired difference ``a - b`` of a metric on the same splits, with a 95% interval.
+
+    ``better`` is the share of splits on which ``a`` beats ``b`` (ties count half).
+    """
+    scores = evaluation.scores
+    for name in (a, b):
+        if name not in set(scores["predictor"]):
+            raise MixsurrogateError(f"--compare: {name!r} was not evaluated")
+    keys = [*evaluation.key_columns]
+    pick = scores[scores["target"] == target]
+    left = pick[pick["predictor"] == a].set_index(keys)
+    right = pick[pick["predictor"] == b].set_index(keys)
+    joined = left[[metric, "status", *group]].join(
+        right[[metric, "status"]], lsuffix="_a", rsuffix="_b", how="inner"
+    )
+    rows = []
+    grouped = joined.groupby(list(group), sort=False) if group else [((), joined)]
+    for values, cell in grouped:
+        values = values if isinstance(values, tuple) else (values,)
+        row = {"comparison": f"{a} - {b}", "target": target, "metric": metric}
+        row |= dict(zip(group, values, strict=True))
+        ok = (cell["status_a"] == "ok") & (cell["status_b"] == "ok")
+        row["splits"] = int(ok.sum())
+        if not ok.all():
+            row |= {"difference": np.nan, "lo": np.nan, "hi": np.nan, "better": np.nan}
+            row["reason"] = f"{int((~ok).sum())} split(s) not scored for both"
+            rows.append(row)
+            continue
+        diff = (cell[f"{metric}_a"] - cell[f"{metric}_b"]).to_numpy()
+        sign = 1 if HIGHER_IS_BETTER[metric] else -1
+        row["difference"] = float(diff.mean())
+        row["lo"], row["hi"] = _paired_interval(evaluation, a, b, target, metric, diff)
+        row["better"] = float(np.mean((sign * diff > 0) + 0.5 * (diff == 0)))
+        row["reason"] = ""
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summarise_curve(curve: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over draws, per predictor, target and size."""
-    if curve.empty:
-        return curve
-    grouped = curve.groupby(["predictor", "target", "n_train"])
-    return grouped[list(METRICS)].agg(["mean", "std"]).reset_index()
+def _paired_interval(
+    evaluation: Evaluation, a: str, b: str, target: str, metric: str, diff: np.ndarray
+) -> tuple[float, float]:
+    if len(diff) > 1:
+        return bootstrap_mean_ci(diff, evaluation.seed)
+    # one split (a test log): resample its runs, both predictors on the same resample
+    (key,) = evaluation.predictions[a]
+    rows = evaluation.split_rows[key]
+    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
+    pa, pb = evaluation.predictions[a][key], evaluation.predictions[b][key]
+    fn = METRIC_FUNCTIONS[metric]
+
+    def difference(i: np.ndarray) -> float:
+        true = evaluation.truth[rows[i]]
+        return float(np.mean([fn(true[:, j], pa[i, j]) - fn(true[:, j], pb[i, j]) for j in cols]))
+
+    return _row_bootstrap(evaluation, rows, difference)
 
 
-def _check_same_domains(a: RunsLog, b: RunsLog) -> None:
-    if a.domains != b.domains:
-        raise MixsurrogateError(
-            f"train and test logs have different domains ({', '.join(a.domains)} vs {', '.join(b.domains)})"
-        )
+def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> tuple[str, dict]:
+    """Add a target ``mean of N sets``: per split, each metric averaged over ``sets``.
+
+    Default ``sets``: those every predictor scored on every split, so the mean never covers
+    different sets for different predictors. Returns the new target's name and, for each set
+    left out, the predictors that did not score it. Summaries then give the mean its interval
+    (over splits) and ``compare`` can pair it.
+    """
+    scores = evaluation.scores
+    per_set = scores[scores["target"] != OBJECTIVE_TARGET]
+    predictors = list(dict.fromkeys(per_set["predictor"]))
+    all_sets = list(dict.fromkeys(per_set["target"]))
+    ok = per_set.groupby(["target", "predictor"])["status"].agg(lambda x: bool((x == "ok").all()))
+    fully = {t: {p for p in predictors if ok.get((t, p), False)} for t in all_sets}
+    if sets is None:
+        sets = [t for t in all_sets if fully[t] == set(predictors)]
+    left_out = {t: ", ".join(sorted(set(predictors) - fully[t])) for t in all_sets if t not in sets}
+    name = f"mean of {len(sets)} sets"
+    if not sets:
+        return name, left_out
+    keys = [*evaluation.key_columns]
+    chosen = per_set[per_set["target"].isin(sets)]
+    means = chosen.groupby(["predictor", *keys], sort=False)[list(METRICS)].mean()
+    first = chosen.groupby(["predictor", *keys], sort=False)[["n_train", "n_scored"]].first()
+    table = means.join(first).reset_index()
+    table["target"], table["status"], table["reason"] = name, "ok", ""
+    evaluation.scores = pd.concat([scores, table], ignore_index=True)
+    evaluation.set_means[name] = list(sets)
+    return name, left_out
+
+
+def scoring_mask(log: RunsLog, only: Sequence[str] = (), exclude: Sequence[str] = ()) -> np.ndarray:
+    """Rows to score: run ids matching any ``only`` glob (default all), minus ``exclude`` globs.
+
+    Rows left out are still fitted on (e.g. ``--exclude-scoring 'vertex-*'``: single-domain
+    runs are what data experts already are, so MDE is exact there and they would flatter it).
+    """
+    ids = pd.Series(log.run_ids, dtype=str)
+    mask = np.ones(len(ids), bool)
+    for label, patterns in (("--score-only", only), ("--exclude-scoring", exclude)):
+        for pattern in patterns:
+            if not fnmatch_any(ids, pattern).any():
+                raise MixsurrogateError(f"{label} {pattern!r} matches no run id")
+    if only:
+        mask = np.logical_or.reduce([fnmatch_any(ids, p) for p in only])
+    for pattern in exclude:
+        mask &= ~fnmatch_any(ids, pattern)
+    if mask.sum() < 3:
+        raise MixsurrogateError(f"only {int(mask.sum())} run(s) left to score; need at least 3")
+    return mask
+
+
+def fnmatch_any(ids: pd.Series, pattern: str) -> np.ndarray:
+    """Which run ids match a shell-style pattern (``vertex-*``)."""
+    from fnmatch import fnmatchcase
+
+    return np.array([fnmatchcase(i, pattern) for i in ids], bool)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .design import design_frame
-from .runs import _atomic_write_text, frame_to_text
+from .runs import atomic_write_text, frame_to_text
 
 
 def build_from_scratch(
@@ -54,7 +54,7 @@ def build_from_scratch(
         say("[3/4] scoring the evaluation sequences with every expert")
         score_experts(experts_dir, corpus_dir, scores_dir)
     if not mixtures.is_file():
-        _atomic_write_text(mixtures, frame_to_text(design_frame(corpus.domains, n_sobol), mixtures))
+        atomic_write_text(mixtures, frame_to_text(design_frame(corpus.domains, n_sobol), mixtures))
     say(f"[4/4] training proxy runs on the designed mixtures into {log}")
     train_proxy_runs(corpus_dir, mixtures, preset, log, experts_dir=experts_dir)
     return log, scores_dir

@@ -12,10 +12,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path, tight: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -45,38 +46,55 @@ def predicted_vs_true(
 
 
 def learning_curves(
-    curve: pd.DataFrame,
+    summary: pd.DataFrame,
     target: str,
     path: str | Path,
     metric: str = "spearman",
     references: dict[str, float] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Mean metric over draws vs number of training runs (log x), one line per predictor.
+    """Mean metric over draws vs training runs, one line per predictor, 95% intervals shaded.
 
-    ``references`` are drawn as labelled dashed horizontal lines (e.g. a noise ceiling).
+    ``summary`` is ``Evaluation.summary(["size"])`` of a learning curve. Every size drawn is
+    labelled on the x axis; a predictor with no point at some size (skipped or failed there)
+    is named in the caption with the reason, and one with no point at all has no legend entry.
+    ``references`` are labelled dashed horizontal lines (e.g. a noise ceiling).
     """
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    data = curve[curve["target"] == target]
+    fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    data = summary[summary["target"] == target]
+    sizes = sorted(int(s) for s in data["size"].unique())
+    missing = []
     for name, group in data.groupby("predictor", sort=False):
-        stats = group.groupby("n_train")[metric].agg(["mean", "std"]).reset_index()
-        ax.errorbar(
-            stats["n_train"],
-            stats["mean"],
-            yerr=stats["std"].fillna(0),
-            marker="o",
-            ms=3,
-            capsize=2,
-            label=name,
-        )
+        ok = group[group["status"] == "ok"].sort_values("size")
+        for _, row in group[group["status"] != "ok"].iterrows():
+            missing.append(f"{name} at {int(row['size'])}: {row['status']}")
+        if ok.empty:
+            continue
+        (line,) = ax.plot(ok["size"], ok[metric], marker="o", ms=3, label=name)
+        if f"{metric}_lo" in ok.columns:
+            ax.fill_between(
+                ok["size"].astype(float), ok[f"{metric}_lo"], ok[f"{metric}_hi"],
+                color=line.get_color(), alpha=0.12, lw=0,
+            )  # fmt: skip
     for label, value in (references or {}).items():
         ax.axhline(value, color="black", ls="--", lw=1, label=label)
-    ax.set_xscale("log", base=2)
+    ax.set_xscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training runs")
     ax.set_ylabel(f"{metric} on held-out runs")
-    ax.set_title(f"learning curves, loss:{target}")
+    ax.set_title(title or f"learning curves, {target}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=2)
+    caption = "mean over draws; shaded: 95% bootstrap interval of the mean"
+    if missing:
+        caption += "\nno point (see the table for reasons): " + "; ".join(missing[:6])
+        caption += " ..." if len(missing) > 6 else ""
+    fig.text(0.01, 0.005, caption, fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.06 if missing else 0.035, 1, 1))
+    return _save(fig, path, tight=False)
 
 
 def mixture_bars(

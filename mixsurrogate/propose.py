@@ -90,9 +90,7 @@ class FittedObjective:
         self.model = MultiTargetPredictor(spec.name, spec.params)
         Y = np.column_stack([log.loss(s) for s in self.sets])  # noqa: N806
         self.model.fit(log.W, Y, self.sets, log.domains, features=self._features(log.W))
-        if self.model.skipped_:
-            reasons = "; ".join(f"{t}: {r}" for t, r in self.model.skipped_.items())
-            raise MixsurrogateError(f"{spec.name} cannot predict every objective set ({reasons})")
+        self.model.require_fitted(self.sets)  # a proposal needs every set of the objective
 
     def _features(self, W: np.ndarray) -> np.ndarray | None:  # noqa: N803
         if not self.spec.uses_features:

@@ -43,15 +43,15 @@ def test_cross_validation_never_sees_the_held_out_fold():
     """A predictor fitted on data containing the held-out rows would predict them perfectly;
     the out-of-fold predictions of a 1-nearest-neighbour-like model must not be exact."""
     log = synthetic_log()
-    table, oof = evaluate.cross_validate(
+    result = evaluate.cross_validate(
         [evaluate.PredictorSpec("mean")], log, folds=4, progress=False
     )
     # mean predictor: each fold's prediction is the mean of the OTHER folds
     y = log.loss("a")
-    for pred in np.unique(oof["mean"][:, 0]):
-        rows = oof["mean"][:, 0] == pred
-        assert pred == pytest.approx(y[~rows].mean())
-    assert set(table["target"]) == {"a", "b"}
+    for key, pred in result.predictions["mean"].items():
+        held = result.split_rows[key]
+        assert np.allclose(pred[:, 0], np.delete(y, held).mean())
+    assert set(result.summary()["target"]) == {"a", "b"}
 
 
 def test_linear_beats_mean_in_cv_and_curves_grow():
@@ -62,13 +62,13 @@ def test_linear_beats_mean_in_cv_and_curves_grow():
     frame["loss:a"] = 3.0 + W @ np.array([-1.0, 0.5, 0.2, 0.3]) + rng.normal(0, 0.01, 60)
     log = RunsLog(frame)
     specs = [evaluate.PredictorSpec("mean"), evaluate.PredictorSpec("linear")]
-    table, _ = evaluate.cross_validate(specs, log, folds=5, progress=False)
+    table = evaluate.cross_validate(specs, log, folds=5, progress=False).summary()
     mse = table.set_index("predictor")["mse"]
     assert mse["linear"] < 0.05 * mse["mean"]
     curve = evaluate.learning_curve(
         [specs[1]], log, None, [6, 40], draws=3, targets=["a"], progress=False
     )
-    by_n = curve.groupby("n_train")["mse"].mean()
+    by_n = curve.summary(["size"]).set_index("size")["mse"]
     assert by_n[40] < by_n[6]
 
 
@@ -112,8 +112,9 @@ def test_regmix_train_test_on_a_small_slice():
     test = regmix_runs("test-1m").subset(range(64))
     table = evaluate.train_test(
         [evaluate.PredictorSpec("linear")], train, test, ["pile_cc"], progress=False
-    )
+    ).summary()
     assert table.loc[0, "spearman"] > 0.6
+    assert table.loc[0, "spearman_lo"] < table.loc[0, "spearman"] < table.loc[0, "spearman_hi"]
 
 
 def test_cli_cv_json_and_propose(tmp_path):
@@ -176,10 +177,12 @@ def test_cli_bad_input(args, message):
     assert message in result.output
 
 
-def test_laws_refuse_too_few_runs():
+def test_laws_refuse_too_few_runs_as_a_skipped_cell():
     log = regmix_runs("test-1b").subset(range(10))
-    with pytest.raises(MixsurrogateError, match="parameters but only"):
-        evaluate.fit_predict(evaluate.PredictorSpec("dml"), log, log.W, ["pile_cc"])
+    outcome = evaluate.fit_predict(evaluate.PredictorSpec("dml"), log, log.W, ["pile_cc"])
+    status, reason = outcome.status["pile_cc"]
+    assert status == "skipped" and "dml needs at least 20 runs" in reason
+    assert np.isnan(outcome.pred).all()
 
 
 def _realtext():

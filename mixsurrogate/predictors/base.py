@@ -5,7 +5,9 @@
 (e.g. MDE losses computed by the caller from a score store). Rates-only predictors ignore
 ``features``. ``predict_std`` exists only where the predictor has a real uncertainty.
 Constructor arguments are plain hyper-parameters, so ``get_params``/``set_params``/``clone``
-and scikit-learn's model-selection tools work unchanged.
+and scikit-learn's model-selection tools work unchanged. A predictor with randomness takes a
+``seed`` and is deterministic given it, in any process and any order of calls; whatever a fit
+had to work around (retries, fallbacks, optimiser warnings) is listed in ``fit_notes_``.
 """
 
 from __future__ import annotations
@@ -23,33 +25,43 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
     name: str = "base"
     #: whether the predictor uses ``features`` (MDE) in addition to the rates
     uses_features: bool = False
+    #: runs needed beyond ``n_parameters``: a law fitted with exactly as many runs as
+    #: parameters interpolates them and its held-out errors explode (dml: MSE 4e19)
+    fit_margin: int = 0
 
     def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
-        """Free parameters to fit; a law refuses to fit with fewer runs than this."""
+        """Free parameters to fit."""
         return 1
 
+    def min_runs(self, n_domains: int, n_features: int = 0) -> int:
+        """Fewest runs this predictor agrees to fit: its parameters plus ``fit_margin``."""
+        return self.n_parameters(n_domains, n_features) + self.fit_margin
+
     def fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None = None):  # noqa: N803
-        W, y = _check_W(W), np.asarray(y, dtype=float).ravel()
+        W, y = check_weights(W), np.asarray(y, dtype=float).ravel()
         if len(W) != len(y):
             raise ValueError(f"W has {len(W)} rows but y has {len(y)}")
         if self.uses_features:
-            features = _check_features(features, len(W))
-        n_params = self.n_parameters(W.shape[1], 0 if features is None else features.shape[1])
-        if len(W) < n_params:
+            features = check_features(features, len(W))
+        n_features = 0 if features is None else features.shape[1]
+        n_params = self.n_parameters(W.shape[1], n_features)
+        needed = self.min_runs(W.shape[1], n_features)
+        if len(W) < needed:
+            margin = f" (its {n_params} parameters + {self.fit_margin})" if self.fit_margin else ""
             raise NotEnoughRunsError(
-                f"{self.name} has {n_params} parameters but only {len(W)} runs to fit them; "
-                f"log at least {n_params} runs or choose a smaller predictor"
+                f"{self.name} needs at least {needed} runs{margin}, got {len(W)}"
             )
         self.n_domains_ = W.shape[1]
+        self.fit_notes_: list[str] = []
         self._fit(W, y, features)
         return self
 
     def predict(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
-        W = _check_W(W)
+        W = check_weights(W)
         if W.shape[1] != getattr(self, "n_domains_", W.shape[1]):
             raise ValueError(f"fitted on {self.n_domains_} domains, got {W.shape[1]}")
         if self.uses_features:
-            features = _check_features(features, len(W))
+            features = check_features(features, len(W))
         return np.asarray(self._predict(W, features), dtype=float).ravel()
 
     def _fit(self, W, y, features):  # noqa: N803
@@ -59,14 +71,16 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         raise NotImplementedError
 
 
-def _check_W(W) -> np.ndarray:  # noqa: N802, N803
-    W = np.atleast_2d(np.asarray(W, dtype=float))
+def check_weights(W) -> np.ndarray:  # noqa: N803
+    """Mixture weights as a finite 2-D float array (rows are mixtures)."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))  # noqa: N806
     if not np.isfinite(W).all():
         raise ValueError("mixture weights contain NaN or inf")
     return W
 
 
-def _check_features(features, n_rows: int) -> np.ndarray:
+def check_features(features, n_rows: int) -> np.ndarray:
+    """MDE features as a 2-D float array with one row per mixture."""
     if features is None:
         raise ValueError("this predictor needs features (MDE losses); pass a score store")
     features = np.atleast_2d(np.asarray(features, dtype=float))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,12 +31,13 @@ import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
+from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
 
 from ..errors import MixsurrogateError
-from .base import MixturePredictor, _check_features, _check_W
+from .base import MixturePredictor, check_features, check_weights
 
 #: ``sqrt``: the Hellinger embedding of the simplex (distances between distributions,
 #: stretched near zero shares); ``log``: log(w + eps) rescaled to [0, 1]; ``raw``: w itself.
@@ -76,6 +78,15 @@ def transform_weights(W: np.ndarray, kind: str, eps: float) -> np.ndarray:  # no
     raise MixsurrogateError(
         f"unknown GP input transform {kind!r}; choose from {', '.join(INPUT_TRANSFORMS)}"
     )
+
+
+def _warning_label(warning: warnings.WarningMessage) -> str:
+    """A short, stable label for a fit warning (so repeats across folds can be counted)."""
+    text = str(warning.message)
+    if "ITERATIONS REACHED LIMIT" in text.upper() or "maxiter" in text:
+        return "L-BFGS stopped at its iteration cap"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{warning.category.__name__}: {first[:120]}"
 
 
 def _hyper_parameters(model: SingleTaskGP) -> dict[str, torch.Tensor]:
@@ -146,6 +157,7 @@ class GPPredictor(MixturePredictor):
             self.model_ = self._model(X, Y)
             self.model_.load_state_dict(hypers, strict=False)
             self.model_.eval()
+        self.fit_notes_ += self.__dict__.pop("_pending_notes", [])
 
     def _tuned_model(self, X: torch.Tensor, Y: torch.Tensor) -> SingleTaskGP:  # noqa: N803
         """Hyper-parameters by marginal likelihood on at most ``hyper_runs`` runs.
@@ -185,8 +197,8 @@ class GPPredictor(MixturePredictor):
 
         if any(type(m) is not type(first) or shared(m) != shared(first) for m in members):
             raise ValueError("tune_jointly needs members of one class with equal parameters")
-        W = _check_W(W)  # noqa: N806
-        features = _check_features(features, len(W)) if first.uses_features else None
+        W = check_weights(W)  # noqa: N806
+        features = check_features(features, len(W)) if first.uses_features else None
         Y = np.asarray(Y, dtype=float).reshape(len(W), len(members))  # noqa: N806
         first._learn_scaling(W, features)
         X = torch.tensor(first.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
@@ -195,10 +207,13 @@ class GPPredictor(MixturePredictor):
         with _one_thread_if_small(len(X)):
             batched = _hyper_parameters(first._tuned_model(X, Yt))
             single = _hyper_parameters(first._model(X[:2], Yt[:2, :1]))
+        notes = [f"{n} (joint fit of {len(members)} targets)" for n in first._pending_notes]
+        first._pending_notes = []
         for j, member in enumerate(members):
             member._joint_hypers = {
                 k: _slice_output(v, j, single[k], k) for k, v in batched.items()
             }
+            member._pending_notes = list(notes)
 
     @staticmethod
     def _model(X: torch.Tensor, Y: torch.Tensor) -> SingleTaskGP:  # noqa: N803
@@ -215,20 +230,53 @@ class GPPredictor(MixturePredictor):
         return SingleTaskGP(X, Y, covar_module=kernel, outcome_transform=Standardize(m=Y.shape[-1]))
 
     def _fitted_model(self, X: torch.Tensor, Y: torch.Tensor) -> SingleTaskGP:  # noqa: N803
+        """Maximise the marginal likelihood, deterministically given ``seed``.
+
+        ``fit_gpytorch_mll`` retries a failed attempt from hyper-parameters drawn from their
+        priors with torch's *global* generator, so the fit runs on a forked, seeded generator:
+        the same seed gives the same model in any process and after any other torch work.
+        L-BFGS is capped at ``max_iter`` steps: the marginal likelihood flattens long before
+        its tolerance is met and the predictions stop moving (measured on RegMix). Hitting
+        the cap (and any other optimiser warning) is accepted rather than treated as a
+        failure, but counted in ``fit_notes_``, as are retries and other warnings.
+        """
         model = self._model(X, Y)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        # L-BFGS is capped at ``max_iter`` steps: the marginal likelihood flattens long before
-        # its tolerance is met and the predictions stop moving (measured on RegMix). Hitting
-        # the cap is accepted rather than treated as a failure (BoTorch would otherwise refit
-        # from priors resampled at random).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        attempts = 0
+
+        def counted_optimizer(mll, closure=None, **kwargs):
+            nonlocal attempts
+            attempts += 1
+            return fit_gpytorch_mll_scipy(mll, closure=closure, **kwargs)
+
+        accepted: list[str] = []
+
+        def accept(warning: warnings.WarningMessage) -> bool:
+            accepted.append(_warning_label(warning))
+            return True
+
+        with (
+            torch.random.fork_rng(devices=[]),
+            warnings.catch_warnings(record=True) as other,
+        ):
+            warnings.simplefilter("always")
+            torch.manual_seed(self.seed)
             fit_gpytorch_mll(
                 mll,
+                optimizer=counted_optimizer,
                 optimizer_kwargs={"options": {"maxiter": self.max_iter}},
-                warning_handler=lambda _: True,
+                warning_handler=accept,
             )
+        self._note_fit(attempts, accepted + [_warning_label(w) for w in other])
         return model
+
+    def _note_fit(self, attempts: int, labels: list[str]) -> None:
+        """Record retries and warnings of one hyper-parameter fit for ``fit_notes_``."""
+        notes = self.__dict__.setdefault("_pending_notes", [])
+        if attempts > 1:
+            notes.append(f"GP fit retried from prior samples {attempts - 1}x")
+        for label, count in sorted(Counter(labels).items()):
+            notes.append(f"{label} ({count}x)" if count > 1 else label)
 
     def _posterior(self, W: np.ndarray, features: np.ndarray | None, with_std: bool = True):  # noqa: N803
         """Posterior mean (and std) per point, in chunks.
@@ -257,8 +305,8 @@ class GPPredictor(MixturePredictor):
 
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Posterior std of the latent loss (no observation noise), in nats."""
-        W = _check_W(W)  # noqa: N806
-        features = _check_features(features, len(W)) if self.uses_features else None
+        W = check_weights(W)  # noqa: N806
+        features = check_features(features, len(W)) if self.uses_features else None
         mean, std = self._posterior(W, features)
         # log target: delta method, d exp(m) = exp(m) dm
         return np.exp(mean) * std if self.log_target else std

@@ -112,6 +112,7 @@ class DMLPredictor(MixturePredictor):
     """
 
     name = "dml"
+    fit_margin = 2
 
     def __init__(self, huber_delta: float = 0.01, starts: str | int = "smart", seed: int = 0):
         self.huber_delta = huber_delta
@@ -158,6 +159,7 @@ class BiMixPredictor(MixturePredictor):
     """
 
     name = "bimix"
+    fit_margin = 2
 
     def __init__(self, domain_index: int | None = None, eps: float = 1e-3):
         self.domain_index = domain_index

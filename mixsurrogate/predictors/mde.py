@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MixsurrogateError, UnsupportedTargetError
-from .base import MixturePredictor, _check_features
+from .base import MixturePredictor, check_features
 from .gp import GPPredictor
 from .lgbm import LGBMPredictor
 from .linear import LinearPredictor
@@ -149,7 +149,7 @@ class GPResidualMDEPredictor(GPPredictor):
     @classmethod
     def tune_jointly(cls, members, W, Y, features) -> None:  # noqa: N803
         """One batched GP fit over every target's calibration residual (see GPPredictor)."""
-        features = _check_features(features, len(W))
+        features = check_features(features, len(W))
         Y = np.asarray(Y, dtype=float).reshape(len(W), len(members))  # noqa: N806
         residuals = []
         for j, member in enumerate(members):

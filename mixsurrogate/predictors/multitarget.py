@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.metaestimators import available_if
 
-from ..errors import MixsurrogateError, UnsupportedTargetError
+from ..errors import MixsurrogateError, NotEnoughRunsError, UnsupportedTargetError
 from . import PREDICTORS, make_predictor
 from .base import MixturePredictor
 
@@ -25,9 +25,11 @@ def _all_members_have_std(self: MultiTargetPredictor) -> bool:
 class MultiTargetPredictor(BaseEstimator):
     """Fits ``make_predictor(name, **params)`` to every target column it can model.
 
-    Targets the predictor cannot model (``UnsupportedTargetError``) are skipped and the reason
-    kept in ``skipped_``; too few runs (``NotEnoughRunsError``) concerns every target and is
-    raised.
+    One target's trouble never loses the others: a target the predictor cannot model
+    (``UnsupportedTargetError``, or too few runs for its parameters: ``NotEnoughRunsError``)
+    is kept in ``skipped_`` with the reason, a fit that fails for any other reason (e.g. a
+    GP whose every attempt fails) in ``failed_``. ``notes_`` lists, per fitted target, what
+    its fit had to work around. ``predict`` needs at least one fitted target.
     """
 
     def __init__(self, name: str, params: dict | None = None):
@@ -58,40 +60,70 @@ class MultiTargetPredictor(BaseEstimator):
             raise ValueError(f"Y has {Y.shape[1]} columns but {len(targets)} targets are named")
         self.members_: dict[str, MixturePredictor] = {}
         self.skipped_: dict[str, str] = {}
+        self.failed_: dict[str, str] = {}
+        self.notes_: dict[str, list[str]] = {}
         members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
-        self._tune_jointly(members, W, Y, features)
+        joint_note = self._tune_jointly(members, W, Y, features)
         for j, (target, member) in enumerate(zip(targets, members, strict=True)):
             try:
                 member.fit(W, Y[:, j], features)
-            except UnsupportedTargetError as err:
+            except (UnsupportedTargetError, NotEnoughRunsError) as err:
                 self.skipped_[target] = str(err)
                 continue
+            except Exception as err:  # noqa: BLE001 - one target's failure must not lose the rest
+                self.failed_[target] = f"{type(err).__name__}: {err}"
+                continue
             self.members_[target] = member
-        if not self.members_:
-            reasons = "; ".join(f"{t}: {r}" for t, r in self.skipped_.items())
-            raise UnsupportedTargetError(f"{self.name} can model none of the targets ({reasons})")
+            self.notes_[target] = ([joint_note] if joint_note else []) + list(member.fit_notes_)
         self.fitted_targets_ = list(self.members_)
         return self
 
     @staticmethod
-    def _tune_jointly(members: list[MixturePredictor], W, Y, features) -> None:  # noqa: N803
-        """Members that can share one hyper-parameter fit (GPs) get it here, before ``fit``."""
+    def _tune_jointly(members: list[MixturePredictor], W, Y, features) -> str | None:  # noqa: N803
+        """Members that can share one hyper-parameter fit (GPs) get it here, before ``fit``.
+
+        If the batched fit fails, each member tunes its own hyper-parameters in its ``fit``
+        (slower, and one target's failure then stays that target's); the returned note says so.
+        """
         tune = getattr(type(members[0]), "tune_jointly", None)
         if tune is None or len(members) < 2:
-            return
-        n_params = members[0].n_parameters(
-            np.shape(W)[1], 0 if features is None else np.shape(features)[1]
-        )
-        if len(W) >= n_params:  # with fewer runs each member's fit raises the clear error
+            return None
+        n_features = 0 if features is None else np.shape(features)[1]
+        if len(W) < members[0].min_runs(np.shape(W)[1], n_features):
+            return None  # each member's fit raises the clear error
+        try:
             tune(members, W, Y, features)
+        except Exception as err:  # noqa: BLE001 - fall back to per-target tuning
+            for member in members:
+                member.__dict__.pop("_joint_hypers", None)
+                member.__dict__.pop("_pending_notes", None)
+            return f"joint tuning failed ({type(err).__name__}), so tuned per target"
+        return None
+
+    def reasons(self) -> dict[str, tuple[str, str]]:
+        """Targets not fitted: target -> (status 'skipped' or 'failed', reason)."""
+        self._check_fitted()
+        return {t: ("skipped", r) for t, r in self.skipped_.items()} | {
+            t: ("failed", r) for t, r in self.failed_.items()
+        }
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "members_"):
             raise MixsurrogateError(f"the {self.name} predictors are not fitted yet; call fit")
 
+    def require_fitted(self, targets: list[str] | None = None) -> None:
+        """Raise one clear error if no target (or any of ``targets``) could be fitted."""
+        self._check_fitted()
+        missing = self.reasons()
+        needed = [t for t in (targets or []) if t in missing]
+        if needed or not self.members_:
+            shown = needed or list(missing)
+            detail = "; ".join(f"{t}: {missing[t][1]}" for t in shown)
+            raise UnsupportedTargetError(f"{self.name} could not be fitted to {detail}")
+
     def predict(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Predicted losses, shape (mixtures, fitted targets), columns as ``fitted_targets_``."""
-        self._check_fitted()
+        self.require_fitted()
         return np.column_stack([m.predict(W, features) for m in self.members_.values()])
 
     @available_if(_all_members_have_std)

@@ -1,0 +1,149 @@
+"""What every command module shares: the error-to-one-line group, tables, JSON, log and store
+resolution and shared options. It imports no command module, so command modules import it and
+``cli.py`` only registers them (no import cycle).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+import pandas as pd
+
+from .errors import MixsurrogateError
+from .metrics import json_safe
+from .runs import RunsLog, load_runs
+
+
+class ErrorLineGroup(click.Group):
+    """Turns library errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MixsurrogateError as err:
+            raise click.ClickException(str(err)) from err
+
+
+def console():
+    from rich.console import Console
+
+    return Console(width=max(100, Console().width))
+
+
+def format_number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return "-" if np.isnan(value) else str(value)
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3e}"
+    return str(value)
+
+
+def print_table(frame: pd.DataFrame, title: str = "", caption: str = "") -> None:
+    """A readable table of a frame (rich), numbers formatted, missing values as '-'."""
+    from rich.table import Table
+
+    table = Table(title=title or None, caption=caption or None, show_lines=False)
+    for col in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        table.add_column(str(col), justify="right" if numeric else "left")
+    for _, row in frame.iterrows():
+        table.add_row(*[format_number(v) for v in row.tolist()])
+    console().print(table)
+
+
+def echo_json(payload) -> None:
+    """Valid JSON on stdout: NaN and infinities become null (``allow_nan=False`` checks it)."""
+    click.echo(json.dumps(json_safe(payload), indent=2, allow_nan=False))
+
+
+def resolve_log(spec: str) -> RunsLog:
+    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b)."""
+    if spec.startswith("regmix:"):
+        from .datasets import regmix_runs
+
+        try:
+            return regmix_runs(spec.split(":", 1)[1])
+        except KeyError as err:
+            raise MixsurrogateError(str(err.args[0])) from err
+    return load_runs(spec)
+
+
+def mde_features(scores: str | None, log: RunsLog, kind: str):
+    """MDE features for a log's targets from a score store: (transform, store), or Nones."""
+    if not scores:
+        return None, None
+    from .features import MDEFeatureMap
+    from .scores import load_scores
+
+    store = load_scores(scores).reordered(log.domains)  # same domains, another order: fine
+    eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
+    store.check_matches_runs(log.domains, log.targets, eval_id)
+    fmap = MDEFeatureMap(store, log.targets, kind=kind)
+    return fmap.transform, store
+
+
+#: MDE features of fit, cv and propose: token-level, sequence-posterior, or both
+mde_kind_option = click.option(
+    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
+)
+
+
+def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
+    """The named evaluation sets (one clear error for an unknown name), default all."""
+    for t in target:
+        log.loss(t)
+    return list(target) or log.targets
+
+
+def show_proposal(
+    result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None
+) -> None:
+    """A proposal as tables (or JSON), with notes and an optional bar chart."""
+    from .propose import objective_values
+
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        for i, w in enumerate(result.mixtures):
+            order = np.argsort(-w)
+            frame = pd.DataFrame({"domain": [result.domains[j] for j in order], "share": w[order]})
+            std = "" if result.objective_std is None else f" ± {result.objective_std[i]:.4f}"
+            value = (
+                f"{result.objective[i]:.4f}{std}"
+                if np.isfinite(result.objective[i])
+                else "not predicted"
+            )
+            print_table(frame, f"{result.mode} proposal {i + 1}: predicted objective {value}")
+            if result.set_losses:
+                losses = pd.DataFrame(
+                    {
+                        "set": list(result.set_losses),
+                        "predicted loss": [v[i] for v in result.set_losses.values()],
+                    }
+                )
+                print_table(losses)
+            if result.nearest_run:
+                rid, dist, val = result.nearest_run[i]
+                click.echo(
+                    f"nearest logged run: {rid} (distance {dist:.3f}, its objective {val:.4f})"
+                )
+        for note in result.notes:
+            click.echo(f"note: {note}")
+    if plot_path:
+        from . import plots
+
+        ref = {
+            "proposed": result.mixtures[0],
+            "uniform": np.full(len(result.domains), 1 / len(result.domains)),
+        }
+        if runs_log is not None:
+            best = int(np.argmin(objective_values(runs_log, obj)))
+            ref[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
+        click.echo(
+            f"wrote {plots.mixture_bars(result.domains, ref, plot_path, f'objective {obj.spec}')}",
+            err=True,
+        )

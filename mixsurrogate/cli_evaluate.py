@@ -1,0 +1,360 @@
+"""``mixsurrogate fit`` and ``mixsurrogate cv``: fit one predictor, compare several honestly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from .cli_common import (
+    echo_json,
+    mde_features,
+    mde_kind_option,
+    print_table,
+    resolve_log,
+    select_targets,
+)
+from .errors import MixsurrogateError
+from .report import curve_table, headline_table, per_set_table, problems_table
+
+
+@click.command()
+@click.argument("log")
+@click.option("--predictor", "-p", default="linear", show_default=True)
+@click.option(
+    "--scores",
+    type=click.Path(exists=True, file_okay=False),
+    help="score store for +mde predictors",
+)
+@mde_kind_option
+@click.option("--target", "-t", multiple=True, help="evaluation set(s) to fit (default: all)")
+@click.option(
+    "--summary", is_flag=True, help="statsmodels OLS table of per-domain effects (linear)"
+)
+@click.option("--json", "as_json", is_flag=True)
+def fit(log, predictor, scores, mde_kind, target, summary, as_json) -> None:
+    """Fit one predictor on a runs log and report its in-sample fit quality.
+
+    In-sample numbers flatter every predictor: compare predictors with `cv`. Sets the
+    predictor cannot model are listed with the reason; the exit status is 1 only if it
+    could model none.
+
+    \b
+    Examples:
+      mixsurrogate fit regmix:train-1m --predictor linear --target pile_cc --summary
+      mixsurrogate fit runs.csv --predictor dml --json
+    """
+    from .evaluate import PredictorSpec, check_specs, fit_predict
+    from .metrics import metrics
+
+    runs_log = resolve_log(log)
+    targets = select_targets(runs_log, target)
+    feature_fn, _ = mde_features(scores, runs_log, mde_kind)
+    spec = PredictorSpec(predictor)
+    check_specs([spec], feature_fn)
+    outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn)
+    rows, problems = [], {}
+    for j, t in enumerate(targets):
+        status, reason = outcome.status[t]
+        if status != "ok":
+            problems[t] = {"status": status, "reason": reason}
+            continue
+        m = metrics(runs_log.loss(t), outcome.pred[:, j])
+        rows.append(
+            {
+                "target": t,
+                "spearman": m["spearman"],
+                "pearson": m["pearson"],
+                "rmse": m["mse"] ** 0.5,
+            }
+        )
+    if as_json:
+        echo_json(
+            {
+                "predictor": predictor,
+                "n_runs": len(runs_log),
+                "in_sample": rows,
+                "not_fitted": problems,
+                "notes": outcome.notes,
+            }
+        )
+    else:
+        if rows:
+            print_table(
+                pd.DataFrame(rows), f"{predictor} fitted on {len(runs_log)} runs (in-sample)"
+            )
+        for t, p in problems.items():
+            click.echo(f"{p['status']} {t}: {p['reason']}")
+        for t, notes in outcome.notes.items():
+            for note in notes:
+                click.echo(f"note ({t}): {note}")
+    if not rows:
+        raise MixsurrogateError(f"{predictor} could not be fitted to any evaluation set")
+    if summary:
+        from .predictors.summary import ols_summary
+
+        for t in outcome.fitted:
+            click.echo(ols_summary(runs_log.W, runs_log.loss(t), runs_log.domains))
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise MixsurrogateError(f"--curve {text!r}: give sizes like 16,32,64") from err
+    if not sizes:
+        raise MixsurrogateError("--curve needs at least one size")
+    return sizes
+
+
+def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for text in pairs:
+        a, sep, b = text.partition(",")
+        if not sep or not a.strip() or not b.strip():
+            raise MixsurrogateError(f"--compare {text!r}: give two predictors as A,B")
+        for name in (a.strip(), b.strip()):
+            if name not in names:
+                raise MixsurrogateError(f"--compare: {name!r} is not among the predictors")
+        out.append((a.strip(), b.strip()))
+    return out
+
+
+@click.command()
+@click.argument("log")
+@click.option(
+    "--predictor",
+    "-p",
+    "predictors",
+    multiple=True,
+    help="repeatable; default: every rates predictor (+mde ones with --scores)",
+)
+@click.option(
+    "--scores",
+    type=click.Path(exists=True, file_okay=False),
+    help="score store: adds MDE predictors",
+)
+@mde_kind_option
+@click.option("--folds", type=int, default=5, show_default=True)
+@click.option(
+    "--repeats", type=int, default=1, show_default=True, help="repeated k-fold (small logs)"
+)
+@click.option("--test", "test_log", help="explicit test log instead of k-fold CV")
+@click.option("--target", "-t", multiple=True, help="evaluation set(s) (default: all)")
+@click.option(
+    "--objective", "objective_spec", help="also score a blended objective, e.g. val=0.5,task=0.5"
+)
+@click.option(
+    "--score-only",
+    "score_only",
+    multiple=True,
+    help="score only runs whose id matches this glob (others still fitted); repeatable",
+)
+@click.option(
+    "--exclude-scoring",
+    "exclude_scoring",
+    multiple=True,
+    help="do not score runs whose id matches this glob, e.g. 'vertex-*'; repeatable",
+)
+@click.option(
+    "--compare",
+    "compare_pairs",
+    multiple=True,
+    help="A,B: paired difference of Spearman on the same splits, with its interval",
+)
+@click.option("--curve", "curve_sizes", help="learning curve sizes, e.g. 16,32,64 (with --draws)")
+@click.option("--draws", type=int, default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="write PNGs here")
+@click.option("--json", "as_json", is_flag=True)
+def cv(
+    log,
+    predictors,
+    scores,
+    mde_kind,
+    folds,
+    repeats,
+    test_log,
+    target,
+    objective_spec,
+    score_only,
+    exclude_scoring,
+    compare_pairs,
+    curve_sizes,
+    draws,
+    seed,
+    plot_dir,
+    as_json,
+) -> None:
+    """Compare predictors honestly: repeated k-fold CV, or train on LOG and test on --test.
+
+    Every predictor is fitted on the same splits. Per split: Spearman, Pearson, MSE, MAE and
+    top-1 regret (true loss of the predicted-best held-out mixture minus the best held-out
+    loss); tables show the mean over splits with a 95% bootstrap interval (over splits, or
+    over test runs with --test) and the pooled out-of-fold Spearman as a secondary column.
+    A predictor that cannot be fitted to a set shows as a skipped or failed cell with its
+    reason; the exit status is 1 only if nothing could be scored.
+
+    \b
+    Examples:
+      mixsurrogate cv runs.csv --folds 5 --repeats 4 -p linear -p gp --compare gp,linear
+      mixsurrogate cv runs.csv --scores scores/ --objective val=0.5,task=0.5 --exclude-scoring 'vertex-*'
+      mixsurrogate cv regmix:train-1m --test regmix:test-1b -t pile_cc --json
+      mixsurrogate cv regmix:train-1m --test regmix:test-1m -t pile_cc --curve 16,32,64 --plot out/
+    """
+    from . import evaluate
+    from .objective import Objective
+    from .predictors import MDE_PREDICTORS, RATE_PREDICTORS
+
+    runs_log = resolve_log(log)
+    targets = select_targets(runs_log, target)
+    feature_fn, store = mde_features(scores, runs_log, mde_kind)
+    obj = None
+    if objective_spec:
+        obj = Objective.parse(objective_spec, targets, store.kinds if store else None)
+    names = list(predictors) or list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
+    specs = [evaluate.PredictorSpec(n) for n in names]
+    evaluate.check_specs(specs, feature_fn)
+    pairs = _parse_compare(compare_pairs, names)
+    test = resolve_log(test_log) if test_log else None
+    scored_log = test if test is not None else runs_log
+    scored = evaluate.scoring_mask(scored_log, score_only, exclude_scoring)
+    left_out = int((~scored).sum())
+    if test is not None:
+        result = evaluate.train_test(
+            specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed
+        )
+        mode = f"train {len(runs_log)} runs -> test {int(scored.sum())} runs"
+    else:
+        result = evaluate.cross_validate(
+            specs, runs_log, folds, targets, feature_fn, seed, objective=obj, repeats=repeats,
+            scored=scored,
+        )  # fmt: skip
+        times = f" x {repeats} repeats" if repeats > 1 else ""
+        mode = f"{folds}-fold CV{times} on {len(runs_log)} runs"
+    if left_out:
+        mode += f" ({left_out} run(s) fitted on, never scored)"
+    set_mean, set_left_out = evaluate.add_set_mean(result)
+    summary = result.summary()
+    comparisons = pd.concat(
+        [
+            evaluate.compare(result, a, b, t)
+            for a, b in pairs
+            for t in _compare_targets(obj, set_mean, result)
+        ]
+        or [pd.DataFrame()],
+        ignore_index=True,
+    )
+    curve = curve_summary = None
+    if curve_sizes:
+        curve = evaluate.learning_curve(
+            specs, runs_log, test, _parse_sizes(curve_sizes), draws, targets, feature_fn, seed,
+            objective=obj, scored=None if test is not None else scored,
+        )  # fmt: skip
+        curve_mean, _ = evaluate.add_set_mean(curve, result.set_means.get(set_mean))
+        curve_summary = curve.summary(["size"])
+    scored_any = (summary["status"] == "ok").any()
+    if as_json:
+        out = {
+            "mode": mode,
+            "targets": targets,
+            "objective": objective_spec,
+            "set_mean": {"name": set_mean, "sets": result.set_means.get(set_mean, []),
+                         "left_out": set_left_out},
+            "results": summary.to_dict(orient="records"),
+            "per_split": result.scores.to_dict(orient="records"),
+        }  # fmt: skip
+        if pairs:
+            out["comparisons"] = comparisons.to_dict(orient="records")
+        if curve_summary is not None:
+            out["learning_curve"] = curve_summary.to_dict(orient="records")
+            out["learning_curve_dropped"] = curve.dropped
+        echo_json(out)
+    else:
+        _print_report(mode, summary, targets, set_mean, set_left_out, obj, comparisons, result)
+        if curve_summary is not None:
+            _print_curve(curve_summary, curve, obj, curve_mean, draws)
+    if plot_dir:
+        _write_plots(plot_dir, runs_log, targets, result, curve, obj)
+    if not scored_any:
+        raise MixsurrogateError("no predictor could be scored on any set (reasons above)")
+
+
+def _compare_targets(obj, set_mean: str, result) -> list[str]:
+    from .evaluate import OBJECTIVE_TARGET
+
+    targets = [OBJECTIVE_TARGET] if obj is not None else []
+    if set_mean in result.set_means:
+        targets.append(set_mean)
+    return targets
+
+
+def _print_report(mode, summary, targets, set_mean, set_left_out, obj, comparisons, result):
+    from .evaluate import OBJECTIVE_TARGET
+
+    if set_mean in result.set_means:
+        caption = "mean over splits [95% bootstrap interval]; pooled: out-of-fold Spearman"
+        if set_left_out:
+            caption += "; left out (not scored by every predictor): " + ", ".join(
+                f"{t} ({who})" for t, who in set_left_out.items()
+            )
+        print_table(headline_table(summary, set_mean), f"{mode}: {set_mean}", caption)
+    if obj is not None:
+        print_table(headline_table(summary, OBJECTIVE_TARGET), f"objective {obj.spec}")
+    if len(targets) > 1:
+        print_table(per_set_table(summary, targets), "Spearman per evaluation set")
+    problems = problems_table(summary)
+    if len(problems):
+        print_table(problems, "cells not scored")
+    if len(comparisons):
+        print_table(comparisons, "paired comparisons (same splits; 95% bootstrap interval)")
+    for _, row in summary[summary["notes"] != ""].iterrows():
+        click.echo(f"note: {row['predictor']} on {row['target']}: {row['notes']}")
+
+
+def _print_curve(curve_summary, curve, obj, curve_mean, draws):
+    from .evaluate import OBJECTIVE_TARGET
+
+    target = OBJECTIVE_TARGET if obj is not None else curve_mean
+    print_table(
+        curve_table(curve_summary, target),
+        f"learning curve: Spearman on {target}, mean over {draws} draws",
+    )
+    for line in curve.dropped:
+        click.echo(f"learning curve: left out {line}")
+    cells = curve_summary[curve_summary["target"] == target]
+    bad = cells[cells["status"] != "ok"]
+    for _, row in bad.iterrows():
+        click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['reason']}")
+
+
+def _write_plots(plot_dir, runs_log, targets, result, curve, obj) -> None:
+    from . import plots
+    from .evaluate import OBJECTIVE_TARGET
+
+    first = OBJECTIVE_TARGET if obj is not None else targets[0]
+    written = []
+    if result.protocol == "cv":
+        j = result.targets.index(first)
+        oof = {}
+        for name, by_split in result.predictions.items():
+            values = np.full(len(runs_log), np.nan)
+            for key, pred in by_split.items():
+                if key[1] == 0:  # the first repeat: every scored run predicted once
+                    values[result.split_rows[key]] = pred[:, j]
+            oof[name] = values
+        written.append(
+            plots.predicted_vs_true(
+                result.truth[:, j], oof, first, Path(plot_dir) / f"cv_{first}.png"
+            )
+        )
+    if curve is not None:
+        written.append(
+            plots.learning_curves(
+                curve.summary(["size"]), first, Path(plot_dir) / f"curve_{first}.png"
+            )
+        )
+    for p in written:
+        click.echo(f"wrote {p}", err=True)
