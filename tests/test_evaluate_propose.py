@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from mixsurrogate import evaluate
 from mixsurrogate.cli import main
 from mixsurrogate.datasets import regmix_runs
-from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.explore import propose_explore, sobol_phase_size
 from mixsurrogate.objective import Objective
 from mixsurrogate.propose import propose_exploit

@@ -56,10 +56,14 @@ print(repr(gp.predict(log.W[20:]).tolist()))
 
 def test_gp_fit_is_deterministic_in_one_process_whatever_torch_did_before():
     log = noisy_log()
-    first = make_predictor("gp", max_iter=40).fit(log.W[:20], log.loss("s0")[:20]).predict(log.W[20:])
+    first = (
+        make_predictor("gp", max_iter=40).fit(log.W[:20], log.loss("s0")[:20]).predict(log.W[20:])
+    )
     torch.rand(1000)  # move torch's global generator, as other work in the process would
     torch.manual_seed(12345)
-    second = make_predictor("gp", max_iter=40).fit(log.W[:20], log.loss("s0")[:20]).predict(log.W[20:])
+    second = (
+        make_predictor("gp", max_iter=40).fit(log.W[:20], log.loss("s0")[:20]).predict(log.W[20:])
+    )
     np.testing.assert_array_equal(first, second)
 
 
@@ -108,9 +112,7 @@ def test_joint_gp_tuning_failure_falls_back_to_per_target_fits(monkeypatch):
 
     monkeypatch.setattr(GPPredictor, "tune_jointly", classmethod(broken))
     log = noisy_log()
-    model = MultiTargetPredictor("gp", {"max_iter": 30}).fit(
-        log.W, log.Y, log.targets, log.domains
-    )
+    model = MultiTargetPredictor("gp", {"max_iter": 30}).fit(log.W, log.Y, log.targets, log.domains)
     assert model.fitted_targets_ == log.targets
     assert all("joint tuning failed (ModelFittingError)" in n[0] for n in model.notes_.values())
 
