@@ -2,15 +2,19 @@
 and repeated seeds, all trained with one preset so every model spends the same token budget.
 
 Plan (in this order, so that any prefix of the output is useful):
-1. one expert per corpus domain (seed 0), then the score store of all experts (float16);
+1. one expert per corpus domain (expert ``i`` with seed ``i``), then the score store of all
+   experts (float16);
 2. proxy runs in design order: the K vertices, the uniform mixture, then Sobol points on the
    simplex in their sequence order (a prefix of a Sobol sequence is itself space-filling);
-   after ``--seed-after`` runs, ``--seeds`` seeds of two mixtures (uniform and the first Sobol
-   point) go to a separate log for the seed-noise floor; the remaining Sobol points follow.
+   after ``--seed-after`` runs, ``--seeds`` seeds of ``--repeated`` mixtures (uniform and the
+   first Sobol points) go to a separate log for the seed-noise floor; the remaining Sobol points
+   follow. Every model has its own seed (see :func:`make_plan`), so run-to-run noise is
+   independent, as the noise floor and ceiling assume.
 
 A vertex run is the expert of that domain: the same preset, seed and sampler (the sampler draws
 the same windows for ``{d: 1}`` as for a one-domain expert), so the expert is evaluated instead of
-trained twice. Likewise seed 0 of a repeated mixture is the row of that mixture in the main log.
+trained twice; MDE is therefore exact at the vertices, and the benchmark scores mixing runs only.
+Likewise seed 0 of a repeated mixture is the row of that mixture in the main log.
 
 Resumable: finished experts, the score store and logged runs are skipped, an interrupted training
 resumes from its checkpoint in the work folder. Jobs run in ``--workers`` processes of
@@ -18,8 +22,9 @@ resumes from its checkpoint in the work folder. Jobs run in ``--workers`` proces
 faster than one two-thread process); rows are appended to the logs in plan order by this process
 alone, atomically (:func:`mixsurrogate.runs.append_run`).
 
-Example (the bench-cpu preset expects a corpus with a 1024-id vocabulary):
-  mixsurrogate corpus build /tmp/corpus-v1024 --preset pypi --vocab-size 1024
+Example (the bench-cpu preset expects a corpus with a 1024-id vocabulary; a validation fraction
+of 0.15 gives every domain >= 30 validation documents):
+  mixsurrogate corpus build /tmp/corpus-v1024 --preset pypi --vocab-size 1024 --val-fraction 0.15
   python bench/realtext/generate.py --corpus /tmp/corpus-v1024 --work /tmp/realtext-work
 """
 
@@ -43,6 +48,7 @@ import pandas as pd
 from mixsurrogate.runs import LOSS_PREFIX, WEIGHT_PREFIX, append_run, read_frame
 
 LOG = logging.getLogger("realtext")
+REPEAT_SEED_BASE = 10_000
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -55,13 +61,15 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def job_expert(corpus: str, preset: str, experts_dir: str, domain: str, device: str) -> dict:
+def job_expert(
+    corpus: str, preset: str, experts_dir: str, domain: str, seed: int, device: str
+) -> dict:
     """Train (or resume, or skip) the expert of one domain."""
     from mixsurrogate.experts.presets import load_preset
     from mixsurrogate.experts.train import train_experts
 
     (result,) = train_experts(
-        corpus, load_preset(preset), experts_dir, [domain], 0, device, progress=False
+        corpus, load_preset(preset), experts_dir, [domain], seed, device, progress=False
     )
     return {k: result.get(k) for k in ("domain", "skipped", "seconds", "final_train_loss")}
 
@@ -143,22 +151,34 @@ def design(corpus: str, work: Path, n: int) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def make_plan(frame: pd.DataFrame, sobol: int, seed_after: int, seeds: int) -> list[Item]:
+def make_plan(
+    frame: pd.DataFrame, sobol: int, seed_after: int, seeds: int, repeated: int
+) -> list[Item]:
+    """Every model gets its own seed (initial weights and batch draws), recorded in its row.
+
+    Seeds: expert/vertex ``i`` gets ``i``, the uniform run ``K``, Sobol point ``j`` ``K + 1 + j``;
+    the repeats of mixture ``m`` get ``REPEAT_SEED_BASE + m * seeds + s``. Seed 0 of a repeated
+    mixture is its main-log row (same model, copied), so each repeated mixture has ``seeds``
+    independent models.
+    """
     domains = [c[len(WEIGHT_PREFIX) :] for c in frame.columns if c.startswith(WEIGHT_PREFIX)]
     k = len(domains)
     weights = [dict(zip(domains, map(float, r), strict=True)) for r in frame.iloc[:, 1:].values]
-    main = [Item("runs", f"vertex-{d}", "vertex", weights[i]) for i, d in enumerate(domains)]
-    main.append(Item("runs", "uniform", "run", weights[k]))
-    main += [Item("runs", f"sobol-{j:03d}", "run", weights[k + 1 + j]) for j in range(sobol)]
+    main = [Item("runs", f"vertex-{d}", "vertex", weights[i], i) for i, d in enumerate(domains)]
+    main.append(Item("runs", "uniform", "run", weights[k], k))
+    main += [
+        Item("runs", f"sobol-{j:03d}", "run", weights[k + 1 + j], k + 1 + j) for j in range(sobol)
+    ]
     repeats = []
-    for source in (main[k], main[k + 1]):  # uniform and the first Sobol point
+    for m, source in enumerate(main[k : k + repeated]):  # uniform and the first Sobol points
         repeats.append(
-            Item("seeds", f"{source.run_id}-s0", "copy", source.weights, 0, source.run_id)
+            Item("seeds", f"{source.run_id}-s0", "copy", source.weights, source.seed, source.run_id)
         )
         repeats += [
-            Item("seeds", f"{source.run_id}-s{s}", "run", source.weights, s)
+            Item("seeds", f"{source.run_id}-s{s}", "run", source.weights,
+                 REPEAT_SEED_BASE + m * seeds + s)
             for s in range(1, seeds)
-        ]
+        ]  # fmt: skip
     return main[:seed_after] + repeats + main[seed_after:]
 
 
@@ -175,10 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="/tmp/realtext-work", help="experts and checkpoints")
     ap.add_argument("--out", default=str(REPO / "mixsurrogate" / "data" / "realtext"))
     ap.add_argument("--preset", default="bench-cpu", help="preset name or .toml path")
-    ap.add_argument("--sobol", type=int, default=41, help="Sobol mixtures to train")
+    ap.add_argument("--sobol", type=int, default=48, help="Sobol mixtures to train")
     ap.add_argument("--design-n", type=int, default=64, help="Sobol points designed (>= --sobol)")
     ap.add_argument("--seed-after", type=int, default=24, help="main-log runs before the seeds")
     ap.add_argument("--seeds", type=int, default=4, help="seeds per repeated mixture (0..N-1)")
+    ap.add_argument(
+        "--repeated", type=int, default=6, help="mixtures repeated: uniform, then Sobol points"
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (one GPU: use --workers 1)")
@@ -186,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.sobol > args.design_n:
         ap.error("--sobol must be <= --design-n")
+    if not 1 <= args.repeated <= args.sobol + 1:
+        ap.error("--repeated must be between 1 and --sobol + 1")
 
     logging.basicConfig(
         level=logging.INFO,
@@ -200,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "corpus.json").write_text(json.dumps(manifest, indent=2) + "\n")
     experts_dir, scores_dir = work / "experts", out / "scores"
     domains = list(manifest["domains"])
-    plan = make_plan(design(corpus, work, args.design_n), args.sobol, args.seed_after, args.seeds)
+    plan = make_plan(
+        design(corpus, work, args.design_n), args.sobol, args.seed_after, args.seeds, args.repeated
+    )
     logs = {"runs": out / "runs.csv", "seeds": out / "seeds.csv"}
     LOG.info(
         "plan: %d experts, score store, %d rows (%d trainings); preset %s, %d workers x %d threads",
@@ -220,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     with pool:
         experts = [
-            pool.submit(job_expert, corpus, args.preset, str(experts_dir), d, args.device)
-            for d in domains
+            pool.submit(job_expert, corpus, args.preset, str(experts_dir), d, i, args.device)
+            for i, d in enumerate(domains)
         ]
         for fut in experts:
             try:

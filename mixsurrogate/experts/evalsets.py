@@ -1,10 +1,12 @@
 """The fixed evaluation sequences that experts score and proxy runs are evaluated on.
 
-* Validation domain ``d`` (kind ``val``): the first N non-overlapping windows of ``context + 1``
-  tokens of its validation stream; every predicted token counts.
+* Validation domain ``d`` (kind ``val``): N non-overlapping windows of ``context + 1`` tokens
+  spread evenly over its whole validation stream (not its first N windows, which would cover one
+  or two documents of a domain with long documents); every predicted token counts.
 * Task set ``t`` (kind ``task``): per item, the end-of-text id, the prompt tokens, then the answer
   tokens (prompt and answer tokenized separately, the prompt left-truncated to fit the context),
-  padded with the end-of-text id to the longest item; only the answer tokens count.
+  padded with the end-of-text id to the longest item; only the answer tokens count. An answer
+  longer than the context keeps its first ``context`` tokens, and the set counts such items.
 
 Position ``j`` of a sequence predicts token ``j + 1`` from tokens ``0..j``, so ``tokens`` has one
 column more than ``mask``. The ``eval_id`` hashes the tokenizer and every array, so a score store
@@ -21,7 +23,7 @@ import numpy as np
 from ..errors import CorpusError
 from .corpus_store import Corpus
 
-EVAL_FORMAT = "mixsurrogate-evalsets/1"
+EVAL_FORMAT = "mixsurrogate-evalsets/2"  # 2: validation windows spread over the stream
 
 
 @dataclass
@@ -32,10 +34,22 @@ class EvalSequences:
     kind: str
     tokens: np.ndarray
     mask: np.ndarray
+    documents: int | None = None  # validation documents the windows touch
+    documents_available: int | None = None  # documents in the validation stream
+    answers_truncated: int = 0  # task items whose answer was cut to fit the context
 
     @property
     def n_tokens(self) -> int:
         return int(self.mask.sum())
+
+    def facts(self) -> dict:
+        """What the set covers, for manifests and reports."""
+        facts = {"kind": self.kind, "sequences": len(self.tokens), "tokens": self.n_tokens}
+        if self.kind == "val":
+            facts |= {"documents": self.documents, "documents_available": self.documents_available}
+        else:
+            facts["answers_truncated"] = self.answers_truncated
+        return facts
 
 
 @dataclass
@@ -51,7 +65,11 @@ class EvalSuite:
         return [n for n, s in self.sets.items() if kind is None or s.kind == kind]
 
 
-def val_windows(stream: np.ndarray, count: int, context: int, name: str) -> EvalSequences:
+def val_windows(
+    stream: np.ndarray, count: int, context: int, name: str, eos_id: int | None = None
+) -> EvalSequences:
+    """``count`` windows whose starts are evenly spaced over the stream (floor of a linspace:
+    consecutive starts are at least one window apart, so windows never overlap)."""
     span = context + 1
     n = min(count, len(stream) // span)
     if n < 1:
@@ -59,8 +77,18 @@ def val_windows(stream: np.ndarray, count: int, context: int, name: str) -> Eval
             f"validation stream of {name!r} has {len(stream)} tokens, "
             f"fewer than one evaluation window ({span})"
         )
-    tokens = np.asarray(stream[: n * span], dtype=np.int64).reshape(n, span)
-    return EvalSequences(name, "val", tokens, np.ones((n, context), dtype=bool))
+    starts = np.floor(np.linspace(0, len(stream) - span, n)).astype(np.int64)
+    tokens = np.stack([np.asarray(stream[s : s + span], dtype=np.int64) for s in starts])
+    documents = available = None
+    if eos_id is not None:
+        is_eos = np.asarray(stream) == eos_id  # documents are joined by end-of-text ids
+        doc_of = np.concatenate([[0], np.cumsum(is_eos)[:-1]])  # an id ends its document
+        available = int(doc_of[-1]) + 1
+        touched = [np.unique(doc_of[s : s + span]) for s in starts]
+        documents = len(np.unique(np.concatenate(touched)))
+    return EvalSequences(
+        name, "val", tokens, np.ones((n, context), dtype=bool), documents, available
+    )
 
 
 def task_sequences(
@@ -71,9 +99,11 @@ def task_sequences(
         raise CorpusError(f"task set {name!r} has no items")
     span = context + 1
     rows = []
+    truncated = 0
     for i, (prompt, answer) in enumerate(encoded):
         if not answer:
             raise CorpusError(f"task set {name!r}: item {i} has an empty answer")
+        truncated += len(answer) > span - 1
         answer = answer[: span - 1]  # at least one token of context before the answer
         prompt = ([eos_id] + list(prompt))[-(span - len(answer)) :]
         rows.append((prompt, answer))
@@ -85,7 +115,7 @@ def task_sequences(
         tokens[i, len(prompt) : len(prompt) + len(answer)] = answer
         # position j predicts token j + 1: the answer tokens sit at len(prompt) .. end - 1
         mask[i, len(prompt) - 1 : len(prompt) + len(answer) - 1] = True
-    return EvalSequences(name, "task", tokens, mask)
+    return EvalSequences(name, "task", tokens, mask, answers_truncated=truncated)
 
 
 def eval_id(tokenizer_sha256: str, sets: dict[str, EvalSequences]) -> str:
@@ -106,7 +136,9 @@ def build_eval_suite(
         raise CorpusError(f"names used by both a domain and a task set: {', '.join(sorted(clash))}")
     sets: dict[str, EvalSequences] = {}
     for domain in corpus.domains:
-        sets[domain] = val_windows(corpus.tokens(domain, "val"), val_sequences, context, domain)
+        sets[domain] = val_windows(
+            corpus.tokens(domain, "val"), val_sequences, context, domain, corpus.eos_id
+        )
     if corpus.tasks:
         tokenizer = corpus.tokenizer()
         for task in corpus.tasks:

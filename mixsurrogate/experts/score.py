@@ -89,6 +89,7 @@ def score_experts(
             for domain, _, meta in experts
         },
         "device": str(dev),
+        "eval_sets": {name: s.facts() for name, s in suite.sets.items()},
     }
     return write_scores(
         out,
