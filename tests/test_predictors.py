@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -15,6 +17,7 @@ from mixsurrogate.predictors import (
     make_predictor,
 )
 from mixsurrogate.predictors.laws import DMLPredictor
+from mixsurrogate.predictors.mde import fit_mde_calibration
 from mixsurrogate.predictors.multitarget import MultiTargetPredictor
 from mixsurrogate.predictors.summary import ols_summary
 
@@ -136,6 +139,21 @@ def test_gp_hyper_subset_matches_full_fit():
     full = make_predictor("gp").fit(W, y).predict(Wt)
     sub = make_predictor("gp", hyper_runs=35).fit(W, y).predict(Wt)
     assert spearmanr(full, sub)[0] > 0.97
+
+
+def test_mde_calibration_is_one_least_squares_fit(problem):
+    """mde-cal and gp+mde-res share one calibration: polyfit on the own column, constant refused."""
+    W, Y, _, _, F, _ = problem  # noqa: N806
+    slope, intercept = fit_mde_calibration(F, Y[:, 1], 1, "mde-cal")
+    assert (slope, intercept) == tuple(float(v) for v in np.polyfit(F[:, 1], Y[:, 1], 1))
+    for name in ("mde-cal", "gp+mde-res"):
+        fitted = make_predictor(name, target_feature=1).fit(W, Y[:, 1], F)
+        assert (fitted.slope_, fitted.intercept_) == (slope, intercept)
+        flat = np.column_stack([F[:, 0], np.full(len(F), 2.0)])
+        with pytest.raises(
+            UnsupportedTargetError, match=re.escape(f"{name}: the MDE feature is constant")
+        ):
+            make_predictor(name, target_feature=1).fit(W, Y[:, 1], flat)
 
 
 @pytest.mark.parametrize("name", ["gp", "gp+mde", "gp+mde-res"])

@@ -36,6 +36,21 @@ def own_mde_column(features: np.ndarray, target_feature: int | None, name: str) 
     return features[:, target_feature]
 
 
+def fit_mde_calibration(
+    features: np.ndarray, y: np.ndarray, target_feature: int | None, name: str
+) -> tuple[float, float]:
+    """``(slope, intercept)`` of ``y ~ a + b * mde`` by least squares on the target's own column.
+
+    MDE is biased (the experts are not the model), so its scale and offset are learnt from the
+    runs; a constant column has no slope to learn and is refused with one clear error.
+    """
+    x = own_mde_column(features, target_feature, name)
+    if np.ptp(x) == 0:
+        raise UnsupportedTargetError(f"{name}: the MDE feature is constant over the runs")
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
 class MDEPredictor(MixturePredictor):
     """The target's own MDE loss, unfitted: what the experts alone say."""
 
@@ -67,10 +82,9 @@ class MDECalPredictor(MDEPredictor):
         return 2
 
     def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray) -> None:  # noqa: N803
-        x = self._own(features)
-        if np.ptp(x) == 0:
-            raise UnsupportedTargetError(f"{self.name}: the MDE feature is constant over the runs")
-        self.slope_, self.intercept_ = (float(v) for v in np.polyfit(x, y, 1))
+        self.slope_, self.intercept_ = fit_mde_calibration(
+            features, y, self.target_feature, self.name
+        )
 
     def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
         return self.intercept_ + self.slope_ * self._own(features)
@@ -154,12 +168,12 @@ class GPResidualMDEPredictor(GPPredictor):
         residuals = []
         for j, member in enumerate(members):
             try:
-                x = own_mde_column(features, member.target_feature, member.name)
+                slope, intercept = fit_mde_calibration(
+                    features, Y[:, j], member.target_feature, member.name
+                )
             except MixsurrogateError:
                 return  # that member's fit raises; the others are tuned one by one
-            if np.ptp(x) == 0:
-                return
-            slope, intercept = np.polyfit(x, Y[:, j], 1)
+            x = features[:, member.target_feature]
             residuals.append(Y[:, j] - (intercept + slope * x))
         super().tune_jointly(members, W, np.column_stack(residuals), features)
 
@@ -168,10 +182,9 @@ class GPResidualMDEPredictor(GPPredictor):
         return self.intercept_ + self.slope_ * own
 
     def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray) -> None:  # noqa: N803
-        x = own_mde_column(features, self.target_feature, self.name)
-        if np.ptp(x) == 0:
-            raise UnsupportedTargetError(f"{self.name}: the MDE feature is constant over the runs")
-        self.slope_, self.intercept_ = (float(v) for v in np.polyfit(x, y, 1))
+        self.slope_, self.intercept_ = fit_mde_calibration(
+            features, y, self.target_feature, self.name
+        )
         super()._fit(W, y - self._calibrated(features), None)
 
     def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
