@@ -92,6 +92,31 @@ mde_kind_option = click.option(
 )
 
 
+#: the val/task kind of each evaluation set, when no score store says it
+kinds_option = click.option(
+    "--kinds",
+    "kind_specs",
+    multiple=True,
+    help="KIND=SET,SET (KIND val or task), repeatable: which sets a val/task objective term means",
+)
+
+
+def resolve_kinds(
+    kind_specs: tuple[str, ...], log_spec: str | None, sets: list[str], store
+) -> tuple[dict[str, str] | None, str]:
+    """Each set's kind and where it came from: --kinds, then the score store, then a built-in
+    log's metadata (RegMix's sets are all validation sets); None when nothing says."""
+    from .objective import parse_kinds
+
+    if kind_specs:
+        return parse_kinds(kind_specs, sets), "--kinds"
+    if store is not None:
+        return store.kinds, "the score store"
+    if log_spec and log_spec.startswith("regmix:"):
+        return dict.fromkeys(sets, "val"), "RegMix's log (every set is a validation set)"
+    return None, ""
+
+
 def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
     """The named evaluation sets (one clear error for an unknown name), default all."""
     for t in target:
@@ -133,6 +158,8 @@ def show_proposal(
                 )
         for note in result.notes:
             click.echo(f"note: {note}")
+        if obj.kinds_source:
+            click.echo(f"set kinds (val/task) from {obj.kinds_source}")
     if plot_path:
         from . import plots
 

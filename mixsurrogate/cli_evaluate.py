@@ -10,9 +10,11 @@ import pandas as pd
 
 from .cli_common import (
     echo_json,
+    kinds_option,
     mde_features,
     mde_kind_option,
     print_table,
+    resolve_kinds,
     resolve_log,
     select_targets,
 )
@@ -146,6 +148,7 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
 @click.option(
     "--objective", "objective_spec", help="also score a blended objective, e.g. val=0.5,task=0.5"
 )
+@kinds_option
 @click.option(
     "--score-only",
     "score_only",
@@ -179,6 +182,7 @@ def cv(
     test_log,
     target,
     objective_spec,
+    kind_specs,
     score_only,
     exclude_scoring,
     compare_pairs,
@@ -213,7 +217,8 @@ def cv(
     feature_fn, store = mde_features(scores, runs_log, mde_kind)
     obj = None
     if objective_spec:
-        obj = Objective.parse(objective_spec, targets, store.kinds if store else None)
+        kinds, source = resolve_kinds(kind_specs, log, targets, store)
+        obj = Objective.parse(objective_spec, targets, kinds, source)
     names = list(predictors) or list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
     specs = [evaluate.PredictorSpec(n) for n in names]
     evaluate.check_specs(specs, feature_fn)
@@ -302,7 +307,8 @@ def _print_report(mode, summary, targets, set_mean, set_left_out, obj, compariso
             )
         print_table(headline_table(summary, set_mean), f"{mode}: {set_mean}", caption)
     if obj is not None:
-        print_table(headline_table(summary, OBJECTIVE_TARGET), f"objective {obj.spec}")
+        source = f" (set kinds from {obj.kinds_source})" if obj.kinds_source else ""
+        print_table(headline_table(summary, OBJECTIVE_TARGET), f"objective {obj.spec}{source}")
     if len(targets) > 1:
         print_table(per_set_table(summary, targets), "Spearman per evaluation set")
     problems = problems_table(summary)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .cli_common import mde_features, mde_kind_option, resolve_log, show_proposal
+from .cli_common import (
+    kinds_option,
+    mde_features,
+    mde_kind_option,
+    resolve_kinds,
+    resolve_log,
+    show_proposal,
+)
 from .errors import MixsurrogateError
 
 
@@ -23,6 +30,7 @@ from .errors import MixsurrogateError
     show_default=True,
     help="e.g. val=0.5,task=0.5 or code=1,arc_easy=2",
 )
+@kinds_option
 @click.option("--bounds", "bound_specs", multiple=True, help="DOMAIN=LO:HI, repeatable")
 @click.option(
     "--max-epochs",
@@ -58,6 +66,7 @@ def propose(
     scores,
     mde_kind,
     objective,
+    kind_specs,
     bound_specs,
     max_epochs,
     corpus_dir,
@@ -74,7 +83,7 @@ def propose(
     Examples:
       mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 --bounds github=:0.1
       mixsurrogate propose runs.csv --scores scores/ -p linear+mde --objective val=0.5,task=0.5
-      mixsurrogate propose runs.csv --explore -n 4 --objective val=1
+      mixsurrogate propose runs.csv --explore -n 4 --objective val=1 --kinds val=code,wiki,books
       mixsurrogate propose --scores scores/ --objective val=0.5,task=0.5     (zero-run mode)
     """
     from . import propose as prop
@@ -88,7 +97,7 @@ def propose(
         from .scores import load_scores
 
         store = load_scores(scores)
-        obj = Objective.parse(objective, store.names(), store.kinds)
+        obj = Objective.parse(objective, store.names(), store.kinds, "the score store")
         bounds = _bounds(bound_specs, store.experts, max_epochs, corpus_dir, budget_tokens)
         fmap = MDEFeatureMap(store, obj.sets, kind="token")
         result = prop.propose_zero_run(fmap, obj, bounds, seed=seed)
@@ -96,7 +105,8 @@ def propose(
         return
     runs_log = resolve_log(log)
     feature_fn, store = mde_features(scores, runs_log, mde_kind)
-    obj = Objective.parse(objective, runs_log.targets, store.kinds if store else None)
+    kinds, source = resolve_kinds(kind_specs, log, runs_log.targets, store)
+    obj = Objective.parse(objective, runs_log.targets, kinds, source)
     bounds = _bounds(bound_specs, runs_log.domains, max_epochs, corpus_dir, budget_tokens)
     if explore:
         from .explore import propose_explore

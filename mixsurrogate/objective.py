@@ -18,12 +18,30 @@ from .errors import MixsurrogateError
 GROUPS = ("val", "task")
 
 
+def parse_kinds(specs: Sequence[str], sets: Sequence[str]) -> dict[str, str]:
+    """``--kinds val=code,books --kinds task=arc_easy`` -> {set: kind}, each set known."""
+    kinds: dict[str, str] = {}
+    for text in specs:
+        kind, sep, names = text.partition("=")
+        kind = kind.strip()
+        if not sep or kind not in GROUPS:
+            raise MixsurrogateError(f"--kinds {text!r}: give val=SET,SET or task=SET,SET")
+        for name in filter(None, (n.strip() for n in names.split(","))):
+            if name not in sets:
+                raise MixsurrogateError(f"--kinds names unknown set {name!r}")
+            if kinds.get(name, kind) != kind:
+                raise MixsurrogateError(f"--kinds gives {name!r} two kinds")
+            kinds[name] = kind
+    return kinds
+
+
 @dataclass(frozen=True)
 class Objective:
     """Non-negative weights over evaluation sets (they need not sum to 1)."""
 
     weights: dict[str, float]
     spec: str = ""
+    kinds_source: str = ""  # where the val/task kinds of a group term came from (for output)
 
     @property
     def sets(self) -> list[str]:
@@ -31,14 +49,19 @@ class Objective:
 
     @classmethod
     def parse(
-        cls, spec: str, sets: Sequence[str], kinds: Mapping[str, str] | None = None
+        cls,
+        spec: str,
+        sets: Sequence[str],
+        kinds: Mapping[str, str] | None = None,
+        kinds_source: str = "",
     ) -> Objective:
         """Parse a spec against the known sets; ``kinds`` maps set -> 'val' | 'task'.
 
-        Without ``kinds`` every set counts as a validation set.
+        A group term (``val``, ``task``) needs every set's kind from somewhere explicit (a
+        score store, ``--kinds``, a built-in log's metadata): guessing would silently count
+        end-task sets as validation sets. ``kinds_source`` says where they came from.
         """
         kinds = dict(kinds or {})
-        kinds = {s: kinds.get(s, "val") for s in sets}
         weights: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, sep, value = part.partition("=")
@@ -52,6 +75,13 @@ class Objective:
             if amount < 0 or not np.isfinite(amount):
                 raise MixsurrogateError(f"objective term {part!r}: weights must be finite and >= 0")
             if name in GROUPS:
+                unknown = [s for s in sets if s not in kinds]
+                if unknown:
+                    raise MixsurrogateError(
+                        f"objective group {name!r} needs every set's kind (val or task), and "
+                        f"{', '.join(unknown)} have none: pass --scores (the store knows them) "
+                        "or name them, e.g. --kinds val=code,books --kinds task=arc_easy"
+                    )
                 members = [s for s in sets if kinds[s] == name]
                 if not members:
                     raise MixsurrogateError(
@@ -68,7 +98,10 @@ class Objective:
                 )
         if not weights or sum(weights.values()) == 0:
             raise MixsurrogateError(f"objective {spec!r} gives no set a positive weight")
-        return cls(weights, spec)
+        uses_groups = any(
+            p.partition("=")[0].strip() in GROUPS for p in spec.split(",") if p.strip()
+        )
+        return cls(weights, spec, kinds_source if uses_groups else "")
 
     def vector(self, sets: Sequence[str]) -> np.ndarray:
         """The weights in the order of ``sets`` (0 for sets the objective does not use)."""

@@ -77,7 +77,16 @@ def test_objective_groups_and_explicit_sets():
 )
 def test_objective_errors(spec, message):
     with pytest.raises(MixsurrogateError, match=message):
-        Objective.parse(spec, ["code", "books"])
+        Objective.parse(spec, ["code", "books"], {"code": "val", "books": "val"})
+
+
+def test_group_terms_need_explicit_kinds():
+    """`--objective val=1` without a score store treated task sets as validation sets."""
+    with pytest.raises(MixsurrogateError, match="arc_easy have none: pass --scores"):
+        Objective.parse("val=1", ["code", "arc_easy"], {"code": "val"})
+    obj = Objective.parse("val=1", ["code", "arc_easy"], {"code": "val", "arc_easy": "task"}, "x")
+    assert obj.sets == ["code"] and obj.kinds_source == "x"
+    assert Objective.parse("code=1", ["code", "arc_easy"]).kinds_source == ""
 
 
 def test_max_epochs_caps_shares_by_available_tokens():
