@@ -125,7 +125,7 @@ def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
 
 
 def show_proposal(
-    result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None
+    result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None, bounds=None
 ) -> None:
     """A proposal as tables (or JSON), with notes and an optional bar chart."""
     from .propose import objective_values
@@ -171,6 +171,15 @@ def show_proposal(
             best = int(np.argmin(objective_values(runs_log, obj)))
             ref[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
         click.echo(
-            f"wrote {plots.mixture_bars(result.domains, ref, plot_path, f'objective {obj.spec}')}",
+            "wrote "
+            + str(
+                plots.mixture_bars(
+                    result.domains,
+                    ref,
+                    plot_path,
+                    f"objective {obj.spec}",
+                    None if bounds is None else (bounds.lower, bounds.upper),
+                )
+            ),
             err=True,
         )

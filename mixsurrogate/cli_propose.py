@@ -101,7 +101,7 @@ def propose(
         bounds = _bounds(bound_specs, store.experts, max_epochs, corpus_dir, budget_tokens)
         fmap = MDEFeatureMap(store, obj.sets, kind="token")
         result = prop.propose_zero_run(fmap, obj, bounds, seed=seed)
-        show_proposal(result, None, obj, as_json, plot_path)
+        show_proposal(result, None, obj, as_json, plot_path, bounds)
         return
     runs_log = resolve_log(log)
     feature_fn, store = mde_features(scores, runs_log, mde_kind)
@@ -116,7 +116,7 @@ def propose(
         result = prop.propose_exploit(
             runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed=seed
         )
-    show_proposal(result, runs_log, obj, as_json, plot_path)
+    show_proposal(result, runs_log, obj, as_json, plot_path, bounds)
 
 
 def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_tokens):

@@ -98,19 +98,43 @@ def learning_curves(
 
 
 def mixture_bars(
-    domains: list[str], mixtures: dict[str, np.ndarray], path: str | Path, title: str = ""
+    domains: list[str],
+    mixtures: dict[str, np.ndarray],
+    path: str | Path,
+    title: str = "",
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
-    """Grouped bars: the proposed mixture beside references (uniform, best logged run)."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(domains) * len(mixtures)), 4.0))
+    """Horizontal grouped bars, one row per domain: the proposal beside references (uniform,
+    best logged run), with the share limits drawn as a grey band when there are any.
+
+    Horizontal so that 17+ domain names stay readable; the figure grows with the domains.
+    """
+    height = max(3.0, 0.32 * len(domains) * max(1, len(mixtures)) ** 0.5 + 1.2)
+    fig, ax = plt.subplots(figsize=(7.0, height))
+    y = np.arange(len(domains))
     width = 0.8 / len(mixtures)
-    x = np.arange(len(domains))
+    if bounds is not None:
+        lower, upper = (np.asarray(b, float) for b in bounds)
+        limited = (lower > 0) | (upper < 1)
+        for i in np.flatnonzero(limited):
+            ax.barh(y[i], upper[i] - lower[i], 0.9, left=lower[i], color="0.88", zorder=0)
+            ax.plot([lower[i]] * 2, [y[i] - 0.45, y[i] + 0.45], color="0.4", lw=1)
+            ax.plot([upper[i]] * 2, [y[i] - 0.45, y[i] + 0.45], color="0.4", lw=1)
     for i, (label, w) in enumerate(mixtures.items()):
-        ax.bar(x + i * width - 0.4 + width / 2, w, width, label=label)
-    ax.set_xticks(x)
-    ax.set_xticklabels(domains, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("share of training tokens")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+        ax.barh(y - 0.4 + width * (i + 0.5), w, width, label=label, zorder=2)
+    handles, _ = ax.get_legend_handles_labels()
+    if bounds is not None and limited.any():
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="0.88", edgecolor="0.4", label="allowed share (bounds)"))
+    ax.set_yticks(y)
+    ax.set_yticklabels(domains, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of training tokens")
+    ax.set_xlim(0, min(1.0, max(float(np.max(list(mixtures.values()))) * 1.15, 0.05)))
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
     return _save(fig, path)
 
 
