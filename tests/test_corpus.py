@@ -30,23 +30,20 @@ from mixsurrogate.experts.corpus import (
     split_long,
 )
 from mixsurrogate.experts.corpus_store import CORPUS_FORMAT, Corpus, file_sha256
-from mixsurrogate.experts.sources import (
-    Document,
-    Source,
-    clean_text,
-    debian_available,
+from mixsurrogate.experts.documents import Document, clean_text
+from mixsurrogate.experts.extractors import (
     dictd_entries,
     extract_go,
     extract_kjv,
     extract_stdlib,
-    fetch_debian,
-    fetch_pypi,
     metamath_sections,
     play_scenes,
     strip_front_matter,
     strip_gutenberg,
     wordnet_synsets,
 )
+from mixsurrogate.experts.fetching import debian_available, fetch_debian, fetch_pypi
+from mixsurrogate.experts.registry import Source
 from mixsurrogate.experts.tasks import olmo_items, read_task_file
 from mixsurrogate.experts.tokenizer import (
     EOS_TOKEN,

@@ -16,7 +16,7 @@ import pytest
 from mixsurrogate.errors import CorpusError, RunsLogError, ScoreStoreError
 from mixsurrogate.experts.corpus import DomainText, assemble_corpus
 from mixsurrogate.experts.corpus_store import Corpus
-from mixsurrogate.experts.sources import Document
+from mixsurrogate.experts.documents import Document
 from mixsurrogate.features import MDEFeatureMap
 from mixsurrogate.runs import RunsLog, validate_frame
 from mixsurrogate.scores import EvalSetScores, load_scores, write_scores

