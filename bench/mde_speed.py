@@ -149,7 +149,7 @@ def main() -> None:
         ),
     }
 
-    tile = mde._TILE
+    tile = mde.TILE
     times = {name: 0.0 for name in evaluators} | {"np_log": 0.0}
     per_slice_ratio = []
     with threadpool_limits(1, user_api="blas"):

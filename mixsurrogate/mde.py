@@ -15,21 +15,16 @@ loss of a model trained on the mixture (nats per counted token):
 * ``window`` ``h``: the posterior at ``t`` uses only the evidence at positions ``t-h .. t-1``
   (``h = 0`` is ``token``, ``h >= T`` is ``bayes``), from float64 cumulative sums along positions.
 
-Evidence: ``"counted"`` (default) uses only counted tokens; ``"prefix"`` also uses every
-position before a sequence's last counted token, i.e. the prompt of a task item, which is what
-a model reading the prompt conditions on. ``"prefix"`` assumes padding sits after the last
-counted token (right padding, as causal scoring writes it) and refuses non-finite log-probs at
-evidence positions. A bool array (sequences, positions) gives the evidence explicitly.
+Evidence (``"counted"``, ``"prefix"`` or a bool mask) and subsampling: :mod:`.mde_terms`.
 
 Exactness in float32: every loss is a sum of terms ``-(shift + log(w.Q_t / w.R_t))`` with
 ``Q_t = exp(X_t - max X_t)``, ``R_t = exp(Y_t - max Y_t)`` precomputed in float64 (``R = 1``
-for ``token``), so per call there is one float32 GEMM per operand and the log of positive
-sums: no cancellation, relative error ~K ulp. The log dominates (numpy's float32 log measured
-~10x slower than its SIMD sqrt on an AVX2 CPU); it is amortised by multiplying up to 16 ratios
-before one log. That is
-exact in real arithmetic and safe in float32 because each ratio lies in ``[w_min, 1/w_min]``
-(the max-shifted column holds a 1), so the fold depth is chosen per block of mixtures so the
-product stays within ``[1e-36, 1e36]``.
+for ``token``; :mod:`.mde_terms`), so per call there is one float32 GEMM per operand and the
+log of positive sums: no cancellation, relative error ~K ulp. After the K-deep GEMM the log is
+the costly step (without a SIMD log, as on older numpy builds, it dominates); it is amortised by
+multiplying up to 16 ratios before one log. That is exact in real arithmetic and safe in float32
+because each ratio lies in ``[w_min, 1/w_min]`` (the max-shifted column holds a 1), so the fold
+depth is chosen per block of mixtures so the product stays within ``[1e-36, 1e36]``.
 
 Weights: rows are clipped at ``eps`` (default 1e-12) and renormalised, so the loss is always that
 of a point of the simplex and never ``log(0)``. The gradient is that of the scale-invariant
@@ -44,161 +39,51 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 
 from .errors import MixsurrogateError, ScoreStoreError
+from .mde_terms import (  # EVIDENCE, LOGP_FLOOR: re-exported, mde's names before the split
+    EVIDENCE,  # noqa: F401
+    LOGP_FLOOR,  # noqa: F401
+    LossTerms,
+    draw_units,
+    posterior_terms,
+    ratio_stderr,
+    token_terms,
+)
 from .scores import EvalSetScores
 
 KINDS = ("token", "bayes", "window")
-EVIDENCE = ("counted", "prefix")
 DEFAULT_EPS = 1e-12
-#: log-probs below this (including -inf) are clamped: p is 0 for every float32 purpose
-LOGP_FLOOR = -1.0e4
-_FOLD_MAX = 16
+#: most ratios multiplied before one log (``MDEEvaluator(max_fold=...)`` may lower it)
+FOLD_MAX = 16
 _LOG_PRODUCT_LIMIT = math.log(1e-36)
-#: elements per (mixtures x terms) tile: ~0.5 MB of float32, cache-resident
-_TILE = 1 << 17
+#: default elements per (terms x mixtures) tile: 0.5 MB of float32 stays in a core's L2 cache
+#: while the GEMM writes it and the fold reads it back (``MDEEvaluator(tile=...)``)
+TILE = 1 << 17
+#: mixtures per block: rows sorted by smallest weight, each block folds as deep as it allows
 _ROWS = 128
-_SEQ_BLOCK = 1 << 16
-_PARALLEL_MIN = 1 << 21
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """A set's loss as terms ``-(shift_t + log(w.num_t / w.den_t))`` grouped in sampling units."""
-
-    num: np.ndarray  # (K, n) float32, max over experts = 1 per column
-    den: np.ndarray | None  # (K, n) float32 or None (= 1)
-    shift: np.ndarray  # (n,) float64
-    unit_start: np.ndarray  # (units + 1,) term offsets: unit u owns terms [start[u], start[u+1])
-    unit_tokens: np.ndarray  # (units,) counted tokens per unit
-
-    @property
-    def n_terms(self) -> int:
-        return self.num.shape[1]
-
-    @property
-    def n_units(self) -> int:
-        return len(self.unit_tokens)
-
-    def select_units(self, units: np.ndarray) -> _Terms:
-        """The terms of the given (sorted) units only, for subsampling."""
-        lengths = np.diff(self.unit_start)[units]
-        start = np.concatenate([[0], np.cumsum(lengths)])
-        cols = np.arange(start[-1]) + np.repeat(self.unit_start[units] - start[:-1], lengths)
-        return _Terms(
-            num=np.ascontiguousarray(self.num[:, cols]),
-            den=None if self.den is None else np.ascontiguousarray(self.den[:, cols]),
-            shift=self.shift[cols],
-            unit_start=start,
-            unit_tokens=self.unit_tokens[units],
-        )
-
-
-def _shifted_exp(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``exp(x - max_i x)`` in float32 and the float64 shift, per column of (K, n)."""
-    c = x.max(axis=0)
-    return np.exp(x - c).astype(np.float32), c
-
-
-def _checked_logp(name: str, logp: np.ndarray, used: np.ndarray, what: str) -> np.ndarray:
-    """float64 log-probs clamped at LOGP_FLOOR; NaN or +inf where ``used`` is refused."""
-    lp = np.asarray(logp, dtype=np.float64)
-    if np.isnan(lp[:, used]).any() or (lp[:, used] == np.inf).any():
-        raise ScoreStoreError(
-            f"evaluation set {name!r}: NaN or +inf log-probabilities at {what} positions"
-        )
-    return np.maximum(lp, LOGP_FLOOR)
-
-
-def _token_terms(scores: EvalSetScores) -> _Terms:
-    lp = scores.logp[:, np.asarray(scores.mask, dtype=bool)]
-    lp = _checked_logp(scores.name, lp, slice(None), "counted")
-    num, c = _shifted_exp(lp)
-    n = num.shape[1]
-    return _Terms(num, None, c, np.arange(n + 1), np.ones(n, dtype=np.int64))
-
-
-def _evidence_mask(scores: EvalSetScores, evidence: str | np.ndarray) -> np.ndarray:
-    mask = np.asarray(scores.mask, dtype=bool)
-    if isinstance(evidence, np.ndarray):
-        if evidence.shape != mask.shape:
-            raise MixsurrogateError(
-                f"evidence mask has shape {evidence.shape}, evaluation set {scores.name!r} "
-                f"has {mask.shape}"
-            )
-        return evidence.astype(bool) | mask
-    if evidence == "counted":
-        return mask
-    if evidence == "prefix":
-        T = mask.shape[1]
-        last = np.where(mask.any(axis=1), T - 1 - np.argmax(mask[:, ::-1], axis=1), -1)
-        return np.arange(T)[None, :] <= last[:, None]
-    raise MixsurrogateError(f"unknown evidence {evidence!r}; choose one of {', '.join(EVIDENCE)}")
-
-
-def _posterior_terms(
-    scores: EvalSetScores, window: int | None, evidence: str | np.ndarray
-) -> _Terms:
-    """Terms of the bayes (``window=None``) or windowed loss, built by blocks of sequences."""
-    mask = np.asarray(scores.mask, dtype=bool)
-    ev = _evidence_mask(scores, evidence)
-    S, T = mask.shape
-    rows = max(1, _SEQ_BLOCK // max(T, 1))
-    nums, dens, shifts, seq = [], [], [], []
-    for s0 in range(0, S, rows):
-        m, e = mask[s0 : s0 + rows], ev[s0 : s0 + rows]
-        lp = _checked_logp(scores.name, scores.logp[:, s0 : s0 + rows], e, "evidence")
-        cum = np.zeros(lp.shape[:2] + (T + 1,))
-        np.cumsum(np.where(e, lp, 0.0), axis=2, out=cum[:, :, 1:])
-        if window is None:
-            # maximal runs of counted positions [a, b): the per-token terms telescope
-            edge = np.diff(np.pad(m.astype(np.int8), ((0, 0), (1, 1))), axis=1)
-            s_t, a = np.nonzero(edge == 1)
-            _, b = np.nonzero(edge == -1)
-            X, Y = cum[:, s_t, b], cum[:, s_t, a]
-        else:
-            s_t, t = np.nonzero(m)
-            base = cum[:, s_t, np.maximum(t - window, 0)]
-            X, Y = cum[:, s_t, t + 1] - base, cum[:, s_t, t] - base
-        # float32 per block: the float64 cumulative sums never exist for the whole set at once
-        (num, cx), (den, cy) = _shifted_exp(X), _shifted_exp(Y)
-        nums.append(num)
-        dens.append(den)
-        shifts.append(cx - cy)
-        seq.append(s_t + s0)
-    num = np.ascontiguousarray(np.concatenate(nums, axis=1))
-    den = np.ascontiguousarray(np.concatenate(dens, axis=1))
-    shift = np.concatenate(shifts)
-    n = num.shape[1]
-    if window is None:
-        seq = np.concatenate(seq)
-        units, first = np.unique(seq, return_index=True)
-        unit_start = np.append(first, n)
-        unit_tokens = mask.sum(axis=1)[units].astype(np.int64)
-    else:
-        unit_start, unit_tokens = np.arange(n + 1), np.ones(n, dtype=np.int64)
-    return _Terms(num, den, shift, unit_start, unit_tokens)
+#: below this many mixture x term elements one thread is used: starting workers costs more
+PARALLEL_MIN = 1 << 21
 
 
 class _Workspace:
     """Preallocated flat buffers for one worker; any (w, m) view of them is contiguous."""
 
     def __init__(self, size: int) -> None:
-        self.a = np.empty(size, dtype=np.float32)
-        self.b = np.empty(size, dtype=np.float32)
-        self.c = np.empty(size // 2, dtype=np.float32)
-        self.d = np.empty(size // 4, dtype=np.float32)
+        self.products = np.empty(size, dtype=np.float32)  # the GEMM's tile (numerators)
+        self.denominators = np.empty(size, dtype=np.float32)
+        self.halves = np.empty(size // 2, dtype=np.float32)  # fold levels 1, 3
+        self.quarters = np.empty(size // 4, dtype=np.float32)  # fold levels 2, 4
 
     @staticmethod
     def view(buf: np.ndarray, w: int, m: int) -> np.ndarray:
         return buf[: w * m].reshape(w, m)
 
 
-def _fold_for(u_min: float, max_fold: int = _FOLD_MAX) -> int:
+def fold_depth(u_min: float, max_fold: int = FOLD_MAX) -> int:
     """Largest power-of-two fold whose product of ratios in [u_min, 1/u_min] stays normal."""
     f = max_fold
     while f > 1 and f * math.log(max(u_min, 1e-300)) < _LOG_PRODUCT_LIMIT:
@@ -216,7 +101,7 @@ def _fold_log_sum(g: np.ndarray, ws: _Workspace, fold: int, keep: bool) -> np.nd
     if w % fold:
         fold = 1
     flat, n = g.reshape(-1), w * m
-    scratch = (ws.c, ws.d)
+    scratch = (ws.halves, ws.quarters)
     level = 0
     while fold > 1:
         n //= 2
@@ -228,7 +113,7 @@ def _fold_log_sum(g: np.ndarray, ws: _Workspace, fold: int, keep: bool) -> np.nd
 
 
 def _log_ratio_tile(
-    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace, fold: int
+    U: np.ndarray, t: LossTerms, j0: int, j1: int, ws: _Workspace, fold: int
 ) -> np.ndarray:
     """Per mixture, the sum over terms [j0, j1) of ``log(U@num / U@den)``.
 
@@ -236,22 +121,22 @@ def _log_ratio_tile(
     one contiguous multiply of the buffer's two halves (no per-row loop).
     """
     m, w = U.shape[0], j1 - j0
-    g = ws.view(ws.a, w, m)
+    g = ws.view(ws.products, w, m)
     np.matmul(t.num[:, j0:j1].T, U.T, out=g)
     if t.den is not None:
-        gd = ws.view(ws.b, w, m)
+        gd = ws.view(ws.denominators, w, m)
         np.matmul(t.den[:, j0:j1].T, U.T, out=gd)
         np.divide(g, gd, out=g)
     return _fold_log_sum(g, ws, fold, keep=False)
 
 
 def _grad_tile(
-    U: np.ndarray, t: _Terms, j0: int, j1: int, ws: _Workspace, fold: int
+    U: np.ndarray, t: LossTerms, j0: int, j1: int, ws: _Workspace, fold: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per mixture, the sums over terms [j0, j1) of the log ratio and of its gradient."""
     m, w = U.shape[0], j1 - j0
     num = t.num[:, j0:j1]
-    g = ws.view(ws.a, w, m)
+    g = ws.view(ws.products, w, m)
     np.matmul(num.T, U.T, out=g)
     # numerator and denominator are folded apart: each product stays in [u_min^fold, 1]
     logsum = _fold_log_sum(g, ws, fold, keep=True)
@@ -259,7 +144,7 @@ def _grad_tile(
     grad = -(num @ g)
     if t.den is not None:
         den = t.den[:, j0:j1]
-        gd = ws.view(ws.b, w, m)
+        gd = ws.view(ws.denominators, w, m)
         np.matmul(den.T, U.T, out=gd)
         logsum -= _fold_log_sum(gd, ws, fold, keep=True)
         np.reciprocal(gd, out=gd)
@@ -281,11 +166,11 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _take_workspaces(k: int) -> list[_Workspace]:
+def _take_workspaces(k: int, tile: int) -> list[_Workspace]:
     """Buffers shared by all evaluators (one set per concurrent worker), not one per set."""
-    size = _TILE + _FOLD_MAX * _ROWS
+    size = tile + FOLD_MAX * _ROWS
     with _POOL_LOCK:
-        free = [ws for ws in _FREE_WORKSPACES if ws.a.size == size]
+        free = [ws for ws in _FREE_WORKSPACES if ws.products.size == size]
         taken = free[:k]
         _FREE_WORKSPACES[:] = free[k:]
     return taken + [_Workspace(size) for _ in range(k - len(taken))]
@@ -341,6 +226,8 @@ class MDEEvaluator:
     tokens for token/window and sequences for bayes (a sequence's terms are not independent).
     ``threads``: workers (default: the CPUs this process may use). ``max_fold``: most ratios
     multiplied before one log (1 = one log per term; only for benchmarking the fold).
+    ``tile``: elements per (terms x mixtures) tile; the default ``TILE`` suits a 512 KB+ L2
+    cache, and a small tile forces many tiles (tests of the tiling, benchmarks).
     Thread-safe: buffers come from a shared pool, one set per concurrent worker.
     """
 
@@ -355,7 +242,8 @@ class MDEEvaluator:
         seed: int = 0,
         eps: float = DEFAULT_EPS,
         threads: int | None = None,
-        max_fold: int = _FOLD_MAX,
+        max_fold: int = FOLD_MAX,
+        tile: int = TILE,
     ) -> None:
         if kind not in KINDS:
             raise MixsurrogateError(f"unknown MDE kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -370,20 +258,22 @@ class MDEEvaluator:
             raise MixsurrogateError(f"eps must be in [1e-30, 1e-3], got {eps}")
         if int(np.asarray(scores.mask).sum()) == 0:
             raise ScoreStoreError(f"evaluation set {scores.name!r} has no counted tokens")
-        if max_fold not in (1, 2, 4, 8, _FOLD_MAX):
-            raise MixsurrogateError(f"max_fold must be a power of two <= {_FOLD_MAX}")
+        if max_fold not in (1, 2, 4, 8, FOLD_MAX):
+            raise MixsurrogateError(f"max_fold must be a power of two <= {FOLD_MAX}")
+        if int(tile) != tile or tile < FOLD_MAX:
+            raise MixsurrogateError(f"tile must be an integer >= {FOLD_MAX}, got {tile!r}")
         self.name, self.kind, self.window, self.eps = scores.name, kind, window, eps
-        self.max_fold = max_fold
+        self.max_fold, self.tile = max_fold, int(tile)
         self.n_experts = int(scores.logp.shape[0])
         self.threads = default_threads() if threads is None else max(1, int(threads))
         if kind == "token":
-            terms = _token_terms(scores)
+            terms = token_terms(scores)
         else:
-            terms = _posterior_terms(scores, None if kind == "bayes" else window, evidence)
+            terms = posterior_terms(scores, None if kind == "bayes" else window, evidence)
         self.n_units_total = terms.n_units
         self.subsampled = subsample is not None
         if subsample is not None:
-            terms = terms.select_units(_draw_units(terms.n_units, subsample, seed))
+            terms = terms.select_units(draw_units(terms.n_units, subsample, seed))
         self._t = terms
         self.n_units = terms.n_units
         self.n_tokens = int(terms.unit_tokens.sum())
@@ -409,29 +299,22 @@ class MDEEvaluator:
     def stderr(self, W) -> np.ndarray:
         """(M,) standard error of a subsampled loss (0 when every unit is used).
 
-        Simple random sampling of units without replacement; the loss is a ratio (nats over
-        tokens), so its variance is the linearised ratio-estimator one with the finite
-        population correction. Costs a full unfolded pass over the sample.
+        Linearised ratio-estimator error with the finite population correction
+        (:func:`.mde_terms.ratio_stderr`); costs a full unfolded pass over the sample.
         """
         U, _ = check_weights(W, self.n_experts, self.eps)
         n = self.n_units
         if not self.subsampled or n == self.n_units_total or n < 2:
             return np.zeros(len(U))
-        y, yy, yt = self._unit_moments(U.astype(np.float32))
-        tok = self._t.unit_tokens.astype(np.float64)
-        L = y / tok.sum()
-        sse = yy - 2 * L * yt + L**2 * (tok**2).sum()
-        var_e = np.maximum(sse, 0.0) / (n - 1)
-        fpc = 1.0 - n / self.n_units_total
-        return np.sqrt(fpc * var_e / n) / tok.mean()
+        return ratio_stderr(self._t, U.astype(np.float32), self.n_units_total, self.tile)
 
     # --- engine ---------------------------------------------------------------------------
 
     def _chunks(self, m_rows: int) -> list[tuple[int, int]]:
         """Term ranges of a width that keeps a (rows x width) tile in cache."""
         n = self._t.n_terms
-        width = max(_FOLD_MAX, (_TILE // max(m_rows, 1)) // _FOLD_MAX * _FOLD_MAX)
-        main = n // _FOLD_MAX * _FOLD_MAX
+        width = max(FOLD_MAX, (self.tile // max(m_rows, 1)) // FOLD_MAX * FOLD_MAX)
+        main = n // FOLD_MAX * FOLD_MAX
         edges = list(range(0, main, width)) + [main]
         out = [(a, b) for a, b in pairwise(edges) if b > a]
         if n > main:
@@ -445,9 +328,9 @@ class MDEEvaluator:
         U = np.ascontiguousarray(U[order])
         rows = min(M, _ROWS)
         blocks = [(r, min(r + rows, M)) for r in range(0, M, rows)]
-        folds = [_fold_for(float(U[a:b].min()), self.max_fold) for a, b in blocks]
+        folds = [fold_depth(float(U[a:b].min()), self.max_fold) for a, b in blocks]
         chunks = self._chunks(rows)
-        threads = self.threads if M * self._t.n_terms >= _PARALLEL_MIN else 1
+        threads = self.threads if M * self._t.n_terms >= PARALLEL_MIN else 1
         # split along terms when there are enough of them, else along mixtures
         if len(chunks) >= threads:
             parts = [
@@ -476,7 +359,7 @@ class MDEEvaluator:
                     acc[a:b] += ls
             return acc, gacc
 
-        wss = _take_workspaces(len(parts))
+        wss = _take_workspaces(len(parts), self.tile)
         try:
             with _blas_single_thread():
                 if len(parts) == 1:
@@ -492,43 +375,6 @@ class MDEEvaluator:
         if grad:
             gacc[order] = sum(r[1] for r in results)
         return acc, gacc
-
-    def _unit_moments(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per mixture: sum of unit nats y_u, of y_u^2 and of y_u * tokens_u."""
-        t = self._t
-        M = U.shape[0]
-        y, yy, yt = np.zeros(M), np.zeros(M), np.zeros(M)
-        tok = t.unit_tokens.astype(np.float64)
-        step = max(1, (_TILE // max(M, 1)))
-        u0 = 0
-        while u0 < t.n_units:
-            u1 = int(np.searchsorted(t.unit_start, t.unit_start[u0] + step, side="right")) - 1
-            u1 = min(max(u1, u0 + 1), t.n_units)
-            j0, j1 = int(t.unit_start[u0]), int(t.unit_start[u1])
-            g = (U @ t.num[:, j0:j1]).astype(np.float64)
-            if t.den is not None:
-                g /= U @ t.den[:, j0:j1]
-            nats = -(np.log(g) + t.shift[j0:j1])
-            per_unit = np.add.reduceat(nats, t.unit_start[u0:u1] - j0, axis=1)
-            y += per_unit.sum(axis=1)
-            yy += (per_unit**2).sum(axis=1)
-            yt += per_unit @ tok[u0:u1]
-            u0 = u1
-        return y, yy, yt
-
-
-def _draw_units(n_units: int, subsample: int | float, seed: int) -> np.ndarray:
-    """Sorted unit indices of a simple random sample without replacement."""
-    if isinstance(subsample, float) and not isinstance(subsample, bool):
-        if not 0 < subsample <= 1:
-            raise MixsurrogateError(f"subsample fraction must be in (0, 1], got {subsample}")
-        size = max(1, int(round(subsample * n_units)))
-    elif isinstance(subsample, (int, np.integer)) and subsample >= 1:
-        size = min(int(subsample), n_units)
-    else:
-        raise MixsurrogateError(f"subsample must be a count >= 1 or a fraction, got {subsample!r}")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_units, size=size, replace=False))
 
 
 def token_mde_loss(scores: EvalSetScores, W, *, eps: float = DEFAULT_EPS) -> np.ndarray:

@@ -145,16 +145,17 @@ def test_folding_and_threads_keep_float64_accuracy(monkeypatch):
     logp = np.log(rng.dirichlet(np.ones(K) * 0.3, size=shape).transpose(2, 0, 1) + 1e-30)
     s = EvalSetScores("big", "val", logp.astype(np.float32), np.ones(shape, bool))
     W = np.vstack([rng.dirichlet(np.ones(K), size=300), np.eye(K)])
-    monkeypatch.setattr(mde, "_TILE", 1 << 12)
-    monkeypatch.setattr(mde, "_PARALLEL_MIN", 1)
-    np.testing.assert_allclose(MDEEvaluator(s, threads=2).loss(W), ref_token(s, W), atol=1e-5)
-    ev = MDEEvaluator(s, "window", 3, threads=2)
+    monkeypatch.setattr(mde, "PARALLEL_MIN", 1)
+    tiny = 1 << 12
+    got = MDEEvaluator(s, threads=2, tile=tiny).loss(W)
+    np.testing.assert_allclose(got, ref_token(s, W), atol=1e-5)
+    ev = MDEEvaluator(s, "window", 3, threads=2, tile=tiny)
     loss, grad = ev.loss_and_grad(W)
     np.testing.assert_allclose(loss, ref_posterior(s, W, window=3), atol=1e-5)
     np.testing.assert_allclose(ev.loss(W), loss, atol=1e-6)
-    plain = MDEEvaluator(s, "window", 3, threads=1, max_fold=1)
+    plain = MDEEvaluator(s, "window", 3, threads=1, max_fold=1, tile=tiny)
     np.testing.assert_allclose(plain.loss_and_grad(W)[1], grad, atol=1e-5, rtol=1e-5)
-    assert mde._fold_for(0.2) == 16 and mde._fold_for(1e-12) == 2
+    assert mde.fold_depth(0.2) == 16 and mde.fold_depth(1e-12) == 2
 
 
 @pytest.mark.parametrize(("kind", "window"), [("token", None), ("bayes", None), ("window", 4)])
@@ -226,6 +227,8 @@ def test_bad_input_is_one_clear_error():
         MDEEvaluator(s, "window")
     with pytest.raises(MixsurrogateError, match="unknown MDE kind"):
         MDEEvaluator(s, "tokens")
+    with pytest.raises(MixsurrogateError, match="tile must be an integer >= 16"):
+        MDEEvaluator(s, tile=8)
     bad = EvalSetScores("bad", "val", s.logp.copy(), s.mask)
     bad.logp[1, 0, 0] = np.nan
     with pytest.raises(ScoreStoreError, match="NaN"):
