@@ -183,7 +183,7 @@ def runs_train(
     Example:
       mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv
     """
-    from .experts.train import train_proxy_runs
+    from .experts.proxy_runs import train_proxy_runs
 
     rows = train_proxy_runs(
         corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device, progress=not quiet

@@ -29,8 +29,9 @@ def build_from_scratch(
     from .experts.corpus import build_corpus
     from .experts.corpus_store import Corpus
     from .experts.presets import load_preset
+    from .experts.proxy_runs import train_proxy_runs
     from .experts.score import score_experts
-    from .experts.train import train_experts, train_proxy_runs
+    from .experts.train import train_experts
 
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)

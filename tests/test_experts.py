@@ -18,21 +18,14 @@ from click.testing import CliRunner
 from mixsurrogate.cli_experts import experts, runs_train
 from mixsurrogate.errors import CorpusError, MixsurrogateError, ScoreStoreError
 from mixsurrogate.experts.batches import WindowSampler, mixture_sampler
+from mixsurrogate.experts.checkpoints import CheckpointError, read_checkpoint_meta, save_checkpoint
 from mixsurrogate.experts.corpus_store import Corpus
 from mixsurrogate.experts.evalsets import build_eval_suite, task_sequences
 from mixsurrogate.experts.model import build_model, count_params, select_device
 from mixsurrogate.experts.presets import PresetError, list_presets, load_preset
+from mixsurrogate.experts.proxy_runs import train_proxy_runs
 from mixsurrogate.experts.score import score_experts
-from mixsurrogate.experts.train import (
-    CheckpointError,
-    learning_rate,
-    make_optimizer,
-    read_checkpoint_meta,
-    save_checkpoint,
-    train_experts,
-    train_loop,
-    train_proxy_runs,
-)
+from mixsurrogate.experts.train import learning_rate, make_optimizer, train_experts, train_loop
 from mixsurrogate.runs import load_runs
 from mixsurrogate.scores import load_scores
 

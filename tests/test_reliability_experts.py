@@ -15,6 +15,7 @@ from mixsurrogate.cli_experts import experts
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.experts import train as train_module
 from mixsurrogate.experts.batches import mixture_sampler
+from mixsurrogate.experts.checkpoints import save_checkpoint
 from mixsurrogate.experts.corpus_store import Corpus
 from mixsurrogate.experts.model import MODEL_FILE, build_model, load_trained
 from mixsurrogate.experts.presets import load_preset
@@ -93,9 +94,7 @@ def test_damaged_checkpoint_says_how_to_recover(setup, tmp_path, damage):
     checkpoint = out / ".words.checkpoint.safetensors"
     identity = {"preset": preset.name, "preset_sha256": preset.sha256, "seed": 0}
     identity |= {"target": "expert:words", "tokenizer_sha256": corpus.tokenizer_sha256}
-    train_module.save_checkpoint(
-        checkpoint, model, train_module.make_optimizer(model, preset), 2, identity
-    )
+    save_checkpoint(checkpoint, model, train_module.make_optimizer(model, preset), 2, identity)
     data = checkpoint.read_bytes()
     checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"junk" * 100)
     args = ["train", str(setup["corpus"]), str(out), "--preset", str(setup["preset"])]

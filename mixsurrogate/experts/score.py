@@ -16,7 +16,7 @@ from .evalsets import build_eval_suite
 from .lm_eval import token_logprobs
 from .model import load_trained, select_device
 from .presets import preset_from_dict
-from .train import read_expert_meta
+from .publish import read_expert_meta
 
 
 def find_experts(experts_dir: Path, corpus: Corpus) -> list[tuple[str, Path, dict]]:

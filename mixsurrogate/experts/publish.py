@@ -1,0 +1,50 @@
+"""A finished expert on disk: ``OUT/<domain>/{model.safetensors, config.json, meta.json}``.
+
+``meta.json`` is written last, inside a temporary sibling folder that is renamed into place,
+so a folder with ``meta.json`` is a complete expert and one without is unfinished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..errors import MixsurrogateError
+from .model import count_params, save_trained
+
+EXPERT_FORMAT = "mixsurrogate-expert/1"
+META_FILE = "meta.json"
+
+
+def model_facts(model: torch.nn.Module) -> dict:
+    """Parameter counts recorded with an expert and a run (scaling laws need them)."""
+    total, non_embedding = count_params(model)
+    return {"params": total, "non_embedding_params": non_embedding}
+
+
+def read_expert_meta(folder: Path) -> dict | None:
+    """The meta.json of a finished expert, or None while it is unfinished."""
+    path = folder / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise MixsurrogateError(f"{path}: invalid JSON ({err})") from err
+
+
+def publish_expert(model: torch.nn.Module, meta: dict, folder: Path) -> None:
+    """Write into a temporary sibling and rename: an expert folder is complete or absent."""
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        save_trained(model, tmp)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)  # a stale, unfinished folder (no meta.json)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
