@@ -19,16 +19,7 @@ from click.testing import CliRunner
 
 from mixsurrogate.cli_corpus import corpus as corpus_cli
 from mixsurrogate.errors import CorpusError
-from mixsurrogate.experts.corpus import (
-    DomainText,
-    assemble_corpus,
-    build_corpus,
-    cap_documents,
-    collect_sources,
-    deduplicate,
-    split_documents,
-    split_long,
-)
+from mixsurrogate.experts.corpus import assemble_corpus, build_corpus, collect_sources
 from mixsurrogate.experts.corpus_store import CORPUS_FORMAT, Corpus, file_sha256
 from mixsurrogate.experts.documents import Document, clean_text
 from mixsurrogate.experts.extractors import (
@@ -43,6 +34,13 @@ from mixsurrogate.experts.extractors import (
     wordnet_synsets,
 )
 from mixsurrogate.experts.fetching import debian_available, fetch_debian, fetch_pypi
+from mixsurrogate.experts.prepare import (
+    DomainText,
+    cap_documents,
+    deduplicate,
+    split_documents,
+    split_long,
+)
 from mixsurrogate.experts.registry import Source
 from mixsurrogate.experts.tasks import olmo_items, read_task_file
 from mixsurrogate.experts.tokenizer import (

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from mixsurrogate.errors import CorpusError, RunsLogError, ScoreStoreError
-from mixsurrogate.experts.corpus import DomainText, assemble_corpus
+from mixsurrogate.experts.corpus import assemble_corpus
 from mixsurrogate.experts.corpus_store import Corpus
 from mixsurrogate.experts.documents import Document
+from mixsurrogate.experts.prepare import DomainText
 from mixsurrogate.features import MDEFeatureMap
 from mixsurrogate.runs import RunsLog, validate_frame
 from mixsurrogate.scores import EvalSetScores, load_scores, write_scores

