@@ -55,6 +55,7 @@ __all__ = [
     "FitOutcome",
     "PredictorSpec",
     "Split",
+    "add_objective",
     "add_set_mean",
     "compare",
     "cross_validate",
@@ -62,6 +63,7 @@ __all__ = [
     "curve_splits",
     "fit_predict",
     "learning_curve",
+    "merge",
     "scoring_mask",
     "train_test",
 ]
@@ -239,13 +241,13 @@ class Evaluation:
     ``scores`` has one row per predictor x split x target (including ``objective`` when an
     objective is given): the split's key columns, ``status``, ``reason``, ``n_train``,
     ``n_scored`` and every metric (NaN unless ``status == "ok"``). ``predictions`` maps
-    predictor -> split key -> (test rows, predictions with the objective as last column).
+    predictor -> split key -> predictions (test rows x ``targets``, blends last).
     """
 
     scores: pd.DataFrame
     predictions: dict[str, dict[tuple, np.ndarray]]
-    truth: np.ndarray  # (rows of the scored log, targets [+ objective])
-    targets: list[str]
+    truth: np.ndarray  # (rows of the scored log, targets)
+    targets: list[str]  # the evaluated sets, then any blends (add_objective)
     protocol: str  # "cv", "curve" or "test": the first element of every split key
     key_columns: list[str]
     split_rows: dict[tuple, np.ndarray]  # split key -> its scored rows (index into truth)
@@ -253,6 +255,7 @@ class Evaluation:
     seed: int = 0
     dropped: list[str] = field(default_factory=list)
     set_means: dict[str, list[str]] = field(default_factory=dict)  # see add_set_mean
+    sets: list[str] = field(default_factory=list)  # the fitted evaluation sets
 
     def summary(self, group: Sequence[str] = ()) -> pd.DataFrame:
         """One row per predictor x target (x ``group`` columns): mean, std and interval."""
@@ -265,33 +268,19 @@ def _split_rows(
     outcome: FitOutcome,
     truth: np.ndarray,
     targets: list[str],
-    objective: Objective | None,
     key_columns: list[str],
-) -> tuple[list[dict], np.ndarray]:
+) -> list[dict]:
     keys = dict(zip(key_columns, split.key[1:], strict=True))
     base = {"predictor": spec.display, **keys, "n_train": len(split.train)}
     base["n_scored"] = len(split.test)
     rows = []
-    pred = outcome.pred
     for j, target in enumerate(targets):
         status, reason = outcome.status[target]
         row = {**base, "target": target, "status": status, "reason": reason}
         if status == "ok":
-            row |= metrics(truth[split.test, j], pred[:, j])
+            row |= metrics(truth[split.test, j], outcome.pred[:, j])
         rows.append(row)
-    if objective is not None:
-        cols = [targets.index(s) for s in objective.sets]
-        missing = [s for s in objective.sets if outcome.status[s][0] != "ok"]
-        est = objective.combine(pred[:, cols], objective.sets)
-        row = {**base, "target": OBJECTIVE_TARGET}
-        if missing:
-            row |= {"status": "skipped", "reason": f"needs {', '.join(missing)}, not fitted"}
-        else:
-            row |= {"status": "ok", "reason": ""}
-            row |= metrics(truth[split.test, -1], est)
-        rows.append(row)
-        pred = np.column_stack([pred, est])
-    return rows, pred
+    return rows
 
 
 def run_splits(
@@ -310,6 +299,7 @@ def run_splits(
     """Fit every predictor on every split and score it on the split's test rows.
 
     Test rows index ``test`` when given (train/test and curves with a test log), else ``train``.
+    With an ``objective``, the target ``objective`` scores its blend (see ``add_objective``).
     """
     targets = list(targets)
     check_specs(specs, feature_fn)
@@ -322,8 +312,6 @@ def run_splits(
         test = test.with_domain_order(train.domains)  # same domains, another column order
     scored_log = test if test is not None else train
     truth = np.column_stack([scored_log.loss(t) for t in targets])
-    if objective is not None:
-        truth = np.column_stack([truth, objective.combine(truth, targets)])
     rows: list[dict] = []
     predictions: dict[str, dict[tuple, np.ndarray]] = {}
     notes: dict[tuple[str, str], Counter] = {}
@@ -335,11 +323,8 @@ def run_splits(
                 outcome = fit_predict(
                     spec, train.subset(split.train), scored_log.W[split.test], targets, feature_fn
                 )
-                new, pred = _split_rows(
-                    spec, split, outcome, truth, targets, objective, key_columns
-                )
-                rows += new
-                predictions[spec.display][split.key] = pred
+                rows += _split_rows(spec, split, outcome, truth, targets, key_columns)
+                predictions[spec.display][split.key] = outcome.pred
                 for target, items in outcome.notes.items():
                     notes.setdefault((spec.display, target), Counter()).update(set(items))
                 bar.update()
@@ -347,16 +332,95 @@ def run_splits(
     for m in METRICS:
         if m not in scores.columns:
             scores[m] = np.nan
-    return Evaluation(
+    evaluation = Evaluation(
         scores,
         predictions,
         truth,
-        targets + ([OBJECTIVE_TARGET] if objective is not None else []),
+        list(targets),
         splits[0].key[0] if splits else "",
         key_columns,
         {s.key: s.test for s in splits},
         notes,
         seed,
+        sets=list(targets),
+    )
+    if objective is not None:
+        add_objective(evaluation, objective)
+    return evaluation
+
+
+def add_objective(
+    evaluation: Evaluation, objective: Objective, name: str = OBJECTIVE_TARGET
+) -> str:
+    """Score a blend of the evaluated sets as target ``name``, from the stored predictions.
+
+    No refitting: each split's per-set predictions are combined, so several objectives (SP,
+    ET, ET+SP) cost one evaluation. A split's blend is scored only if every set it weighs
+    was fitted there; otherwise it is ``skipped`` with the sets it lacked.
+    """
+    missing = [s for s in objective.sets if s not in evaluation.sets]
+    if missing:
+        raise MixsurrogateError(f"objective {objective.spec!r} needs unevaluated {missing}")
+    if name in evaluation.targets:
+        raise MixsurrogateError(f"target {name!r} is already evaluated")
+    n = len(evaluation.sets)
+    cols = [evaluation.sets.index(s) for s in objective.sets]
+    truth = objective.combine(evaluation.truth[:, :n], evaluation.sets)
+    evaluation.truth = np.column_stack([evaluation.truth, truth])
+    evaluation.targets.append(name)
+    scores = evaluation.scores
+    per_set = scores[scores["target"].isin(objective.sets)]
+    keys = ["predictor", *evaluation.key_columns]
+    rows = []
+    for values, cell in per_set.groupby(keys, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        predictor, split_values = values[0], values[1:]
+        key = (evaluation.protocol, *split_values)
+        pred = evaluation.predictions[predictor][key]
+        first = cell.iloc[0]
+        row = {k: v for k, v in zip(keys, values, strict=True)}
+        row |= {"n_train": first["n_train"], "n_scored": first["n_scored"], "target": name}
+        lacking = cell.loc[cell["status"] != "ok", "target"].tolist()
+        est = objective.combine(pred[:, cols], objective.sets)
+        if lacking:
+            row |= {"status": "skipped", "reason": f"needs {', '.join(lacking)}, not fitted"}
+        else:
+            row |= {"status": "ok", "reason": ""}
+            row |= metrics(truth[evaluation.split_rows[key]], est)
+        evaluation.predictions[predictor][key] = np.column_stack([pred, est])
+        rows.append(row)
+    evaluation.scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+    return name
+
+
+def merge(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """One evaluation of several predictor groups run apart (e.g. in worker processes) on the
+    same splits of the same runs; blends and set means are added after merging."""
+    first = evaluations[0]
+    for other in evaluations[1:]:
+        same = (
+            other.split_rows.keys() == first.split_rows.keys()
+            and other.sets == first.sets
+            and np.array_equal(other.truth, first.truth)
+        )
+        if not same or other.targets != other.sets:
+            raise ValueError("merge needs evaluations of the same splits, sets and truth")
+    predictions, notes = {}, {}
+    for e in evaluations:
+        predictions |= e.predictions
+        notes |= e.notes
+    return Evaluation(
+        pd.concat([e.scores for e in evaluations], ignore_index=True),
+        predictions,
+        first.truth.copy(),
+        list(first.sets),
+        first.protocol,
+        first.key_columns,
+        first.split_rows,
+        notes,
+        first.seed,
+        list(first.dropped),
+        sets=list(first.sets),
     )
 
 
@@ -545,11 +609,9 @@ def compare(
             raise MixsurrogateError(f"--compare: {name!r} was not evaluated")
     keys = [*evaluation.key_columns]
     pick = scores[scores["target"] == target]
-    left = pick[pick["predictor"] == a].set_index(keys)
-    right = pick[pick["predictor"] == b].set_index(keys)
-    joined = left[[metric, "status", *group]].join(
-        right[[metric, "status"]], lsuffix="_a", rsuffix="_b", how="inner"
-    )
+    left = pick[pick["predictor"] == a].set_index(keys)[[metric, "status"]]
+    right = pick[pick["predictor"] == b].set_index(keys)[[metric, "status"]]
+    joined = left.join(right, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
     rows = []
     grouped = joined.groupby(list(group), sort=False) if group else [((), joined)]
     for values, cell in grouped:
@@ -601,7 +663,7 @@ def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> t
     (over splits) and ``compare`` can pair it.
     """
     scores = evaluation.scores
-    per_set = scores[scores["target"] != OBJECTIVE_TARGET]
+    per_set = scores[scores["target"].isin(evaluation.sets)]
     predictors = list(dict.fromkeys(per_set["predictor"]))
     all_sets = list(dict.fromkeys(per_set["target"]))
     ok = per_set.groupby(["target", "predictor"])["status"].agg(lambda x: bool((x == "ok").all()))

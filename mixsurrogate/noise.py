@@ -7,13 +7,50 @@ any predictor can correlate with observed losses (``noise_ceiling``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import chi2, rankdata
 
 from .errors import RunsLogError
 from .evaluate import OBJECTIVE_TARGET
 from .objective import Objective
 from .runs import RunsLog
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """Pooled seed std of one loss with its degrees of freedom and 95% chi-square interval."""
+
+    std: float
+    dof: int
+    lo: float
+    hi: float
+
+
+def _repeated_groups(seeds: RunsLog) -> list[list[int]]:
+    mixture = [tuple(np.round(w, 4)) for w in seeds.W]
+    groups: dict[tuple, list[int]] = {}
+    for row, key in enumerate(mixture):
+        groups.setdefault(key, []).append(row)
+    repeated = [rows for rows in groups.values() if len(rows) > 1]
+    if not repeated:
+        raise RunsLogError("the seeds log has no mixture trained more than once")
+    return repeated
+
+
+def noise_floor(
+    seeds: RunsLog, objective: Objective | None = None, level: float = 0.95
+) -> dict[str, NoiseFloor]:
+    """``seed_noise`` with its uncertainty: with G mixtures of n_g seeds the pooled variance
+    has sum(n_g - 1) degrees of freedom, and (dof s^2 / sigma^2) is chi-square under Gaussian
+    noise, so few repeats leave the floor (and every ceiling derived from it) uncertain."""
+    dof = sum(len(rows) - 1 for rows in _repeated_groups(seeds))
+    lo_q, hi_q = chi2.ppf((1 - level) / 2, dof), chi2.ppf((1 + level) / 2, dof)
+    return {
+        name: NoiseFloor(std, dof, std * np.sqrt(dof / hi_q), std * np.sqrt(dof / lo_q))
+        for name, std in seed_noise(seeds, objective).items()
+    }
 
 
 def seed_noise(seeds: RunsLog, objective: Objective | None = None) -> dict[str, float]:
@@ -22,13 +59,7 @@ def seed_noise(seeds: RunsLog, objective: Objective | None = None) -> dict[str, 
     ``seeds`` holds several runs of each repeated mixture (rows with equal weights, to 4
     decimals, form a group); groups of one run carry no information and are ignored.
     """
-    mixture = [tuple(np.round(w, 4)) for w in seeds.W]
-    groups = {}
-    for row, key in enumerate(mixture):
-        groups.setdefault(key, []).append(row)
-    repeated = [rows for rows in groups.values() if len(rows) > 1]
-    if not repeated:
-        raise RunsLogError("the seeds log has no mixture trained more than once")
+    repeated = _repeated_groups(seeds)
     values = {t: seeds.loss(t) for t in seeds.targets}
     if objective is not None:
         values[OBJECTIVE_TARGET] = objective.combine(seeds.Y, seeds.targets)

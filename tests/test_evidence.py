@@ -288,3 +288,36 @@ def test_test_log_with_domains_in_another_order_gives_the_same_numbers():
     same = evaluate.train_test(specs, train, test, ["s0"], progress=False).summary()
     other = evaluate.train_test(specs, train, RunsLog(permuted), ["s0"], progress=False).summary()
     assert same["spearman"].tolist() == other["spearman"].tolist()
+
+
+def test_objectives_added_after_fitting_match_an_objective_given_up_front():
+    log = noisy_log(30)
+    objective = Objective.parse("s0=1,s1=2", log.targets)
+    specs = [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")]
+    direct = evaluate.cross_validate(specs, log, 5, objective=objective, progress=False)
+    later = evaluate.cross_validate(specs, log, 5, progress=False)
+    evaluate.add_objective(later, objective)
+    a, b = (e.summary().set_index(["predictor", "target"]) for e in (direct, later))
+    pd.testing.assert_frame_equal(a.sort_index(), b.sort_index())
+
+
+def test_merging_evaluations_run_apart_equals_one_evaluation():
+    log = noisy_log(30)
+    specs = [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("loglinear")]
+    whole = evaluate.cross_validate(specs, log, 5, repeats=2, progress=False).summary()
+    parts = [evaluate.cross_validate([s], log, 5, repeats=2, progress=False) for s in specs]
+    merged = evaluate.merge(parts).summary()
+    pd.testing.assert_frame_equal(whole, merged)
+
+
+def test_noise_floor_interval_widens_with_few_repeats():
+    from mixsurrogate.noise import noise_floor
+
+    rng = np.random.default_rng(0)
+    W = np.repeat(sobol_simplex(3, 2, seed=0), 4, axis=0)  # noqa: N806 - 3 mixtures x 4 seeds
+    frame = pd.DataFrame(W, columns=["w:a", "w:b"])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(12)])
+    frame["loss:x"] = 3.0 + rng.normal(0, 0.05, 12)
+    floor = noise_floor(RunsLog(frame))["x"]
+    assert floor.dof == 9 and floor.lo < floor.std < floor.hi
+    assert floor.hi / floor.lo > 2  # 9 degrees of freedom leave a wide interval

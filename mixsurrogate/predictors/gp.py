@@ -85,6 +85,8 @@ def _warning_label(warning: warnings.WarningMessage) -> str:
     text = str(warning.message)
     if "ITERATIONS REACHED LIMIT" in text.upper() or "maxiter" in text:
         return "L-BFGS stopped at its iteration cap"
+    if "added jitter" in text:  # GPyTorch's Cholesky retries with growing jitter: one event
+        return "Cholesky needed added jitter (kernel matrix not p.d.)"
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{warning.category.__name__}: {first[:120]}"
 
