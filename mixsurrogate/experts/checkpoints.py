@@ -78,6 +78,7 @@ def recovery_hint(path: Path) -> str:
 
 
 def read_checkpoint_meta(path: Path) -> dict:
+    """The step, identity and optimiser groups of a checkpoint, read without its tensors."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {})["state"])

@@ -37,6 +37,8 @@ EMA_BETA = 0.95  # the progress bar's loss averages about the last 1 / (1 - 0.95
 
 @dataclass
 class TrainResult:
+    """What a finished (or resumed) run reports: recorded in expert meta and runs-log rows."""
+
     steps: int
     tokens: int
     final_loss: float  # mean batch loss of the last POSTFIX_EVERY steps
@@ -59,6 +61,7 @@ def distributed() -> tuple[int, int]:
 
 
 def barrier() -> None:
+    """Wait for every rank (a no-op on one process), so nobody reads a file rank 0 is writing."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
