@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import chi2, rankdata
 
 from .errors import RunsLogError
-from .evaluate import OBJECTIVE_TARGET
+from .results import OBJECTIVE_TARGET
 from .objective import Objective
 from .runs import RunsLog
 

@@ -97,7 +97,7 @@ def job_run(
     A vertex run is evaluated from its expert (``train_proxy_runs(experts_dir=...)``).
     """
     from mixsurrogate.experts.presets import load_preset
-    from mixsurrogate.experts.train import train_proxy_runs
+    from mixsurrogate.experts.proxy_runs import train_proxy_runs
 
     began = time.perf_counter()
     work_dir = Path(work)

@@ -17,7 +17,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -258,15 +257,3 @@ def train_experts(
         barrier()
         results.append({**meta, "skipped": False})
     return results
-
-
-def __getattr__(name: str) -> Any:
-    """``train_proxy_runs`` moved to :mod:`.proxy_runs`; older imports from here still work.
-
-    Resolved lazily because :mod:`.proxy_runs` imports this module's loop.
-    """
-    if name == "train_proxy_runs":
-        from .proxy_runs import train_proxy_runs
-
-        return train_proxy_runs
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
