@@ -13,8 +13,8 @@ import numpy as np
 from scipy.stats import chi2, rankdata
 
 from .errors import RunsLogError
-from .results import OBJECTIVE_TARGET
 from .objective import Objective
+from .results import OBJECTIVE_TARGET
 from .runs import RunsLog
 
 
