@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, logsumexp
 
-from mixsurrogate import mde
+from mixsurrogate import mde, mde_engine
 from mixsurrogate.errors import MixsurrogateError, ScoreStoreError
 from mixsurrogate.features import MDEFeatureMap
 from mixsurrogate.mde import (
@@ -145,7 +145,7 @@ def test_folding_and_threads_keep_float64_accuracy(monkeypatch):
     logp = np.log(rng.dirichlet(np.ones(K) * 0.3, size=shape).transpose(2, 0, 1) + 1e-30)
     s = EvalSetScores("big", "val", logp.astype(np.float32), np.ones(shape, bool))
     W = np.vstack([rng.dirichlet(np.ones(K), size=300), np.eye(K)])
-    monkeypatch.setattr(mde, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(mde_engine, "PARALLEL_MIN", 1)
     tiny = 1 << 12
     got = MDEEvaluator(s, threads=2, tile=tiny).loss(W)
     np.testing.assert_allclose(got, ref_token(s, W), atol=1e-5)
@@ -155,7 +155,7 @@ def test_folding_and_threads_keep_float64_accuracy(monkeypatch):
     np.testing.assert_allclose(ev.loss(W), loss, atol=1e-6)
     plain = MDEEvaluator(s, "window", 3, threads=1, max_fold=1, tile=tiny)
     np.testing.assert_allclose(plain.loss_and_grad(W)[1], grad, atol=1e-5, rtol=1e-5)
-    assert mde.fold_depth(0.2) == 16 and mde.fold_depth(1e-12) == 2
+    assert mde_engine.fold_depth(0.2) == 16 and mde_engine.fold_depth(1e-12) == 2
 
 
 @pytest.mark.parametrize(("kind", "window"), [("token", None), ("bayes", None), ("window", 4)])
