@@ -207,14 +207,18 @@ class GPPredictor(MixturePredictor):
         target = _log_target(Y, first.name) if first.log_target else Y
         Yt = torch.tensor(target, dtype=torch.float64)  # noqa: N806
         with _one_thread_if_small(len(X)):
-            batched = _hyper_parameters(first._tuned_model(X, Yt))
+            try:
+                batched = _hyper_parameters(first._tuned_model(X, Yt))
+            finally:  # a failed joint fit's notes must not reach ``first``'s own fit
+                notes = first.__dict__.pop("_pending_notes", [])
             single = _hyper_parameters(first._model(X[:2], Yt[:2, :1]))
-        notes = [f"{n} (joint fit of {len(members)} targets)" for n in first._pending_notes]
-        first._pending_notes = []
-        for j, member in enumerate(members):
-            member._joint_hypers = {
-                k: _slice_output(v, j, single[k], k) for k, v in batched.items()
-            }
+        notes = [f"{n} (joint fit of {len(members)} targets)" for n in notes]
+        sliced = [  # every slice first, so a failure hands no member a partial set
+            {k: _slice_output(v, j, single[k], k) for k, v in batched.items()}
+            for j in range(len(members))
+        ]
+        for member, hypers in zip(members, sliced, strict=True):
+            member._joint_hypers = hypers
             member._pending_notes = list(notes)
 
     @staticmethod

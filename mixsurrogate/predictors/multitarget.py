@@ -94,9 +94,7 @@ class MultiTargetPredictor(BaseEstimator):
         try:
             tune(members, W, Y, features)
         except Exception as err:  # noqa: BLE001 - fall back to per-target tuning
-            for member in members:
-                member.__dict__.pop("_joint_hypers", None)
-                member.__dict__.pop("_pending_notes", None)
+            # tune_jointly hands hyper-parameters to the members only once it has succeeded
             return f"joint tuning failed ({type(err).__name__}), so tuned per target"
         return None
 
