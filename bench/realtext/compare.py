@@ -1,12 +1,24 @@
 """Compare every predictor, with and without MDE features, on the real-text benchmark runs.
 
 Reads a runs log, its seed-repeat log and the experts' score store (written by
-``bench/realtext/generate.py``), then runs k-fold CV and learning curves (n = 8 .. 40 training
-runs, scored on the runs left out) on every evaluation set and on the blended objective, and
-compares top-1 regret with the seed-noise floor. Writes bench/results/realtext.{md,json} and PNGs.
+``bench/realtext/generate.py``) and reports, as the MDE paper does, three objectives: SP (mean
+of the validation domains), ET (mean of the end-task sets) and ET+SP (``val=0.5,task=0.5``).
 
-    python bench/realtext/compare.py                       # the committed data
-    python bench/realtext/compare.py --data DIR --draws 3  # other data, quicker
+Protocol (every predictor on the same splits, so comparisons are paired):
+- the single-domain vertex runs are the data experts themselves (MDE is exact there), so they
+  are fitted on but never scored: every number is about the mixing runs;
+- repeated k-fold CV (``--folds`` x ``--repeats``) and learning curves (``--sizes`` mixing runs
+  drawn ``--draws`` times, plus the vertex runs, scored on the mixing runs not drawn);
+- per split: Spearman, top-1 regret (also in units of the seed-noise floor); tables give the
+  mean with a 95% bootstrap interval over splits; GP rows also the spread over ``--gp-seeds``;
+- the seed-noise floor (pooled std over the repeated mixtures) with its chi-square interval,
+  and the noise ceiling on Spearman at the floor and at both ends of its interval;
+- one pre-registered paired comparison, fixed from the earlier version of this benchmark
+  before these data existed: ``mde-cal[token]`` (its best predictor then) against ``gp`` (the
+  best rates-only predictor on RegMix); all other pairings are labelled as chosen on these data.
+
+    python bench/realtext/compare.py --quick                  # minutes; results to a temp dir
+    python bench/realtext/compare.py --out bench/results      # the committed results
 """
 
 from __future__ import annotations
@@ -14,275 +26,462 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from mixsurrogate import evaluate, plots
 from mixsurrogate.features import MDEFeatureMap
-from mixsurrogate.noise import noise_ceiling, seed_noise
+from mixsurrogate.metrics import bootstrap_mean_ci, json_safe
+from mixsurrogate.noise import NoiseFloor, noise_ceiling, noise_floor
 from mixsurrogate.objective import Objective
-from mixsurrogate.predictors import MDE_PREDICTORS, RATE_PREDICTORS
+from mixsurrogate.report import with_interval
 from mixsurrogate.runs import RunsLog, load_runs
 from mixsurrogate.scores import load_scores
 
 HERE = Path(__file__).parent
 DEFAULT_DATA = HERE.parent.parent / "mixsurrogate" / "data" / "realtext"
-RESULTS = HERE.parent / "results"
-OBJECTIVE = "val=0.5,task=0.5"
+OBJECTIVES = {"SP": "val=1", "ET": "task=1", "ET+SP": "val=0.5,task=0.5"}
+RATES = ("mean", "linear", "loglinear", "lgbm", "gp", "dml")
+MDE = ("mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde")
 MDE_KINDS = ("token", "bayes")
+GP_NAMES = ("gp", "gp+mde")
+PRIMARY = ("mde-cal[token]", "gp")  # pre-registered, see the module docstring
+VERTEX = "vertex-*"
 
 
-def load_benchmark(data: Path) -> tuple[RunsLog, RunsLog, object, Objective]:
-    """Runs log, seeds log, score store and the blended objective of a benchmark folder."""
+@dataclass(frozen=True)
+class Task:
+    """One predictor to evaluate: registry name, MDE kind (or None), GP seed, whether curves."""
+
+    name: str
+    kind: str | None
+    seed: int = 0
+    curves: bool = True
+
+    @property
+    def label(self) -> str:
+        base = self.name if self.kind is None else f"{self.name}[{self.kind}]"
+        return base if self.seed == 0 else f"{base}#seed{self.seed}"
+
+
+def load_benchmark(data: Path) -> tuple[RunsLog, RunsLog, object, dict[str, Objective]]:
     log = load_runs(data / "runs.csv")
     seeds = load_runs(data / "seeds.csv")
-    store = load_scores(data / "scores")
+    store = load_scores(data / "scores").reordered(log.domains)
     store.check_matches_runs(log.domains, log.targets)
-    return log, seeds, store, Objective.parse(OBJECTIVE, log.targets, store.kinds)
+    objectives = {k: Objective.parse(v, log.targets, store.kinds) for k, v in OBJECTIVES.items()}
+    return log, seeds, store, objectives
 
 
-def evaluate_one(
-    data: Path, kind: str | None, name: str, folds: int, sizes, draws: int, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """CV table and learning curve of one predictor (MDE features of ``kind``, if any).
-
-    Folds and learning-curve subsets depend only on ``seed``, so every predictor is scored on
-    the same splits and the comparison is paired.
-    """
+def evaluate_task(data: Path, task: Task, args: dict) -> tuple:
+    """CV (and learning-curve) evaluation of one predictor; splits depend only on the seed."""
     start = time.perf_counter()
-    log, _, store, objective = load_benchmark(data)
-    feature_fn = MDEFeatureMap(store, log.targets, kind=kind).transform if kind else None
-    specs = [evaluate.PredictorSpec(name)]
-    table, _ = evaluate.cross_validate(
-        specs, log, folds, log.targets, feature_fn, seed, progress=False, objective=objective
-    )
-    curve = evaluate.learning_curve(
-        specs, log, None, sizes, draws, log.targets, feature_fn, seed, False, objective
-    )
-    label = name if kind is None else f"{name}[{kind}]"
-    for frame in (table, curve):
-        frame["predictor"] = label
-    return table, curve, time.perf_counter() - start
+    log, _, store, _ = load_benchmark(data)
+    scored = evaluate.scoring_mask(log, exclude=[VERTEX])
+    feature_fn = MDEFeatureMap(store, log.targets, kind=task.kind).transform if task.kind else None
+    params = {"seed": task.seed} if task.seed else None
+    spec = evaluate.PredictorSpec(task.name, params, task.label)
+    cv = evaluate.cross_validate(
+        [spec], log, args["folds"], log.targets, feature_fn, args["seed"], False,
+        repeats=args["repeats"], scored=scored,
+    )  # fmt: skip
+    curve = None
+    if task.curves:
+        curve = evaluate.learning_curve(
+            [spec], log, None, args["sizes"], args["draws"], log.targets, feature_fn,
+            args["seed"], False, scored=scored,
+        )  # fmt: skip
+    return task.label, cv, curve, time.perf_counter() - start
 
 
-def evaluate_all(data: Path, folds: int, sizes, draws: int, seed: int, jobs: int):
-    """Every rates-only predictor, and every MDE predictor with each feature kind, in ``jobs``
-    processes (each GP fit runs on one thread, so processes use the cores)."""
-    tasks = [(None, n) for n in RATE_PREDICTORS]
-    tasks += [(kind, n) for kind in MDE_KINDS for n in MDE_PREDICTORS]
+def evaluate_all(data: Path, tasks: list[Task], args: dict, jobs: int):
+    """Every task in ``jobs`` processes (GP algebra runs on one thread per process)."""
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers: no oversubscription
+    results, seconds = {}, {}
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [
-            pool.submit(evaluate_one, data, kind, name, folds, sizes, draws, seed)
-            for kind, name in tasks
-        ]
-        results = []
+        futures = [pool.submit(evaluate_task, data, task, args) for task in tasks]
         for future in tqdm(as_completed(futures), total=len(futures), desc="predictors"):
-            table, curve, seconds = future.result()
-            tqdm.write(f"{table['predictor'].iloc[0]}: {seconds:.0f} s")
-            results.append((table, curve))
-    order = {f"{n}" if k is None else f"{n}[{k}]": i for i, (k, n) in enumerate(tasks)}
-    results.sort(key=lambda r: order[r[0]["predictor"].iloc[0]])
-    return (
-        pd.concat([r[0] for r in results], ignore_index=True),
-        pd.concat([r[1] for r in results], ignore_index=True),
-    )
+            label, cv, curve, took = future.result()
+            tqdm.write(f"{label}: {took:.0f} s")
+            results[label], seconds[label] = (cv, curve), round(took, 1)
+    order = [t.label for t in tasks]
+    cv = evaluate.merge([results[label][0] for label in order])
+    curve = evaluate.merge([results[t.label][1] for t in tasks if t.curves])
+    return cv, curve, seconds
+
+
+def floors_and_ceilings(log: RunsLog, seeds: RunsLog, objectives: dict, scored: np.ndarray):
+    """Noise floor (with interval) and the Spearman ceiling at its value and interval ends."""
+    mixing = log.subset(np.flatnonzero(scored))
+    floors, ceilings = {}, {}
+    for name, objective in objectives.items():
+        floor = noise_floor(seeds, objective)[evaluate.OBJECTIVE_TARGET]
+        floors[name] = floor
+        ceilings[name] = {
+            which: noise_ceiling(mixing, {evaluate.OBJECTIVE_TARGET: s}, objective)[
+                evaluate.OBJECTIVE_TARGET
+            ]
+            for which, s in (
+                ("at floor", floor.std),
+                ("floor lo", floor.lo),
+                ("floor hi", floor.hi),
+            )
+        }
+    per_set = noise_floor(seeds)
+    set_ceilings = noise_ceiling(mixing, {t: f.std for t, f in per_set.items()})
+    return floors, ceilings, per_set, set_ceilings
+
+
+def regret_in_floors(scores: pd.DataFrame, floors: dict[str, NoiseFloor]) -> pd.DataFrame:
+    """Per-split regret divided by the objective's noise floor, and whether it is below it."""
+    out = scores[scores["target"].isin(floors) & (scores["status"] == "ok")].copy()
+    out["floor"] = out["target"].map(lambda t: floors[t].std)
+    out["regret_floors"] = out["regret"] / out["floor"]
+    out["below_floor"] = out["regret"] <= out["floor"]
+    return out
+
+
+def gp_seed_spread(cv_summary: pd.DataFrame, tasks: list[Task]) -> pd.DataFrame:
+    """For each GP predictor and objective: mean and sd of its CV Spearman over seeds."""
+    rows = []
+    for base in dict.fromkeys(t.label.split("#")[0] for t in tasks if t.name in GP_NAMES):
+        labels = [t.label for t in tasks if t.label.split("#")[0] == base]
+        for target in OBJECTIVES:
+            cells = cv_summary[
+                (cv_summary["predictor"].isin(labels)) & (cv_summary["target"] == target)
+            ]
+            values = cells["spearman"].to_numpy()
+            rows.append(
+                {"predictor": base, "target": target, "seeds": len(values),
+                 "spearman_mean": float(np.mean(values)), "spearman_sd": float(np.std(values, ddof=1))
+                 if len(values) > 1 else np.nan}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def comparisons(cv, curve, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    frames = []
+    for a, b in pairs:
+        for target in OBJECTIVES:
+            row = evaluate.compare(cv, a, b, target).assign(protocol="cv")
+            frames.append(row)
+            frames.append(
+                evaluate.compare(curve, a, b, target, group=["size"]).assign(protocol="curve")
+            )
+    return pd.concat(frames, ignore_index=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="folder with runs.csv, seeds.csv, scores/"
+        "--quick", action="store_true", help="1 repeat, 4 draws, 2 sizes, no GP seeds"
     )
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--sizes", default="8,12,16,24,32,40")
-    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--sizes", default="8,16,24,32")
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--gp-seeds", type=int, default=5, help="seeds per GP predictor (CV)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     args = parser.parse_args()
-    log, seeds, _, objective = load_benchmark(args.data)
-    sizes = [int(x) for x in args.sizes.split(",")]
-    start = time.perf_counter()
-    table, curve = evaluate_all(args.data, args.folds, sizes, args.draws, args.seed, args.jobs)
-    noise = seed_noise(seeds, objective)
-    ceiling = noise_ceiling(log, noise, objective)
-    write_results(
-        args.out,
-        log,
-        objective,
-        table,
-        curve,
-        noise,
-        ceiling,
-        sizes,
-        args.draws,
-        args.folds,
-        time.perf_counter() - start,
-    )
-
-
-#: predictors drawn in the learning-curve plots (all are in the tables)
-PLOTTED = (
-    "gp+mde[token]", "gp", "linear+mde[token]", "lgbm+mde[token]", "lgbm", "mde-cal[token]", "dml",
-    "linear",
-)  # fmt: skip
-
-
-def write_results(
-    out: Path,
-    log: RunsLog,
-    objective: Objective,
-    table,
-    curve,
-    noise,
-    ceiling,
-    sizes,
-    draws,
-    folds,
-    seconds,
-) -> None:
+    if args.quick:
+        args.repeats, args.draws, args.sizes, args.gp_seeds = 1, 4, "8,24", 1
+    out = args.out or Path(tempfile.mkdtemp(prefix="realtext-compare-"))
     out.mkdir(parents=True, exist_ok=True)
-    objective_name = evaluate.OBJECTIVE_TARGET
-    floor = noise[objective_name]
-    obj_rows = table[table["target"] == objective_name].set_index("predictor")
-    per_set = table[table["target"] != objective_name].copy()
-    per_set["regret / noise"] = per_set["regret"] / per_set["target"].map(noise)
-    spearman_sets = per_set.pivot(index="predictor", columns="target", values="spearman")
-    regret_sets = per_set.pivot(index="predictor", columns="target", values="regret / noise")
-    order = obj_rows["spearman"].sort_values(ascending=False).index
-    spearman_sets, regret_sets = spearman_sets.reindex(order), regret_sets.reindex(order)
-    headline = obj_rows.loc[order, ["spearman", "mse", "regret"]]
-    headline["regret / noise floor"] = headline["regret"] / floor
-    values = objective.combine(log.Y, log.targets)
-    mixed = log.W.max(axis=1) < 0.999
-    spread_all, spread_mixed, n_mixed = values.std(ddof=1), values[mixed].std(ddof=1), mixed.sum()
-    lc = curve[curve["target"] == objective_name].copy()
-    lc["below floor"] = lc["regret"] < floor
-    by_size = lc.groupby(["predictor", "n_train"])
-
-    def per_size(column: str, how: str = "mean") -> pd.DataFrame:
-        return by_size[column].agg(how).unstack("n_train").reindex(order)
-
-    lc_mean, lc_std = per_size("spearman"), per_size("spearman", "std")
-    lc_regret, lc_below = per_size("regret"), per_size("below floor")
-    at = 24 if 24 in sizes else max(n for n in sizes if n <= len(log))
-    sets_at = (
-        curve[curve["n_train"] == at]
-        .groupby(["predictor", "target"])["spearman"]
-        .mean()
-        .unstack("target")
-        .reindex(order)
-    )
-    ceiling_row = pd.DataFrame([ceiling], index=["noise ceiling"])
-    payload = {
-        "runs": len(log),
-        "domains": log.domains,
-        "eval_sets": log.targets,
-        "objective": OBJECTIVE,
-        "folds": folds,
-        "seed_noise_std": noise,
-        "spearman_noise_ceiling": ceiling,
-        "objective_std_across_runs": {"all": spread_all, f"{n_mixed} mixing runs": spread_mixed},
-        "cv_objective": headline.round(5).to_dict(orient="index"),
-        "cv_spearman_per_set": spearman_sets.round(4).to_dict(orient="index"),
-        "cv_regret_over_noise_per_set": regret_sets.round(4).to_dict(orient="index"),
-        "learning_curve_objective_spearman": lc_mean.round(4).to_dict(orient="index"),
-        "learning_curve_objective_spearman_std": lc_std.round(4).to_dict(orient="index"),
-        "learning_curve_objective_regret": lc_regret.round(5).to_dict(orient="index"),
-        "learning_curve_objective_share_regret_below_floor": lc_below.round(3).to_dict(
-            orient="index"
-        ),
-        f"learning_curve_spearman_per_set_at_{at}": sets_at.round(4).to_dict(orient="index"),
-        "sizes": sizes,
-        "draws": draws,
-        "seconds": round(seconds, 1),
-        "all_cv": table.to_dict(orient="records"),
-        "all_learning_curve": "realtext_learning_curve.csv.gz (every draw, size, set, predictor)",
-    }
-    (out / "realtext.json").write_text(json.dumps(payload, indent=2, default=float))
-    curve.to_csv(out / "realtext_learning_curve.csv.gz", index=False)
-    plotted = lc[lc["predictor"].isin(PLOTTED)]
-    plots.learning_curves(
-        plotted,
-        objective_name,
-        out / "realtext_learning_curve.png",
-        references={"noise ceiling": ceiling[objective_name]},
-    )
-    plots.learning_curves(
-        plotted,
-        objective_name,
-        out / "realtext_learning_curve_regret.png",
-        metric="regret",
-        references={"seed-noise floor": floor},
-    )
-    plots.metric_heatmap(
-        pd.concat([spearman_sets.assign(objective=headline["spearman"]), ceiling_row]),
-        out / "realtext_cv_spearman.png",
-        f"{folds}-fold CV Spearman per evaluation set",
-    )
-
-    def md(frame: pd.DataFrame, fmt: str = ".4f") -> str:
-        frame = frame.copy()
-        frame.columns = [str(c) for c in frame.columns]
-        return frame.to_markdown(floatfmt=fmt)
-
-    lines = [
-        "# Real-text benchmark: predictors with and without MDE features",
-        "",
-        f"Generated by `python bench/realtext/compare.py` in {seconds:.0f} s. {len(log)} proxy runs over "
-        f"{len(log.domains)} domains ({', '.join(log.domains)}); evaluation sets: {', '.join(log.targets)}.",
-        f"Objective `{OBJECTIVE}` (mean validation loss and mean end-task answer loss, weighted equally).",
-        "Every predictor models each set separately; the objective combines the predictions.",
-        "",
-        f"## {folds}-fold CV on the blended objective",
-        f"Seed-noise floor (pooled std of the objective across seeds of one mixture): {floor:.5f} nats. "
-        f"The objective's std across the runs is {spread_all:.4f} nats, but {spread_mixed:.4f} "
-        f"across the {n_mixed} runs that mix domains (the single-domain vertices are far off). "
-        f"Noise ceiling on Spearman (Monte Carlo: what even the exact expected losses would score "
-        f"against these single-seed observations): {ceiling[objective_name]:.3f}.",
-        "",
-        md(headline),
-        "",
-        f"## Learning curve: Spearman on the objective (runs left out), mean of {draws} draws",
-        md(lc_mean, ".3f"),
-        "",
-        "Standard deviation across draws:",
-        "",
-        md(lc_std, ".3f"),
-        "",
-        "## Learning curve: top-1 regret on the objective (nats, mean over draws)",
-        md(lc_regret, ".4f"),
-        "",
-        f"Share of draws whose top-1 regret is below the seed-noise floor ({floor:.4f} nats):",
-        "",
-        md(lc_below, ".2f"),
-        "",
-        "## CV Spearman per evaluation set (last row: noise ceiling)",
-        md(pd.concat([spearman_sets, ceiling_row.drop(columns=[objective_name])]), ".3f"),
-        "",
-        "## CV top-1 regret per evaluation set, in units of that set's seed noise",
-        md(regret_sets, ".2f"),
-        "",
-        f"## Learning curve at {at} training runs: Spearman per evaluation set (mean of draws)",
-        md(sets_at, ".3f"),
-        "",
-        "## Seed noise (pooled std across seeds, nats) and noise ceiling",
-        *[f"- {k}: {v:.5f} (ceiling {ceiling[k]:.3f})" for k, v in noise.items()],
-        "",
-        "![learning curve](realtext_learning_curve.png)",
-        "![regret](realtext_learning_curve_regret.png)",
-        "![CV Spearman per set](realtext_cv_spearman.png)",
+    protocol = {
+        "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "draws": args.draws,
+        "sizes": [int(x) for x in args.sizes.split(",")],
+    }  # fmt: skip
+    tasks = [Task(n, None) for n in RATES]
+    tasks += [Task(n, k) for k in MDE_KINDS for n in MDE]
+    tasks += [
+        Task(n, k, s, curves=False)
+        for s in range(1, args.gp_seeds)
+        for n, k in [("gp", None), ("gp+mde", "token"), ("gp+mde", "bayes")]
     ]
-    (out / "realtext.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    start = time.perf_counter()
+    cv, curve, seconds = evaluate_all(args.data, tasks, protocol, args.jobs)
+    log, seeds, _, objectives = load_benchmark(args.data)
+    for name, objective in objectives.items():
+        evaluate.add_objective(cv, objective, name)
+        evaluate.add_objective(curve, objective, name)
+    scored = evaluate.scoring_mask(log, exclude=[VERTEX])
+    floors, ceilings, set_floors, set_ceilings = floors_and_ceilings(log, seeds, objectives, scored)
+    main_labels = [t.label for t in tasks if t.seed == 0]
+    rates_labels = [t.label for t in tasks if t.seed == 0 and t.kind is None]
+    cv_summary = cv.summary()
+    curve_summary = curve.summary(["size"])
+    best_rates = (
+        cv_summary[cv_summary["predictor"].isin(rates_labels) & (cv_summary["target"] == "ET+SP")]
+        .sort_values("spearman", ascending=False)
+        .iloc[0]["predictor"]
+    )
+    mde_labels = [t.label for t in tasks if t.seed == 0 and t.kind is not None]
+    pairs = [PRIMARY] + [(m, best_rates) for m in mde_labels if (m, best_rates) != PRIMARY]
+    paired = comparisons(cv, curve, pairs)
+    regrets = {
+        "cv": regret_in_floors(cv.scores, floors),
+        "curve": regret_in_floors(curve.scores, floors),
+    }
+    report = Report(
+        protocol, tasks, main_labels, cv_summary, curve_summary, gp_seed_spread(cv_summary, tasks),
+        paired, best_rates, floors, ceilings, set_floors, set_ceilings, regrets, log, scored,
+    )  # fmt: skip
+    report.write(out, cv, curve)
+    timing = {"seconds_total": round(time.perf_counter() - start, 1), "per_predictor": seconds}
+    (out / "realtext_timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+    print(f"results in {out} ({timing['seconds_total']:.0f} s)")
+
+
+@dataclass
+class Report:
+    protocol: dict
+    tasks: list[Task]
+    labels: list[str]
+    cv: pd.DataFrame
+    curve: pd.DataFrame
+    gp_seeds: pd.DataFrame
+    paired: pd.DataFrame
+    best_rates: str
+    floors: dict[str, NoiseFloor]
+    ceilings: dict[str, dict[str, float]]
+    set_floors: dict[str, NoiseFloor]
+    set_ceilings: dict[str, float]
+    regrets: dict[str, pd.DataFrame]
+    log: RunsLog
+    scored: np.ndarray
+
+    def objective_table(self, target: str) -> pd.DataFrame:
+        """CV and learning-curve Spearman [95% CI] per predictor for one objective."""
+        cv = self.cv[(self.cv["target"] == target) & self.cv["predictor"].isin(self.labels)]
+        table = pd.DataFrame({"predictor": cv["predictor"].to_numpy()})
+        table["CV"] = [cell(r) for _, r in cv.iterrows()]
+        for size in self.protocol["sizes"]:
+            rows = self.curve[(self.curve["target"] == target) & (self.curve["size"] == size)]
+            by = rows.set_index("predictor")
+            table[f"{size} runs"] = [
+                cell(by.loc[p]) if p in by.index else "-" for p in table["predictor"]
+            ]
+        order = cv.set_index("predictor")["spearman"].reindex(table["predictor"]).to_numpy()
+        return table.iloc[np.argsort(-np.nan_to_num(order, nan=-9), kind="stable")]
+
+    def regret_table(self, target: str) -> pd.DataFrame:
+        floor = self.floors[target].std
+        rows = []
+        for label in self.labels:
+            row = {"predictor": label}
+            for protocol, key in (("cv", None), *(("curve", s) for s in self.protocol["sizes"])):
+                frame = self.regrets[protocol]
+                frame = frame[(frame["predictor"] == label) & (frame["target"] == target)]
+                if key is not None:
+                    frame = frame[frame["size"] == key]
+                name = "CV" if key is None else f"{key} runs"
+                if frame.empty:
+                    row[name] = "-"
+                    continue
+                lo, hi = bootstrap_mean_ci(frame["regret"].to_numpy(), 0)
+                row[name] = (
+                    f"{frame['regret'].mean():.4f} ({frame['regret'].mean() / floor:.2f} fl; "
+                    f"{frame['below_floor'].mean():.0%} <= fl)"
+                )
+                row[f"{name} CI"] = with_interval(frame["regret"].mean(), lo, hi)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def targets_check(self) -> list[str]:
+        """The issue's targets, checked on the curve sizes <= 24 and stated plainly."""
+        lines = []
+        small = [s for s in self.protocol["sizes"] if s <= 24]
+        mde = [label for label in self.labels if "[" in label]
+        for target, goal in (("ET+SP", 0.95), ("SP", 0.97)):
+            cells = self.curve[
+                (self.curve["target"] == target) & self.curve["predictor"].isin(mde)
+                & self.curve["size"].isin(small)
+            ]  # fmt: skip
+            best = cells.sort_values("spearman", ascending=False).iloc[0]
+            ceiling = self.ceilings[target]["at floor"]
+            met = best["spearman"] >= goal or best["spearman"] >= 0.97 * ceiling
+            lines.append(
+                f"- {target}, <= 24 runs: best MDE-based cell {best['predictor']} at "
+                f"{int(best['size'])} runs, Spearman {cell(best)} (selected among "
+                f"{len(cells)} cells, so optimistic); goal {goal} or 0.97 x ceiling "
+                f"{ceiling:.3f} = {0.97 * ceiling:.3f}: **{'met' if met else 'not met'}**"
+            )
+        primary = self.paired[
+            (self.paired["comparison"] == f"{PRIMARY[0]} - {PRIMARY[1]}")
+            & (self.paired["target"] == "ET+SP")
+        ]
+        for _, row in primary.iterrows():
+            where = "CV" if row["protocol"] == "cv" else f"{int(row['size'])} runs"
+            above = row["lo"] > 0
+            lines.append(
+                f"- pre-registered paired advantage {row['comparison']} on ET+SP, {where}: "
+                f"{with_interval(row['difference'], row['lo'], row['hi'])} "
+                f"({'interval above 0' if above else 'interval includes 0 or is below'})"
+            )
+        regrets = self.regrets["curve"]
+        for label in (PRIMARY[0],):
+            for size in small:
+                frame = regrets[(regrets["predictor"] == label) & (regrets["target"] == "ET+SP")
+                                & (regrets["size"] == size)]  # fmt: skip
+                floor = self.floors["ET+SP"].std
+                mean = frame["regret"].mean()
+                lines.append(
+                    f"- mean top-1 regret of {label} on ET+SP at {size} runs: {mean:.4f} nats vs "
+                    f"floor {floor:.4f}: **{'met' if mean <= floor else 'not met'}**"
+                )
+        return lines
+
+    def write(self, out: Path, cv, curve) -> None:
+        md = [
+            "# Real-text benchmark: predictors with and without MDE features",
+            "",
+            f"Runs: {len(self.log)} in the log, {int(self.scored.sum())} mixing runs scored "
+            f"({int((~self.scored).sum())} vertex runs are the data experts: fitted on, never "
+            "scored, because MDE is exact there). Objectives: "
+            + ", ".join(f"{k} = `{v}`" for k, v in OBJECTIVES.items())
+            + ".",
+            f"Protocol: {self.protocol['folds']}-fold CV x {self.protocol['repeats']} repeats; "
+            f"learning curves at {', '.join(map(str, self.protocol['sizes']))} mixing runs "
+            f"(+ the vertex runs) x {self.protocol['draws']} draws, scored on the mixing runs "
+            "not drawn. Cells: mean Spearman over splits [95% bootstrap interval]. Every "
+            "predictor saw the same splits.",
+            "",
+            "## Noise floor and ceiling (mixing runs)",
+            "",
+            "| objective | seed-noise floor (nats) [95% CI] | dof | ceiling at floor | ceiling at floor's CI ends |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, floor in self.floors.items():
+            c = self.ceilings[name]
+            md.append(
+                f"| {name} | {floor.std:.4f} [{floor.lo:.4f}, {floor.hi:.4f}] | {floor.dof} | "
+                f"{c['at floor']:.3f} | {c['floor hi']:.3f} - {c['floor lo']:.3f} |"
+            )
+        md += ["", "## Targets (issue 9)", "", *self.targets_check(), ""]
+        for target in OBJECTIVES:
+            md += [f"## Spearman on {target}", "", markdown(self.objective_table(target)), ""]
+        md += [
+            "## Top-1 regret on ET+SP (nats; in noise floors; share of splits at or below the floor)",
+            "",
+            markdown(self.regret_table("ET+SP")),
+            "",
+            "## Paired comparisons (same splits; difference of Spearman [95% CI]; better = share of splits)",
+            "",
+            f"Pre-registered: `{PRIMARY[0]} - {PRIMARY[1]}`. The others pair each MDE predictor "
+            f"with the best rates-only predictor on CV ET+SP (`{self.best_rates}`), chosen on "
+            "these data.",
+            "",
+            markdown(self.paired_table()),
+            "",
+            "## GP seeds (CV Spearman: mean and sd over seeds)",
+            "",
+            markdown(self.gp_seeds.round(4)),
+            "",
+            "## Per evaluation set (CV Spearman; noise ceiling per set)",
+            "",
+            markdown(self.per_set_table()),
+            "",
+            "![learning curves](realtext_learning_curve.png)",
+            "![regret](realtext_learning_curve_regret.png)",
+            "![per set](realtext_cv_spearman.png)",
+            "",
+        ]
+        notes = self.cv[(self.cv["notes"] != "") & self.cv["predictor"].isin(self.labels)]
+        if len(notes):
+            md += ["## Fit notes (CV; what fits had to work around)", ""]
+            for predictor, group in notes.groupby("predictor", sort=False):
+                distinct = sorted({n for text in group["notes"] for n in text.split("; ")})
+                md.append(f"- {predictor} ({len(group)} targets): " + "; ".join(distinct))
+            md.append("")
+        problems = self.cv[self.cv["status"] != "ok"]
+        if len(problems):
+            md += ["## Cells not scored", ""]
+            md += [f"- {r['predictor']} / {r['target']}: {r['status']}: {r['reason']}"
+                   for _, r in problems.iterrows()]  # fmt: skip
+        (out / "realtext.md").write_text("\n".join(md) + "\n")
+        payload = {
+            "protocol": self.protocol,
+            "objectives": OBJECTIVES,
+            "scored_runs": int(self.scored.sum()),
+            "noise_floor": {k: vars(v) for k, v in self.floors.items()},
+            "noise_ceiling": self.ceilings,
+            "noise_floor_per_set": {k: vars(v) for k, v in self.set_floors.items()},
+            "noise_ceiling_per_set": self.set_ceilings,
+            "cv": self.cv.to_dict(orient="records"),
+            "learning_curve": self.curve.to_dict(orient="records"),
+            "paired": self.paired.to_dict(orient="records"),
+            "gp_seeds": self.gp_seeds.to_dict(orient="records"),
+            "best_rates_only": self.best_rates,
+            "pre_registered": list(PRIMARY),
+        }
+        (out / "realtext.json").write_text(
+            json.dumps(json_safe(payload), indent=1, allow_nan=False) + "\n"
+        )
+        pd.concat([cv.scores.assign(protocol="cv"), curve.scores.assign(protocol="curve")]).to_csv(
+            out / "realtext_splits.csv.gz", index=False
+        )
+        self.plots(out)
+        print("\n".join(md[: md.index("## Spearman on ET+SP") + 3 + len(self.labels)]))
+
+    def paired_table(self) -> pd.DataFrame:
+        table = self.paired[self.paired["target"] == "ET+SP"].copy()
+        table["where"] = [
+            "CV" if p == "cv" else f"{int(s)} runs"
+            for p, s in zip(table["protocol"], table.get("size", np.nan), strict=True)
+        ]
+        table["difference [95% CI]"] = [
+            with_interval(d, lo, hi) for d, lo, hi in zip(table["difference"], table["lo"], table["hi"], strict=True)
+        ]  # fmt: skip
+        return table[["comparison", "where", "difference [95% CI]", "better", "splits"]]
+
+    def per_set_table(self) -> pd.DataFrame:
+        cells = self.cv[
+            self.cv["predictor"].isin(self.labels) & self.cv["target"].isin(self.log.targets)
+        ]
+        table = cells.pivot(index="predictor", columns="target", values="spearman")
+        table = table.reindex(index=self.labels, columns=self.log.targets)
+        ceiling = pd.DataFrame([self.set_ceilings], index=["*noise ceiling*"])[self.log.targets]
+        return pd.concat([table, ceiling]).round(3).reset_index(names="predictor")
+
+    def plots(self, out: Path) -> None:
+        shown = ["mde-cal[token]", "mde[token]", "gp+mde[token]", "linear+mde[token]",
+                 "lgbm+mde[token]", "gp", "lgbm", "loglinear", "dml"]  # fmt: skip
+        curve = self.curve[self.curve["predictor"].isin(shown)]
+        refs = {"noise ceiling (ET+SP)": self.ceilings["ET+SP"]["at floor"]}
+        plots.learning_curves(
+            curve, "ET+SP", out / "realtext_learning_curve.png", references=refs,
+            title="ET+SP, mixing runs only",
+        )  # fmt: skip
+        floor = {"noise floor (ET+SP)": self.floors["ET+SP"].std}
+        plots.learning_curves(
+            curve, "ET+SP", out / "realtext_learning_curve_regret.png", metric="regret",
+            references=floor, title="top-1 regret on ET+SP (nats), mixing runs only",
+        )  # fmt: skip
+        table = self.per_set_table().set_index("predictor")
+        plots.metric_heatmap(table, out / "realtext_cv_spearman.png", "CV Spearman per set")
+
+
+def cell(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return str(row["status"])
+    return with_interval(row["spearman"], row["spearman_lo"], row["spearman_hi"])
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".4g")
 
 
 if __name__ == "__main__":
