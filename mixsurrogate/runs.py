@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from .errors import RunsLogError
+from .errors import MixsurrogateError, RunsLogError
+from .simplex import SUM_TOLERANCE, check_mixtures
 
 WEIGHT_PREFIX = "w:"
 LOSS_PREFIX = "loss:"
 METADATA_COLUMNS = ("params", "tokens", "steps", "seed", "notes", "eval_id")
-SUM_TOLERANCE = 1e-2  # RegMix's files sum to 1 within 0.004; beyond 1e-2 it is a mistake
 LOCK_POLL_S = 0.005
 #: run ids that pandas reads back as missing (read_csv's default NA spellings): a log holding one
 #: could be written but not loaded again
@@ -119,17 +119,13 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
         raise _fail(source, f"duplicate run_id {', '.join(map(str, duplicated[:5]))}")
 
     weights = frame[weight_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    for row, run_id in enumerate(frame["run_id"]):
-        w = weights[row]
-        if np.isnan(w).any():
-            col = weight_cols[int(np.flatnonzero(np.isnan(w))[0])]
-            raise _fail(source, f"run {run_id}: weight {col} is missing or NaN")
-        if (w < 0).any():
-            col = weight_cols[int(np.flatnonzero(w < 0)[0])]
-            raise _fail(source, f"run {run_id}: weight {col} is negative ({w[w < 0][0]:g})")
-        total = w.sum()
-        if abs(total - 1.0) > SUM_TOLERANCE:
-            raise _fail(source, f"run {run_id}: weights sum to {total:.4f}, not 1")
+    try:
+        check_mixtures(
+            weights, labels=[f"run {r}" for r in frame["run_id"]], columns=weight_cols,
+            sum_tolerance=SUM_TOLERANCE,
+        )  # fmt: skip
+    except MixsurrogateError as err:
+        raise _fail(source, str(err)) from err
     weights = weights / weights.sum(axis=1, keepdims=True)
     frame[weight_cols] = weights
 

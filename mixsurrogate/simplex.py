@@ -9,6 +9,47 @@ from scipy.stats import qmc
 
 from .errors import MixsurrogateError
 
+SUM_TOLERANCE = 1e-2  # RegMix's files sum to 1 within 0.004; beyond 1e-2 it is a mistake
+
+
+def check_mixtures(
+    W,  # noqa: N803
+    n_domains: int | None = None,
+    *,
+    labels: list[str] | None = None,
+    columns: list[str] | None = None,
+    sum_tolerance: float | None = None,
+    negative_tolerance: float = 0.0,
+) -> np.ndarray:
+    """The one validator of mixture weights: a finite 2-D float array, one row per mixture.
+
+    ``n_domains`` checks the width; weights below ``-negative_tolerance`` are refused (an
+    optimiser's -1e-12 is not a user's mistake); with ``sum_tolerance`` rows must sum to 1
+    within it. Errors name the first bad row (``labels``, e.g. "run a1") and column.
+    """
+    W = np.atleast_2d(np.asarray(W, dtype=float))  # noqa: N806
+    if W.ndim != 2 or (n_domains is not None and W.shape[1] != n_domains):
+        expected = f"(mixtures, {n_domains})" if n_domains is not None else "(mixtures, domains)"
+        raise MixsurrogateError(f"mixtures have shape {W.shape}; expected {expected}")
+    labels = labels or [f"row {i}" for i in range(len(W))]
+    columns = columns or [f"{j}" for j in range(W.shape[1])]
+    bad = ~np.isfinite(W)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise MixsurrogateError(f"{labels[row]}: weight {columns[col]} is missing or NaN")
+    negative = W < -negative_tolerance
+    if negative.any():
+        row, col = map(int, np.argwhere(negative)[0])
+        raise MixsurrogateError(
+            f"{labels[row]}: weight {columns[col]} is negative ({W[row, col]:g})"
+        )
+    if sum_tolerance is not None:
+        totals = W.sum(axis=1)
+        off = np.flatnonzero(np.abs(totals - 1.0) > sum_tolerance)
+        if len(off):
+            raise MixsurrogateError(f"{labels[off[0]]}: weights sum to {totals[off[0]]:.4f}, not 1")
+    return W
+
 
 def sobol_simplex(n: int, k: int, seed: int = 0) -> np.ndarray:
     """``n`` low-discrepancy points on the ``k``-simplex.

@@ -98,3 +98,21 @@ def test_max_epochs_caps_shares_by_available_tokens():
     assert b.contains(W).all() and (W[:, 0] <= 0.2 + 1e-9).all()
     with pytest.raises(MixsurrogateError, match="cannot be filled"):
         Bounds.unbounded(3).with_max_epochs(["a", "b", "c"], {"a": 10, "b": 10, "c": 10}, 1000, 1.0)
+
+
+def test_one_mixture_validator_names_the_bad_row_and_column():
+    from mixsurrogate.simplex import check_mixtures
+
+    good = check_mixtures([[0.5, 0.5], [1.0, 0.0]], 2, sum_tolerance=1e-2)
+    assert good.shape == (2, 2)
+    cases = [
+        (([[0.5, np.nan]],), {}, "row 0: weight 1 is missing or NaN"),
+        (([[0.5, -0.1]],), {"labels": ["run x"], "columns": ["w:a", "w:b"]},
+         "run x: weight w:b is negative"),
+        (([[0.5, 0.4]],), {"sum_tolerance": 1e-2}, "row 0: weights sum to 0.9000, not 1"),
+        (([[0.5, 0.5]], 3), {}, r"shape \(1, 2\); expected \(mixtures, 3\)"),
+    ]  # fmt: skip
+    for args, kwargs, message in cases:
+        with pytest.raises(MixsurrogateError, match=message):
+            check_mixtures(*args, **kwargs)
+    check_mixtures([[1.0 + 1e-9, -1e-9]], negative_tolerance=1e-6)  # an optimiser's rounding

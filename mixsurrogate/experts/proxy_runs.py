@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import MixsurrogateError, RunsLogError
-from ..runs import LOSS_PREFIX, SUM_TOLERANCE, WEIGHT_PREFIX, append_run, read_frame
+from ..runs import LOSS_PREFIX, WEIGHT_PREFIX, append_run, read_frame
+from ..simplex import SUM_TOLERANCE, check_mixtures
 from .batches import mixture_sampler
 from .checkpoints import run_identity
 from .corpus_store import Corpus
@@ -58,11 +58,16 @@ def read_mixtures(path: str | Path, corpus: Corpus) -> list[Mixture]:
     if ids.duplicated().any():
         raise MixsurrogateError(f"{path}: duplicate run_id {ids[ids.duplicated()].iloc[0]}")
     weights = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    try:
+        check_mixtures(
+            weights, labels=[f"run {r}" for r in ids], columns=columns,
+            sum_tolerance=SUM_TOLERANCE,
+        )  # fmt: skip
+    except MixsurrogateError as err:
+        raise MixsurrogateError(f"{path}: {err}") from err
     mixtures = []
     for row, run_id in enumerate(ids):
         w = weights[row]
-        if not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > SUM_TOLERANCE:
-            raise MixsurrogateError(f"{path}: run {run_id}: weights must be >= 0 and sum to 1")
         seed = frame["seed"].iloc[row] if "seed" in frame.columns else None
         mixtures.append(
             Mixture(

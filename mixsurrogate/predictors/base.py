@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import NotEnoughRunsError
+from ..simplex import check_mixtures
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):
@@ -72,11 +73,9 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
 
 
 def check_weights(W) -> np.ndarray:  # noqa: N803
-    """Mixture weights as a finite 2-D float array (rows are mixtures)."""
-    W = np.atleast_2d(np.asarray(W, dtype=float))  # noqa: N806
-    if not np.isfinite(W).all():
-        raise ValueError("mixture weights contain NaN or inf")
-    return W
+    """Mixture weights as a finite, non-negative 2-D float array (rows are mixtures); the one
+    validator (``simplex.check_mixtures``), with an optimiser's rounding tolerated."""
+    return check_mixtures(W, negative_tolerance=1e-6)
 
 
 def check_features(features, n_rows: int) -> np.ndarray:
