@@ -86,6 +86,11 @@ def mde_features(scores: str | None, log: RunsLog, kind: str):
     return fmap.transform, store
 
 
+def scores_option(help_text: str):
+    """``--scores DIR``, a score store (MDE features), with the command's own help."""
+    return click.option("--scores", type=click.Path(exists=True, file_okay=False), help=help_text)
+
+
 #: MDE features of fit, cv and propose: token-level, sequence-posterior, or both
 mde_kind_option = click.option(
     "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True

@@ -16,6 +16,7 @@ from .cli_common import (
     print_table,
     resolve_kinds,
     resolve_log,
+    scores_option,
     select_targets,
 )
 from .errors import MixsurrogateError
@@ -25,11 +26,7 @@ from .report import curve_table, headline_table, per_set_table, problems_table
 @click.command()
 @click.argument("log")
 @click.option("--predictor", "-p", default="linear", show_default=True)
-@click.option(
-    "--scores",
-    type=click.Path(exists=True, file_okay=False),
-    help="score store for +mde predictors",
-)
+@scores_option("score store for +mde predictors")
 @mde_kind_option
 @click.option("--target", "-t", multiple=True, help="evaluation set(s) to fit (default: all)")
 @click.option(
@@ -133,11 +130,7 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     multiple=True,
     help="repeatable; default: every rates predictor (+mde ones with --scores)",
 )
-@click.option(
-    "--scores",
-    type=click.Path(exists=True, file_okay=False),
-    help="score store: adds MDE predictors",
-)
+@scores_option("score store: adds MDE predictors")
 @mde_kind_option
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option(

@@ -10,6 +10,7 @@ from .cli_common import (
     mde_kind_option,
     resolve_kinds,
     resolve_log,
+    scores_option,
     show_proposal,
 )
 from .errors import MixsurrogateError
@@ -18,11 +19,7 @@ from .errors import MixsurrogateError
 @click.command()
 @click.argument("log", required=False)
 @click.option("--predictor", "-p", default="gp", show_default=True)
-@click.option(
-    "--scores",
-    type=click.Path(exists=True, file_okay=False),
-    help="score store (MDE features, zero-run mode)",
-)
+@scores_option("score store (MDE features, zero-run mode)")
 @mde_kind_option
 @click.option(
     "--objective",

@@ -44,6 +44,8 @@ from .base import MixturePredictor, check_features, check_weights
 INPUT_TRANSFORMS = ("sqrt", "log", "raw")
 PREDICT_CHUNK = 256  # query points per posterior call, see GPPredictor._posterior
 
+#: starts of the multi-start refit after a failed first attempt (see GPPredictor._fitted_model)
+RETRY_STARTS = 8
 #: below this many runs a GP runs on one torch thread (see ``_one_thread_if_small``)
 SMALL_GP_ROWS = 2048
 
@@ -246,8 +248,6 @@ class GPPredictor(MixturePredictor):
         the cap (and any other optimiser warning) is accepted rather than treated as a
         failure, but counted in ``fit_notes_``, as are retries and other warnings.
         """
-        model = self._model(X, Y)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
         attempts = 0
 
         def counted_optimizer(mll, closure=None, **kwargs):
@@ -261,20 +261,41 @@ class GPPredictor(MixturePredictor):
             accepted.append(_warning_label(warning))
             return True
 
+        def fit(**options) -> SingleTaskGP:
+            model = self._model(X, Y)
+            fit_gpytorch_mll(
+                ExactMarginalLogLikelihood(model.likelihood, model),
+                optimizer=counted_optimizer,
+                optimizer_kwargs={"options": {"maxiter": self.max_iter}},
+                warning_handler=accept,
+                **options,
+            )
+            return model
+
         with (
             torch.random.fork_rng(devices=[]),
             warnings.catch_warnings(record=True) as other,
         ):
             warnings.simplefilter("always")
             torch.manual_seed(self.seed)
-            fit_gpytorch_mll(
-                mll,
-                optimizer=counted_optimizer,
-                optimizer_kwargs={"options": {"maxiter": self.max_iter}},
-                warning_handler=accept,
-            )
+            model = fit()
+            if attempts > 1:
+                # The first attempt failed and BoTorch kept the first restart that did not,
+                # which can be a noise-only optimum (RegMix stackexchange: Spearman 0.38).
+                # Rare, so afford a proper multi-start: the best marginal likelihood of
+                # RETRY_STARTS attempts from prior samples (still seeded).
+                failed_first = attempts - 1
+                model = fit(max_attempts=RETRY_STARTS, pick_best_of_all_attempts=True)
+                self._pending_notes_add(
+                    f"first attempt failed ({failed_first} restart(s)); kept the best of "
+                    f"{RETRY_STARTS} starts"
+                )
+                attempts = 1
         self._note_fit(attempts, accepted + [_warning_label(w) for w in other])
         return model
+
+    def _pending_notes_add(self, note: str) -> None:
+        self.__dict__.setdefault("_pending_notes", []).append(note)
 
     def _note_fit(self, attempts: int, labels: list[str]) -> None:
         """Record retries and warnings of one hyper-parameter fit for ``fit_notes_``."""
