@@ -42,9 +42,7 @@ def test_cross_validation_never_sees_the_held_out_fold():
     """A predictor fitted on data containing the held-out rows would predict them perfectly;
     the out-of-fold predictions of a 1-nearest-neighbour-like model must not be exact."""
     log = synthetic_log()
-    result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("mean")], log, folds=4, progress=False
-    )
+    result = evaluate.cross_validate([evaluate.PredictorSpec("mean")], log, folds=4, progress=False)
     # mean predictor: each fold's prediction is the mean of the OTHER folds
     y = log.loss("a")
     for key, pred in result.predictions["mean"].items():
