@@ -84,8 +84,8 @@ class MDEEvaluator:
     tokens for token/window and sequences for bayes (a sequence's terms are not independent).
     ``threads``: workers (default: the CPUs this process may use). ``max_fold``: most ratios
     multiplied before one log (1 = one log per term; only for benchmarking the fold).
-    ``tile``: elements per (terms x mixtures) tile; the default ``TILE`` suits a 512 KB+ L2
-    cache, and a small tile forces many tiles (tests of the tiling, benchmarks).
+    ``tile``: elements per (terms x mixtures) tile (default ``TILE``, see :mod:`.mde_engine`);
+    a small tile forces many tiles (tests of the tiling, benchmarks).
     Thread-safe: buffers come from a shared pool, one set per concurrent worker.
     """
 

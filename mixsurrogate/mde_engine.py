@@ -10,8 +10,8 @@ multiplying up to 16 ratios before one log. That is exact in real arithmetic and
 because each ratio lies in ``[w_min, 1/w_min]`` (the max-shifted column holds a 1), so the fold
 depth is chosen per block of mixtures so the product stays within ``[1e-36, 1e36]``.
 
-Work is cut into (terms x mixtures) tiles that stay in a core's cache from the GEMM to the
-sum, and split over threads (numpy releases the GIL; BLAS is held to one thread inside each).
+Work is cut into (terms x mixtures) tiles, folded in place from the GEMM to the sum, and split
+over threads (numpy releases the GIL inside each call; BLAS is held to one thread in each).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from .mde_terms import LossTerms
 #: most ratios multiplied before one log (``MDEEvaluator(max_fold=...)`` may lower it)
 FOLD_MAX = 16
 _LOG_PRODUCT_LIMIT = math.log(1e-36)
-#: default elements per (terms x mixtures) tile: 0.5 MB of float32 stays in a core's L2 cache
-#: while the GEMM writes it and the fold reads it back (``MDEEvaluator(tile=...)``)
-TILE = 1 << 17
+#: default elements per (terms x mixtures) tile (``MDEEvaluator(tile=...)``): 4 MB of float32,
+#: past L2 but few, long numpy calls. Workers hand the GIL over at every call, and with calls of
+#: a few us two threads ran no faster than one (measured on 2 cores: 2^17 elements 0.18-0.24
+#: ns/element, 2^20 0.13; one thread 0.25-0.27 at either size)
+TILE = 1 << 20
 #: mixtures per block: rows sorted by smallest weight, each block folds as deep as it allows
 _ROWS = 128
 #: below this many mixture x term elements one thread is used: starting workers costs more
