@@ -33,6 +33,8 @@ _LOG_PRODUCT_LIMIT = math.log(1e-36)
 #: a few us two threads ran no faster than one (measured on 2 cores: 2^17 elements 0.18-0.24
 #: ns/element, 2^20 0.13; one thread 0.25-0.27 at either size)
 TILE = 1 << 20
+#: rows of logs summed in float32 before float64 takes over (error ~ a few ulp of such a sum)
+SUM_ROWS = 64
 #: mixtures per block: rows sorted by smallest weight, each block folds as deep as it allows
 _ROWS = 128
 #: below this many mixture x term elements one thread is used: starting workers costs more
@@ -53,11 +55,12 @@ class _Workspace:
         self._plans: dict[tuple, tuple] = {}
 
     def plan(self, which: str, w: int, m: int, fold: int, keep: bool) -> tuple:
-        """``(tile, steps, final, logs, ones)`` for a (w, m) tile at the start of ``which``.
+        """``(tile, steps, final, logs, groups)`` for a (w, m) tile at the start of ``which``.
 
         ``steps``: (a, b, out) multiplies of contiguous halves, in place unless ``keep``;
-        ``final``: the 1/fold products, ``logs``: the same viewed as (w/fold, m); ``ones``:
-        a float32 row to sum ``logs`` over its rows with one GEMV.
+        ``final``: the 1/fold products, ``logs``: the same viewed as (w/fold, m); ``groups``:
+        ``(ones, view)`` to sum ``logs`` in float32 over runs of at most ``SUM_ROWS`` rows with
+        one (batched) GEMV, or None where the rows do not split evenly (float64 sum).
         """
         key = (which, w, m, fold, keep)
         plan = self._plans.get(key)
@@ -72,8 +75,13 @@ class _Workspace:
                 steps.append((flat[:n], flat[n : 2 * n], out))
                 flat = out
             logs = flat[:n].reshape(-1, m)
-            ones = np.ones(logs.shape[0], dtype=np.float32)
-            plan = self._plans[key] = (tile, steps, flat[:n], logs, ones)
+            r = logs.shape[0]
+            groups = None
+            if r <= SUM_ROWS:
+                groups = (np.ones(r, dtype=np.float32), logs[None])
+            elif r % SUM_ROWS == 0:
+                groups = (np.ones(SUM_ROWS, dtype=np.float32), logs.reshape(-1, SUM_ROWS, m))
+            plan = self._plans[key] = (tile, steps, flat[:n], logs, groups)
         return plan
 
 
@@ -91,16 +99,20 @@ def _fold_log_sum(plan: tuple, keep: bool) -> np.ndarray:
     Rows are multiplied pairwise ``log2(fold)`` times first (the buffer's contiguous halves,
     in place so the tile stays in cache). ``keep`` leaves the tile untouched and sums in
     float64: the gradient path subtracts numerator and denominator sums. The loss path sums
-    with a float32 GEMV (its vector lanes keep the error at a few ulp of the column sum): a
-    float64 reduction across rows costs as much as all the logs the fold leaves.
+    runs of ``SUM_ROWS`` rows with a float32 GEMV (its vector lanes keep the error at a few ulp
+    of a run's sum), the runs in float64: a float64 reduction across all rows costs as much as
+    all the logs the fold leaves.
     """
-    _, steps, final, logs, ones = plan
+    _, steps, final, logs, groups = plan
     for a, b, out in steps:
         np.multiply(a, b, out=out)
     if keep and not steps:
         return np.log(logs).sum(axis=0, dtype=np.float64)  # unfolded: the tile itself
     np.log(final, out=final)
-    return logs.sum(axis=0, dtype=np.float64) if keep else ones @ logs
+    if keep or groups is None:
+        return logs.sum(axis=0, dtype=np.float64)
+    ones, view = groups
+    return (ones @ view).sum(axis=0, dtype=np.float64)
 
 
 def _log_ratio_tile(
