@@ -158,6 +158,16 @@ def test_folding_and_threads_keep_float64_accuracy(monkeypatch):
     assert mde_engine.fold_depth(0.2) == 16 and mde_engine.fold_depth(1e-12) == 2
 
 
+def test_long_set_few_mixtures_keeps_float64_accuracy():
+    """Default tiles over 2^18 tokens and 2 mixtures: long tile columns, summed in short runs."""
+    rng = np.random.default_rng(3)
+    shape = (256, 1024)
+    logp = np.log(rng.dirichlet(np.ones(K), size=shape).transpose(2, 0, 1))
+    s = EvalSetScores("long", "val", logp.astype(np.float32), np.ones(shape, bool))
+    W = rng.dirichlet(np.ones(K), size=2)
+    np.testing.assert_allclose(MDEEvaluator(s, threads=1).loss(W), ref_token(s, W), atol=1e-7)
+
+
 @pytest.mark.parametrize(("kind", "window"), [("token", None), ("bayes", None), ("window", 4)])
 def test_gradient_matches_finite_differences(kind, window):
     s = make_set(8, task=True, extreme=True)
