@@ -424,7 +424,8 @@ def markdown(r: dict, h: int) -> str:
         "tile; naive agrees with ours to "
         f"{r['naive_minus_ours_max_abs_nats']:.1e} nats. What ours adds to the roofline is the "
         "fold: four in-place pairwise multiplies of halving tiles (15/16 of a multiply per "
-        "element) and the column sums (one float32 GEMV per tile). Without the fold (one log per "
+        "element) and the column sums (float32 GEMVs over runs of 64 rows, then float64). Without "
+        "the fold (one log per "
         "token) ours is the naive algorithm in our tiling. "
         "The windowed kind does two GEMMs and a division per token; the bayes kind telescopes to "
         f"one term per sequence ({r['bayes_loss_seconds'] * 1e3:.0f} ms for all M).",
