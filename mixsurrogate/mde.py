@@ -44,6 +44,7 @@ from .mde_terms import (  # EVIDENCE, LOGP_FLOOR: re-exported, mde's names befor
     token_terms,
 )
 from .scores import EvalSetScores
+from .simplex import check_mixtures
 
 KINDS = ("token", "bayes", "window")
 DEFAULT_EPS = 1e-12
@@ -57,21 +58,12 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def check_weights(W, n_experts: int, eps: float = DEFAULT_EPS) -> tuple[np.ndarray, np.ndarray]:
-    """Validated mixtures as (M, K): the clipped, renormalised float64 rows and their sums."""
-    W = np.asarray(W, dtype=np.float64)
-    if W.ndim == 1:
-        W = W[None, :]
-    if W.ndim != 2 or W.shape[1] != n_experts:
-        raise MixsurrogateError(
-            f"mixtures have shape {W.shape}; expected (mixtures, {n_experts}) weights, "
-            "one per expert in the score store's order"
-        )
-    if not np.isfinite(W).all():
-        raise MixsurrogateError("mixture weights contain NaN or inf")
-    if (W < -1e-6).any():
-        raise MixsurrogateError(f"mixture weights must be >= 0 (got {W.min():.3g})")
-    V = np.maximum(W, eps)
+def check_weights(W, n_experts: int, eps: float = DEFAULT_EPS) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    """Validated mixtures as (M, K) (``simplex.check_mixtures``, one weight per expert in the
+    score store's order): the rows floored at ``eps`` and renormalised, and their sums (the
+    gradient needs them)."""
+    W = check_mixtures(W, n_experts, negative_tolerance=1e-6)  # noqa: N806
+    V = np.maximum(W, eps)  # noqa: N806
     s = V.sum(axis=1)
     return V / s[:, None], s
 
