@@ -119,7 +119,7 @@ def mde_demo(
     floor and the noise ceiling on Spearman to the description and the plot.
     """
     from .features import MDEFeatureMap
-    from .noise import noise_ceiling, seed_noise
+    from .noise import noise_ceiling, noise_floor
     from .runs import load_runs
     from .scores import load_scores
 
@@ -149,13 +149,15 @@ def mde_demo(
     noise_note, references = "", {}
     seeds_path = Path(runs_path).with_name("seeds.csv")
     if seeds_path.is_file():
-        noise = seed_noise(load_runs(seeds_path), objective)[evaluate.OBJECTIVE_TARGET]
-        ceiling = noise_ceiling(log, {evaluate.OBJECTIVE_TARGET: noise}, objective)
+        floor = noise_floor(load_runs(seeds_path), objective)[evaluate.OBJECTIVE_TARGET]
+        scored_log = log if scored is None else log.subset(np.flatnonzero(scored))
+        ceiling = noise_ceiling(scored_log, {evaluate.OBJECTIVE_TARGET: floor.std}, objective)
         references["noise ceiling"] = ceiling[evaluate.OBJECTIVE_TARGET]
         noise_note = (
-            f"; seed-noise floor of the objective {noise:.3f} nats, so even the exact expected "
-            f"losses would reach only Spearman ~{references['noise ceiling']:.2f} against these "
-            "single-seed runs"
+            f"; seed-noise floor of the objective {floor.std:.3f} nats [95% CI {floor.lo:.3f}, "
+            f"{floor.hi:.3f}], so even the exact expected losses would reach only Spearman "
+            f"~{references['noise ceiling']:.2f} against these single-seed "
+            + ("runs" if scored is None else "mixing runs (the vertex runs are not scored)")
         )
     best = _best_fitted(comparison, evaluate.OBJECTIVE_TARGET)
     proposal = propose_exploit(log, evaluate.PredictorSpec(best), objective, feature_fn=feature_fn)
