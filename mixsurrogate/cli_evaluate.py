@@ -316,7 +316,8 @@ def _print_report(mode, summary, targets, set_mean, set_left_out, obj, compariso
 def _print_curve(curve_summary, curve, obj, curve_mean, draws):
     from .evaluate import OBJECTIVE_TARGET
 
-    target = OBJECTIVE_TARGET if obj is not None else curve_mean
+    sets = curve.sets
+    target = OBJECTIVE_TARGET if obj is not None else (sets[0] if len(sets) == 1 else curve_mean)
     print_table(
         curve_table(curve_summary, target),
         f"learning curve: Spearman on {target}, mean over {draws} draws",

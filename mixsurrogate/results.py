@@ -320,6 +320,15 @@ def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> t
     first = chosen.groupby(["predictor", *keys], sort=False)[["n_train", "n_scored"]].first()
     table = means.join(first).reset_index()
     table["target"], table["status"], table["reason"] = name, "ok", ""
+    # a split where some set was not scored (a curve size a law cannot fit) is not scored either
+    lacking = chosen[chosen["status"] != "ok"].groupby(["predictor", *keys], sort=False)
+    missing = lacking["target"].agg(lambda t: ", ".join(t)).rename("lacking").reset_index()
+    table = table.merge(missing, on=["predictor", *keys], how="left")
+    bad = table["lacking"].notna()
+    table.loc[bad, "status"] = "skipped"
+    table.loc[bad, "reason"] = "needs " + table.loc[bad, "lacking"] + ", not scored"
+    table.loc[bad, list(METRICS)] = np.nan
+    table = table.drop(columns=["lacking"])
     evaluation.scores = pd.concat([scores, table], ignore_index=True)
     evaluation.set_means[name] = list(sets)
     return name, left_out

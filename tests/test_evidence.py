@@ -323,3 +323,18 @@ def test_noise_floor_interval_widens_with_few_repeats():
     floor = noise_floor(RunsLog(frame))["x"]
     assert floor.dof == 9 and floor.lo < floor.std < floor.hi
     assert floor.hi / floor.lo > 2  # 9 degrees of freedom leave a wide interval
+
+
+def test_set_mean_of_a_curve_size_a_law_cannot_fit_is_skipped_not_nan():
+    log = regmix_runs("test-1b").subset(range(40))
+    curve = evaluate.learning_curve(
+        [evaluate.PredictorSpec("dml")], log, None, [8, 30], draws=2,
+        targets=["pile_cc", "github"], progress=False,
+    )  # fmt: skip
+    name, _ = evaluate.add_set_mean(curve, ["pile_cc", "github"])
+    cells = curve.summary(["size"]).set_index(["target", "size"])
+    assert cells.loc[(name, 8), "status"] == "skipped"
+    assert "needs pile_cc, github" in cells.loc[(name, 8), "reason"]
+    assert cells.loc[(name, 30), "status"] == "ok" and np.isfinite(
+        cells.loc[(name, 30), "spearman"]
+    )
