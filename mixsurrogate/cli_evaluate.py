@@ -160,6 +160,12 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     multiple=True,
     help="A,B: paired difference of Spearman on the same splits, with its interval",
 )
+@click.option(
+    "--coverage",
+    "interval_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="also score prediction intervals at this level (e.g. 0.9): held-out coverage and width",
+)
 @click.option("--curve", "curve_sizes", help="learning curve sizes, e.g. 16,32,64 (with --draws)")
 @click.option("--draws", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -179,6 +185,7 @@ def cv(
     score_only,
     exclude_scoring,
     compare_pairs,
+    interval_level,
     curve_sizes,
     draws,
     seed,
@@ -192,13 +199,15 @@ def cv(
     loss); tables show the mean over splits with a 95% bootstrap interval (over splits, or
     over test runs with --test) and the pooled out-of-fold Spearman as a secondary column.
     A predictor that cannot be fitted to a set shows as a skipped or failed cell with its
-    reason; the exit status is 1 only if nothing could be scored.
+    reason; the exit status is 1 only if nothing could be scored. --coverage 0.9 also scores
+    90% prediction intervals (GPs: posterior predictive; others: split conformal on CV
+    residuals of each fit's own training runs, so it refits each predictor 5 more times).
 
     \b
     Examples:
       mixsurrogate cv runs.csv --folds 5 --repeats 4 -p linear -p gp --compare gp,linear
       mixsurrogate cv runs.csv --scores scores/ --objective val=0.5,task=0.5 --exclude-scoring 'vertex-*'
-      mixsurrogate cv regmix:train-1m --test regmix:test-1b -t pile_cc --json
+      mixsurrogate cv regmix:train-1m --test regmix:test-1b -t pile_cc --coverage 0.9 --json
       mixsurrogate cv regmix:train-1m --test regmix:test-1m -t pile_cc --curve 16,32,64 --plot out/
     """
     from . import evaluate
@@ -222,13 +231,14 @@ def cv(
     left_out = int((~scored).sum())
     if test is not None:
         result = evaluate.train_test(
-            specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed
-        )
+            specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed,
+            interval_level=interval_level,
+        )  # fmt: skip
         mode = f"train {len(runs_log)} runs -> test {int(scored.sum())} runs"
     else:
         result = evaluate.cross_validate(
             specs, runs_log, folds, targets, feature_fn, seed, objective=obj, repeats=repeats,
-            scored=scored,
+            scored=scored, interval_level=interval_level,
         )  # fmt: skip
         times = f" x {repeats} repeats" if repeats > 1 else ""
         mode = f"{folds}-fold CV{times} on {len(runs_log)} runs"

@@ -93,6 +93,8 @@ class FitOutcome:
     pred: np.ndarray  # (rows, targets)
     status: dict[str, tuple[str, str]]  # target -> ("ok" | "skipped" | "failed", reason)
     notes: dict[str, list[str]] = field(default_factory=dict)
+    lower: np.ndarray | None = None  # prediction interval bounds, like pred (interval_level)
+    upper: np.ndarray | None = None
 
     @property
     def fitted(self) -> list[str]:
@@ -128,29 +130,38 @@ def fit_predict(
     W_test: np.ndarray,  # noqa: N803
     targets: Sequence[str],
     feature_fn: FeatureFn | None = None,
+    interval_level: float | None = None,
 ) -> FitOutcome:
-    """Fit on ``train`` and predict ``W_test`` for every target that could be fitted.
+    """Fit on ``train`` and predict ``W_test`` for every target that could be fitted (and,
+    with ``interval_level``, each prediction's interval, calibrated on ``train`` alone).
 
     Never raises for a target's trouble: it is in ``status`` with its reason.
     """
     targets = list(targets)
     pred = np.full((len(W_test), len(targets)), np.nan)
+    lower, upper = (pred.copy(), pred.copy()) if interval_level else (None, None)
     model = spec.build()
     Y = np.column_stack([train.loss(t) for t in targets])  # noqa: N806
     try:
         model.fit(train.W, Y, targets, train.domains, features=_features(spec, feature_fn, train.W))
         reasons = model.reasons()
         if model.fitted_targets_:
-            got = model.predict(W_test, features=_features(spec, feature_fn, W_test))
-            for j, target in enumerate(model.fitted_targets_):
-                pred[:, targets.index(target)] = got[:, j]
+            test_features = _features(spec, feature_fn, W_test)
+            got = model.predict(W_test, features=test_features)
+            cols = [targets.index(t) for t in model.fitted_targets_]
+            pred[:, cols] = got
+            if interval_level:
+                lo, hi = model.predict_interval(W_test, test_features, interval_level)
+                lower[:, cols], upper[:, cols] = lo, hi
     except MixsurrogateError:
         raise  # configuration errors (no score store) are the user's to fix
     except Exception as err:  # noqa: BLE001 - one predictor's failure must not lose the others
         reason = f"{type(err).__name__}: {err}"
         return FitOutcome(pred, {t: ("failed", reason) for t in targets})
     status = {t: reasons.get(t, ("ok", "")) for t in targets}
-    return FitOutcome(pred, status, dict(model.notes_))
+    notes = {t: list(model.members_[t].fit_notes_) for t in model.fitted_targets_}
+    notes = {t: list(dict.fromkeys(model.notes_.get(t, []) + n)) for t, n in notes.items()}
+    return FitOutcome(pred, status, notes, lower, upper)
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -173,6 +184,10 @@ def _split_rows(
         row = {**base, "target": target, "status": status, "reason": reason}
         if status == "ok":
             row |= metrics(truth[split.test, j], outcome.pred[:, j])
+            if outcome.lower is not None:
+                y, lo, hi = truth[split.test, j], outcome.lower[:, j], outcome.upper[:, j]
+                row["coverage"] = float(np.mean((y >= lo) & (y <= hi)))
+                row["width"] = float(np.mean(hi - lo))
         rows.append(row)
     return rows
 
@@ -189,6 +204,7 @@ def run_splits(
     progress: bool = True,
     seed: int = 0,
     desc: str = "evaluation",
+    interval_level: float | None = None,
 ) -> Evaluation:
     """Fit every predictor on every split and score it on the split's test rows.
 
@@ -215,8 +231,9 @@ def run_splits(
             predictions[spec.display] = {}
             for split in splits:
                 outcome = fit_predict(
-                    spec, train.subset(split.train), scored_log.W[split.test], targets, feature_fn
-                )
+                    spec, train.subset(split.train), scored_log.W[split.test], targets,
+                    feature_fn, interval_level,
+                )  # fmt: skip
                 rows += _split_rows(spec, split, outcome, truth, targets, key_columns)
                 predictions[spec.display][split.key] = outcome.pred
                 for target, items in outcome.notes.items():
@@ -254,12 +271,17 @@ def cross_validate(
     objective: Objective | None = None,
     repeats: int = 1,
     scored: np.ndarray | None = None,
+    interval_level: float | None = None,
 ) -> Evaluation:
-    """Repeated k-fold CV on one log, identical folds for every predictor."""
+    """Repeated k-fold CV on one log, identical folds for every predictor.
+
+    With ``interval_level`` every cell also gets the held-out ``coverage`` of that interval
+    and its mean ``width`` (each fit calibrates its intervals on its own training runs).
+    """
     splits = cv_splits(len(log), folds, repeats, seed, scored)
     return run_splits(
         specs, log, splits, list(targets or log.targets), ["repeat", "fold"], feature_fn,
-        objective, None, progress, seed, "cross-validation",
+        objective, None, progress, seed, "cross-validation", interval_level,
     )  # fmt: skip
 
 
@@ -273,6 +295,7 @@ def train_test(
     objective: Objective | None = None,
     scored: np.ndarray | None = None,
     seed: int = 0,
+    interval_level: float | None = None,
 ) -> Evaluation:
     """Fit each predictor on ``train`` once and score it on the scored rows of ``test``."""
     rows = np.flatnonzero(scored_mask(len(test), scored))
@@ -281,7 +304,7 @@ def train_test(
     splits = [Split(("test", "test"), np.arange(len(train)), rows)]
     return run_splits(
         specs, train, splits, list(targets or train.targets), ["test"], feature_fn, objective,
-        test, progress, seed, "predictors",
+        test, progress, seed, "predictors", interval_level,
     )  # fmt: skip
 
 

@@ -41,6 +41,9 @@ def headline_table(summary: pd.DataFrame, target: str) -> pd.DataFrame:
         )
     ]
     table["mse"] = rows["mse"]
+    if "coverage" in rows.columns and rows["coverage"].notna().any():
+        table["interval coverage"] = rows["coverage"]
+        table["interval width"] = rows["width"]
     return table
 
 

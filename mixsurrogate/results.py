@@ -32,6 +32,8 @@ from .objective import Objective
 OBJECTIVE_TARGET = "objective"
 #: metrics that get a bootstrap interval in summaries
 INTERVAL_METRICS = ("spearman", "regret")
+#: held-out coverage and mean width of prediction intervals, when they were asked for
+INTERVAL_COLUMNS = ("coverage", "width")
 
 
 @dataclass
@@ -165,7 +167,7 @@ def summarise(evaluation: Evaluation, group: list[str]) -> pd.DataFrame:
         row |= {"status": status, "reason": reason, "splits": len(cell)}
         row["n_train"] = float(cell["n_train"].mean())
         row["n_scored"] = float(cell["n_scored"].mean())
-        for m in METRICS:
+        for m in METRICS + tuple(m for m in INTERVAL_COLUMNS if m in cell.columns):
             ok = status == "ok"
             row[m] = float(cell[m].mean()) if ok else np.nan
             row[f"{m}_std"] = float(cell[m].std(ddof=1)) if ok and len(cell) > 1 else np.nan
@@ -316,7 +318,8 @@ def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> t
         return name, left_out
     keys = [*evaluation.key_columns]
     chosen = per_set[per_set["target"].isin(sets)]
-    means = chosen.groupby(["predictor", *keys], sort=False)[list(METRICS)].mean()
+    columns = list(METRICS) + [c for c in INTERVAL_COLUMNS if c in chosen.columns]
+    means = chosen.groupby(["predictor", *keys], sort=False)[columns].mean()
     first = chosen.groupby(["predictor", *keys], sort=False)[["n_train", "n_scored"]].first()
     table = means.join(first).reset_index()
     table["target"], table["status"], table["reason"] = name, "ok", ""
@@ -327,7 +330,7 @@ def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> t
     bad = table["lacking"].notna()
     table.loc[bad, "status"] = "skipped"
     table.loc[bad, "reason"] = "needs " + table.loc[bad, "lacking"] + ", not scored"
-    table.loc[bad, list(METRICS)] = np.nan
+    table.loc[bad, columns] = np.nan
     table = table.drop(columns=["lacking"])
     evaluation.scores = pd.concat([scores, table], ignore_index=True)
     evaluation.set_means[name] = list(sets)

@@ -55,7 +55,37 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         self.n_domains_ = W.shape[1]
         self.fit_notes_: list[str] = []
         self._fit(W, y, features)
+        self.training_data_ = (W, y, features)  # for predict_interval's calibration only
+        self.conformal_residuals_ = None
         return self
+
+    def predict_interval(
+        self,
+        W: np.ndarray,  # noqa: N803
+        features: np.ndarray | None = None,
+        level: float = 0.9,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of a ``level`` prediction interval for a new run's observed loss.
+
+        Split conformal on cross-validated residuals of the training runs (``intervals``),
+        computed once, on first use (it refits the predictor on each fold). GPs override this
+        with their posterior predictive.
+        """
+        from .intervals import conformal_quantile, cv_residuals
+
+        pred = self.predict(W, features)
+        if self.conformal_residuals_ is None:
+            W_fit, y_fit, f_fit = self.training_data_  # noqa: N806
+            residuals = cv_residuals(self, W_fit, y_fit, f_fit, seed=getattr(self, "seed", 0))
+            failed = int(np.isnan(residuals).sum())
+            if failed:
+                self.fit_notes_.append(
+                    f"interval calibration: {failed} of {len(residuals)} runs in folds too "
+                    "small to fit"
+                )
+            self.conformal_residuals_ = residuals
+        half = conformal_quantile(self.conformal_residuals_, level)
+        return pred - half, pred + half
 
     def predict(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         W = check_weights(W)

@@ -35,6 +35,7 @@ from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
+from scipy.stats import norm
 
 from ..errors import MixsurrogateError
 from .base import MixturePredictor, check_features, check_weights
@@ -91,6 +92,16 @@ def _warning_label(warning: warnings.WarningMessage) -> str:
         return "Cholesky needed added jitter (kernel matrix not p.d.)"
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{warning.category.__name__}: {first[:120]}"
+
+
+def gaussian_interval(
+    mean: np.ndarray, std: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``level`` interval of independent Gaussians."""
+    if not 0 < level < 1:
+        raise ValueError(f"interval level must be in (0, 1), got {level}")
+    z = float(norm.ppf(0.5 + level / 2))
+    return mean - z * std, mean + z * std
 
 
 def _hyper_parameters(model: SingleTaskGP) -> dict[str, torch.Tensor]:
@@ -305,7 +316,13 @@ class GPPredictor(MixturePredictor):
         for label, count in sorted(Counter(labels).items()):
             notes.append(f"{label} ({count}x)" if count > 1 else label)
 
-    def _posterior(self, W: np.ndarray, features: np.ndarray | None, with_std: bool = True):  # noqa: N803
+    def _posterior(
+        self,
+        W: np.ndarray,  # noqa: N803
+        features: np.ndarray | None,
+        with_std: bool = True,
+        observation_noise: bool = False,
+    ):
         """Posterior mean (and std) per point, in chunks.
 
         GPyTorch forms the joint prior covariance of all query points even when only the mean
@@ -317,7 +334,7 @@ class GPPredictor(MixturePredictor):
         with torch.no_grad(), _one_thread_if_small(len(self.model_.train_targets)):
             for chunk in torch.split(X, PREDICT_CHUNK):
                 if with_std:
-                    post = self.model_.posterior(chunk)
+                    post = self.model_.posterior(chunk, observation_noise=observation_noise)
                     stds.append(post.variance.clamp_min(0).sqrt().reshape(-1))
                 else:
                     with gpytorch.settings.skip_posterior_variances():
@@ -337,3 +354,17 @@ class GPPredictor(MixturePredictor):
         mean, std = self._posterior(W, features)
         # log target: delta method, d exp(m) = exp(m) dm
         return np.exp(mean) * std if self.log_target else std
+
+    def predict_interval(
+        self,
+        W: np.ndarray,  # noqa: N803
+        features: np.ndarray | None = None,
+        level: float = 0.9,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` interval of the posterior predictive: the latent loss plus the
+        fitted observation noise (a new run is one noisy draw), Gaussian."""
+        W = check_weights(W)  # noqa: N806
+        features = check_features(features, len(W)) if self.uses_features else None
+        mean, std = self._posterior(W, features, observation_noise=True)
+        lo, hi = gaussian_interval(mean, std, level)
+        return (np.exp(lo), np.exp(hi)) if self.log_target else (lo, hi)

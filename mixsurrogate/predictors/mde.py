@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MixsurrogateError, UnsupportedTargetError
-from .base import MixturePredictor, check_features
-from .gp import GPPredictor
+from .base import MixturePredictor, check_features, check_weights
+from .gp import GPPredictor, gaussian_interval
 from .lgbm import LGBMPredictor
 from .linear import LinearPredictor
 
@@ -189,3 +189,15 @@ class GPResidualMDEPredictor(GPPredictor):
 
     def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
         return self._calibrated(features) + super()._predict(W, None)
+
+    def predict_interval(
+        self,
+        W: np.ndarray,  # noqa: N803
+        features: np.ndarray | None = None,
+        level: float = 0.9,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The residual GP's posterior predictive around the calibrated MDE loss."""
+        W = check_weights(W)  # noqa: N806
+        features = check_features(features, len(W))
+        mean, std = self._posterior(W, None, observation_noise=True)
+        return gaussian_interval(self._calibrated(features) + mean, std, level)

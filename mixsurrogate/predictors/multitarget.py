@@ -128,3 +128,14 @@ class MultiTargetPredictor(BaseEstimator):
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Posterior std per target, same shape as ``predict``; only if every member has one."""
         return np.column_stack([m.predict_std(W, features) for m in self.members_.values()])
+
+    def predict_interval(
+        self,
+        W: np.ndarray,  # noqa: N803
+        features: np.ndarray | None = None,
+        level: float = 0.9,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) per target, each shaped like ``predict``; see the members'."""
+        self.require_fitted()
+        bounds = [m.predict_interval(W, features, level) for m in self.members_.values()]
+        return np.column_stack([b[0] for b in bounds]), np.column_stack([b[1] for b in bounds])

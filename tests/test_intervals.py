@@ -1,0 +1,72 @@
+"""Prediction intervals for every predictor: coverage on a synthetic function, and no held-out
+loss in the calibration (issue 12, intervals)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixsurrogate import evaluate
+from mixsurrogate.predictors import make_predictor
+from mixsurrogate.predictors.intervals import conformal_quantile
+from mixsurrogate.runs import RunsLog
+from mixsurrogate.simplex import dirichlet_simplex
+
+SLOPE = np.array([0.8, -0.3, 0.2, -0.5])
+
+
+def noisy_linear(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    W = dirichlet_simplex(n, 4, seed=seed)  # noqa: N806
+    y = 3.0 + W @ SLOPE + np.random.default_rng(seed).normal(0, noise, n)
+    return W, y
+
+
+def test_conformal_quantile_is_the_finite_sample_one():
+    r = np.arange(1, 11, dtype=float)  # |residuals| 1..10
+    assert conformal_quantile(r, 0.8) == 9.0  # ceil(11 * 0.8) = 9th smallest
+    assert conformal_quantile(r, 0.95) == np.inf  # ceil(11 * 0.95) = 11 > 10 residuals
+    assert conformal_quantile(np.append(r, np.nan), 0.8) == 9.0
+
+
+@pytest.mark.parametrize("name", ["linear", "lgbm", "dml", "gp"])
+def test_90_percent_intervals_cover_about_90_percent_of_new_runs(name):
+    W, y = noisy_linear(80, seed=1)  # noqa: N806
+    Wt, yt = noisy_linear(2000, seed=2)  # noqa: N806
+    model = make_predictor(name).fit(W, y)
+    lo, hi = model.predict_interval(Wt, level=0.9)
+    coverage = np.mean((yt >= lo) & (yt <= hi))
+    assert np.all(lo < hi)
+    assert 0.80 <= coverage <= 0.98, coverage
+
+
+def test_held_out_losses_never_reach_the_interval_calibration():
+    W, y = noisy_linear(40, seed=3)  # noqa: N806
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(40)])
+    frame["loss:a"] = y
+    changed = frame.copy()
+    split = evaluate.cv_splits(40, 4)[0]
+    changed.loc[split.test, "loss:a"] += 5.0  # only the held-out rows differ
+    outcomes = [
+        evaluate.fit_predict(
+            evaluate.PredictorSpec("linear"), RunsLog(f).subset(split.train),
+            RunsLog(f).W[split.test], ["a"], interval_level=0.9,
+        )
+        for f in (frame, changed)
+    ]  # fmt: skip
+    np.testing.assert_array_equal(outcomes[0].lower, outcomes[1].lower)
+    np.testing.assert_array_equal(outcomes[0].upper, outcomes[1].upper)
+
+
+def test_cv_reports_coverage_and_width_per_cell():
+    W, y = noisy_linear(50, seed=4)  # noqa: N806
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(50)])
+    frame["loss:a"] = y
+    summary = evaluate.cross_validate(
+        [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")], RunsLog(frame), 5,
+        progress=False, interval_level=0.9,
+    ).summary().set_index("predictor")  # fmt: skip
+    assert 0.75 <= summary.loc["linear", "coverage"] <= 1.0
+    assert summary.loc["linear", "width"] < summary.loc["mean", "width"]
