@@ -13,6 +13,7 @@ Protocol (every predictor on the same splits, so comparisons are paired):
   mean with a 95% bootstrap interval over splits; GP rows also the spread over ``--gp-seeds``;
 - the seed-noise floor (pooled std over the repeated mixtures) with its chi-square interval,
   and the noise ceiling on Spearman at the floor and at both ends of its interval;
+- in CV, the held-out coverage of every predictor's 90% prediction interval (per set);
 - one pre-registered paired comparison, fixed from the earlier version of this benchmark
   before these data existed: ``mde-cal[token]`` (its best predictor then) against ``gp`` (the
   best rates-only predictor on RegMix); all other pairings are labelled as chosen on these data.
@@ -55,6 +56,7 @@ MDE_KINDS = ("token", "bayes")
 GP_NAMES = ("gp", "gp+mde")
 PRIMARY = ("mde-cal[token]", "gp")  # pre-registered, see the module docstring
 VERTEX = "vertex-*"
+INTERVAL_LEVEL = 0.9  # prediction intervals scored in CV (coverage of held-out runs)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def evaluate_task(data: Path, task: Task, args: dict) -> tuple:
     spec = evaluate.PredictorSpec(task.name, params, task.label)
     cv = evaluate.cross_validate(
         [spec], log, args["folds"], log.targets, feature_fn, args["seed"], False,
-        repeats=args["repeats"], scored=scored,
+        repeats=args["repeats"], scored=scored, interval_level=INTERVAL_LEVEL,
     )  # fmt: skip
     curve = None
     if task.curves:
@@ -386,6 +388,15 @@ class Report:
             "",
             markdown(self.paired_table()),
             "",
+            "## 90% prediction intervals (CV, per evaluation set: held-out coverage, mean width in nats)",
+            "",
+            "GPs: posterior predictive with the fitted noise; the others: split conformal on CV "
+            "residuals of each fit's own training runs. Blends (SP, ET, ET+SP) have no interval "
+            "here: their sets' errors are correlated, and a sum of per-set intervals would "
+            "not be one.",
+            "",
+            markdown(self.coverage_table()),
+            "",
             "## GP seeds (CV Spearman: mean and sd over seeds)",
             "",
             markdown(self.gp_seeds.round(4)),
@@ -446,6 +457,23 @@ class Report:
             with_interval(d, lo, hi) for d, lo, hi in zip(table["difference"], table["lo"], table["hi"], strict=True)
         ]  # fmt: skip
         return table[["comparison", "where", "difference [95% CI]", "better", "splits"]]
+
+    def coverage_table(self) -> pd.DataFrame:
+        """Per predictor: coverage over the sets (mean, min, max) and mean interval width."""
+        cells = self.cv[
+            self.cv["predictor"].isin(self.labels) & self.cv["target"].isin(self.log.targets)
+        ]
+        cells = cells[cells["status"] == "ok"]
+        grouped = cells.groupby("predictor", sort=False)
+        table = pd.DataFrame(
+            {
+                "coverage (mean over sets)": grouped["coverage"].mean(),
+                "lowest set": grouped["coverage"].min(),
+                "highest set": grouped["coverage"].max(),
+                "mean width": grouped["width"].mean(),
+            }
+        ).reindex(self.labels)
+        return table.round(3).reset_index(names="predictor")
 
     def per_set_table(self) -> pd.DataFrame:
         cells = self.cv[
