@@ -24,13 +24,13 @@ from .runs import RunsLog
 class Split:
     """Rows to fit on and rows to score; ``key`` names the split within its protocol."""
 
-    key: tuple
+    key: tuple  # (protocol, ...): ("cv", repeat, fold), ("curve", size, draw), ("test", label)
     train: np.ndarray
     test: np.ndarray
-    group: tuple = ()  # what summaries average over (e.g. (n_train,) for a learning curve)
 
 
 def scored_mask(n: int, scored: np.ndarray | None) -> np.ndarray:
+    """The boolean mask of the rows to score (all when ``scored`` is None)."""
     mask = np.ones(n, bool) if scored is None else np.asarray(scored, bool)
     if mask.shape != (n,):
         raise ValueError(f"scored mask has shape {mask.shape}, expected ({n},)")
@@ -87,7 +87,7 @@ def curve_splits(
             idx = np.sort(rng.choice(pool, n, replace=False))
             train = np.sort(np.concatenate([idx, always]))
             test = np.arange(test_rows) if test_rows is not None else np.setdiff1d(pool, idx)
-            splits.append(Split(("curve", n, d), train, test, (n,)))
+            splits.append(Split(("curve", n, d), train, test))
     return splits, dropped
 
 
