@@ -148,6 +148,11 @@ def show_proposal(
                 else "not predicted"
             )
             print_table(frame, f"{result.mode} proposal {i + 1}: predicted objective {value}")
+            if result.objective_interval is not None:
+                level, lo, hi, how = result.objective_interval
+                click.echo(
+                    f"{level:.0%} interval of the objective: {lo[i]:.4f} - {hi[i]:.4f} ({how})"
+                )
             if result.set_losses:
                 losses = pd.DataFrame(
                     {

@@ -29,6 +29,8 @@ class Proposal:
     mixtures: np.ndarray  # (q, K)
     objective: np.ndarray  # (q,) predicted objective (nan where not predicted)
     objective_std: np.ndarray | None = None
+    #: (level, lower, upper, how) of the predicted objective, when it was computed
+    objective_interval: tuple[float, np.ndarray, np.ndarray, str] | None = None
     set_losses: dict[str, np.ndarray] = field(default_factory=dict)  # set -> (q,)
     nearest_run: list[tuple[str, float, float]] = field(
         default_factory=list
@@ -45,6 +47,14 @@ class Proposal:
                     "objective_std": None
                     if self.objective_std is None
                     else _num(self.objective_std[i]),
+                    "interval": None
+                    if self.objective_interval is None
+                    else {
+                        "level": self.objective_interval[0],
+                        "lower": _num(self.objective_interval[1][i]),
+                        "upper": _num(self.objective_interval[2][i]),
+                        "method": self.objective_interval[3],
+                    },
                     "losses": {s: _num(v[i]) for s, v in self.set_losses.items()},
                     "nearest_run": None
                     if not self.nearest_run
@@ -120,6 +130,38 @@ class FittedObjective:
         return self.objective.combine_std(stds, self.sets)
 
 
+def conformal_objective_interval(
+    spec: PredictorSpec,
+    log: RunsLog,
+    objective: Objective,
+    feature_fn: FeatureFn | None,
+    predicted: np.ndarray,
+    level: float = 0.9,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """A ``level`` interval of the predicted objective of new runs, by split conformal on the
+    objective's cross-validated residuals over the logged runs (refits the predictor ``folds``
+    times; the objective's sets are fitted together, so their correlated errors count)."""
+    from .evaluate import fit_predict
+    from .predictors.intervals import conformal_quantile
+    from .splits import cv_splits
+
+    folds = min(folds, len(log))
+    truth = objective_values(log, objective)
+    residuals = np.full(len(log), np.nan)
+    for split in cv_splits(len(log), folds, 1, seed):
+        outcome = fit_predict(
+            spec, log.subset(split.train), log.W[split.test], objective.sets, feature_fn
+        )
+        if all(outcome.status[t][0] == "ok" for t in objective.sets):
+            est = objective.combine(outcome.pred, objective.sets)
+            residuals[split.test] = truth[split.test] - est
+    half = conformal_quantile(residuals, level)
+    how = f"split conformal over {folds}-fold CV of the {int(np.isfinite(residuals).sum())} logged runs"
+    return predicted - half, predicted + half, how
+
+
 def minimise_on_simplex(
     f: Callable[[np.ndarray], np.ndarray],
     bounds: Bounds,
@@ -172,8 +214,10 @@ def propose_exploit(
     n_starts: int = 3,
     top_k: int = 100,
     seed: int = 0,
+    interval_level: float | None = 0.9,
 ) -> Proposal:
-    """The mixture minimising the predicted objective inside the bounds.
+    """The mixture minimising the predicted objective inside the bounds, with a
+    ``interval_level`` interval of its predicted objective (None: no interval).
 
     Smooth predictors: the best of a Sobol candidate set (plus the logged runs inside the
     bounds) seeds multi-start SLSQP. Trees are piecewise constant, so gradients say nothing:
@@ -199,12 +243,20 @@ def propose_exploit(
     W = best[None]  # noqa: N806
     losses = f.set_losses(W)
     std = f.std(W)
+    predicted = f.objective.combine(losses, f.sets)
+    interval = None
+    if interval_level:
+        lo, hi, how = conformal_objective_interval(
+            spec, log, objective, feature_fn, predicted, interval_level, seed=seed
+        )
+        interval = (interval_level, lo, hi, how)
     return Proposal(
         mode="exploit",
         domains=log.domains,
         mixtures=W,
-        objective=f.objective.combine(losses, f.sets),
+        objective=predicted,
         objective_std=std,
+        objective_interval=interval,
         set_losses={s: losses[:, j] for j, s in enumerate(f.sets)},
         nearest_run=nearest_runs(log, W, objective),
         notes=notes,

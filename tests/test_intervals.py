@@ -70,3 +70,22 @@ def test_cv_reports_coverage_and_width_per_cell():
     ).summary().set_index("predictor")  # fmt: skip
     assert 0.75 <= summary.loc["linear", "coverage"] <= 1.0
     assert summary.loc["linear", "width"] < summary.loc["mean", "width"]
+
+
+def test_proposal_carries_a_conformal_interval_of_its_objective():
+    from mixsurrogate.objective import Objective
+    from mixsurrogate.propose import propose_exploit
+
+    W, y = noisy_linear(40, seed=5)  # noqa: N806
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(40)])
+    frame["loss:a"], frame["loss:b"] = y, y + 1
+    log = RunsLog(frame)
+    objective = Objective.parse("a=1,b=1", log.targets)
+    proposal = propose_exploit(log, evaluate.PredictorSpec("linear"), objective)
+    level, lo, hi, how = proposal.objective_interval
+    assert level == 0.9 and lo[0] < proposal.objective[0] < hi[0] and "conformal" in how
+    payload = proposal.to_dict()["proposals"][0]["interval"]
+    assert payload["lower"] == pytest.approx(lo[0]) and payload["level"] == 0.9
+    bare = propose_exploit(log, evaluate.PredictorSpec("linear"), objective, interval_level=None)
+    assert bare.objective_interval is None
