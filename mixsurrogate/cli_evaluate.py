@@ -32,13 +32,23 @@ from .report import curve_table, headline_table, per_set_table, problems_table
 @click.option(
     "--summary", is_flag=True, help="statsmodels OLS table of per-domain effects (linear)"
 )
+@click.option(
+    "--interval",
+    "interval_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.9,
+    show_default=True,
+    help="level of the prediction intervals whose half-width is reported",
+)
 @click.option("--json", "as_json", is_flag=True)
-def fit(log, predictor, scores, mde_kind, target, summary, as_json) -> None:
+def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_json) -> None:
     """Fit one predictor on a runs log and report its in-sample fit quality.
 
-    In-sample numbers flatter every predictor: compare predictors with `cv`. Sets the
-    predictor cannot model are listed with the reason; the exit status is 1 only if it
-    could model none.
+    In-sample numbers flatter every predictor: compare predictors with `cv`. The interval
+    half-width (median over the logged mixtures) says how far a new run's loss may fall from
+    the prediction: the GP's posterior predictive, or split conformal on cross-validated
+    residuals (`cv --coverage` checks it on held-out runs). Sets the predictor cannot model
+    are listed with the reason; the exit status is 1 only if it could model none.
 
     \b
     Examples:
@@ -53,7 +63,7 @@ def fit(log, predictor, scores, mde_kind, target, summary, as_json) -> None:
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)
     spec = PredictorSpec(predictor)
     check_specs([spec], feature_fn)
-    outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn)
+    outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn, interval_level)
     rows, problems = [], {}
     for j, t in enumerate(targets):
         status, reason = outcome.status[t]
@@ -67,6 +77,9 @@ def fit(log, predictor, scores, mde_kind, target, summary, as_json) -> None:
                 "spearman": m["spearman"],
                 "pearson": m["pearson"],
                 "rmse": m["mse"] ** 0.5,
+                f"{interval_level:.0%} half-width": float(
+                    np.median(outcome.upper[:, j] - outcome.lower[:, j]) / 2
+                ),
             }
         )
     if as_json:

@@ -89,3 +89,19 @@ def test_proposal_carries_a_conformal_interval_of_its_objective():
     assert payload["lower"] == pytest.approx(lo[0]) and payload["level"] == 0.9
     bare = propose_exploit(log, evaluate.PredictorSpec("linear"), objective, interval_level=None)
     assert bare.objective_interval is None
+
+
+def test_fit_reports_the_interval_half_width():
+    import json
+
+    from click.testing import CliRunner
+
+    from mixsurrogate.cli import main
+
+    result = CliRunner().invoke(
+        main, ["fit", "regmix:test-1b", "-p", "linear", "-t", "pile_cc", "--interval", "0.8",
+               "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["in_sample"][0]
+    assert row["80% half-width"] > 0
