@@ -159,9 +159,7 @@ def fit_predict(
         reason = f"{type(err).__name__}: {err}"
         return FitOutcome(pred, {t: ("failed", reason) for t in targets})
     status = {t: reasons.get(t, ("ok", "")) for t in targets}
-    notes = {t: list(model.members_[t].fit_notes_) for t in model.fitted_targets_}
-    notes = {t: list(dict.fromkeys(model.notes_.get(t, []) + n)) for t, n in notes.items()}
-    return FitOutcome(pred, status, notes, lower, upper)
+    return FitOutcome(pred, status, model.notes_, lower, upper)
 
 
 # --- running -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ split of it was scored, so two predictors are never compared on different splits
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -190,21 +190,29 @@ def _interval(
     if len(cell) > 1:
         return bootstrap_mean_ci(cell[metric].to_numpy(), evaluation.seed)
     key = (evaluation.protocol, *cell[evaluation.key_columns].iloc[0].tolist())
-    pred, rows = evaluation.predictions[predictor][key], evaluation.split_rows[key]
-    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
-    fn = METRIC_FUNCTIONS[metric]
-
-    def statistic(i: np.ndarray) -> float:  # the metric (mean over sets) on resampled runs
-        true = evaluation.truth[rows[i]]
-        return float(np.mean([fn(true[:, j], pred[i, j]) for j in cols]))
-
-    return _row_bootstrap(evaluation, rows, statistic)
+    return _row_bootstrap(evaluation, key, target, metric, predictor)
 
 
 def _row_bootstrap(
-    evaluation: Evaluation, rows: np.ndarray, statistic: Callable[[np.ndarray], float]
+    evaluation: Evaluation, key: tuple, target: str, metric: str, a: str, b: str | None = None
 ) -> tuple[float, float]:
-    """Percentile interval of ``statistic(resampled positions)`` over one split's runs."""
+    """Percentile interval over one split's resampled runs of predictor ``a``'s metric on
+    ``target`` (averaged over the sets of a set mean), or of ``a`` minus ``b`` on the same
+    resamples."""
+    rows = evaluation.split_rows[key]
+    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
+    fn = METRIC_FUNCTIONS[metric]
+    pred_a = evaluation.predictions[a][key]
+    pred_b = None if b is None else evaluation.predictions[b][key]
+
+    def score(true: np.ndarray, pred: np.ndarray, i: np.ndarray) -> float:
+        return float(np.mean([fn(true[:, j], pred[i, j]) for j in cols]))
+
+    def statistic(i: np.ndarray) -> float:
+        true = evaluation.truth[rows[i]]
+        value = score(true, pred_a, i)
+        return value if pred_b is None else value - score(true, pred_b, i)
+
     rng = np.random.default_rng(evaluation.seed)
     draws = rng.integers(0, len(rows), size=(BOOTSTRAP_RESAMPLES, len(rows)))
     stats = np.array([statistic(i) for i in draws])
@@ -284,16 +292,7 @@ def _paired_interval(
         return bootstrap_mean_ci(diff, evaluation.seed)
     # one split (a test log): resample its runs, both predictors on the same resample
     (key,) = evaluation.predictions[a]
-    rows = evaluation.split_rows[key]
-    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
-    pa, pb = evaluation.predictions[a][key], evaluation.predictions[b][key]
-    fn = METRIC_FUNCTIONS[metric]
-
-    def difference(i: np.ndarray) -> float:
-        true = evaluation.truth[rows[i]]
-        return float(np.mean([fn(true[:, j], pa[i, j]) - fn(true[:, j], pb[i, j]) for j in cols]))
-
-    return _row_bootstrap(evaluation, rows, difference)
+    return _row_bootstrap(evaluation, key, target, metric, a, b)
 
 
 def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> tuple[str, dict]:

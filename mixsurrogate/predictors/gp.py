@@ -295,25 +295,22 @@ class GPPredictor(MixturePredictor):
                 # which can be a noise-only optimum (RegMix stackexchange: Spearman 0.38).
                 # Rare, so afford a proper multi-start: the best marginal likelihood of
                 # RETRY_STARTS attempts from prior samples (still seeded).
-                failed_first = attempts - 1
+                restarts = attempts - 1
                 model = fit(max_attempts=RETRY_STARTS, pick_best_of_all_attempts=True)
-                self._pending_notes_add(
-                    f"first attempt failed ({failed_first} restart(s)); kept the best of "
+                labels = [
+                    f"first attempt failed ({restarts} restart(s)); kept the best of "
                     f"{RETRY_STARTS} starts"
-                )
-                attempts = 1
-        self._note_fit(attempts, accepted + [_warning_label(w) for w in other])
+                ]
+            else:
+                labels = []
+        self._note_fit(labels + accepted + [_warning_label(w) for w in other])
         return model
 
-    def _pending_notes_add(self, note: str) -> None:
-        self.__dict__.setdefault("_pending_notes", []).append(note)
-
-    def _note_fit(self, attempts: int, labels: list[str]) -> None:
-        """Record retries and warnings of one hyper-parameter fit for ``fit_notes_``."""
+    def _note_fit(self, labels: list[str]) -> None:
+        """Record what one hyper-parameter fit worked around (restarts, warnings, counted) for
+        ``fit_notes_``."""
         notes = self.__dict__.setdefault("_pending_notes", [])
-        if attempts > 1:
-            notes.append(f"GP fit retried from prior samples {attempts - 1}x")
-        for label, count in sorted(Counter(labels).items()):
+        for label, count in Counter(labels).items():
             notes.append(f"{label} ({count}x)" if count > 1 else label)
 
     def _posterior(

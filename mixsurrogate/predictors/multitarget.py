@@ -61,9 +61,8 @@ class MultiTargetPredictor(BaseEstimator):
         self.members_: dict[str, MixturePredictor] = {}
         self.skipped_: dict[str, str] = {}
         self.failed_: dict[str, str] = {}
-        self.notes_: dict[str, list[str]] = {}
         members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
-        joint_note = self._tune_jointly(members, W, Y, features)
+        self.joint_note_ = self._tune_jointly(members, W, Y, features)
         for j, (target, member) in enumerate(zip(targets, members, strict=True)):
             try:
                 member.fit(W, Y[:, j], features)
@@ -74,7 +73,6 @@ class MultiTargetPredictor(BaseEstimator):
                 self.failed_[target] = f"{type(err).__name__}: {err}"
                 continue
             self.members_[target] = member
-            self.notes_[target] = ([joint_note] if joint_note else []) + list(member.fit_notes_)
         self.fitted_targets_ = list(self.members_)
         return self
 
@@ -97,6 +95,13 @@ class MultiTargetPredictor(BaseEstimator):
             # tune_jointly hands hyper-parameters to the members only once it has succeeded
             return f"joint tuning failed ({type(err).__name__}), so tuned per target"
         return None
+
+    @property
+    def notes_(self) -> dict[str, list[str]]:
+        """Per fitted target, what its fit worked around, read from the members (so notes
+        added later, e.g. by interval calibration, are included)."""
+        joint = [self.joint_note_] if self.joint_note_ else []
+        return {t: joint + list(m.fit_notes_) for t, m in self.members_.items()}
 
     def reasons(self) -> dict[str, tuple[str, str]]:
         """Targets not fitted: target -> (status 'skipped' or 'failed', reason)."""
