@@ -70,10 +70,12 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
         if status != "ok":
             problems[t] = {"status": status, "reason": reason}
             continue
-        m = metrics(runs_log.loss(t), outcome.pred[:, j])
+        have = runs_log.has_loss(t)  # in-sample: the runs evaluated on t (none pending)
+        m = metrics(runs_log.loss(t)[have], outcome.pred[have, j])
         rows.append(
             {
                 "target": t,
+                "runs": outcome.n_runs[t],
                 "spearman": m["spearman"],
                 "pearson": m["pearson"],
                 "rmse": m["mse"] ** 0.5,
@@ -86,7 +88,8 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
         echo_json(
             {
                 "predictor": predictor,
-                "n_runs": len(runs_log),
+                "n_runs": len(runs_log.completed()),
+                "n_pending": int(runs_log.pending_mask.sum()),
                 "in_sample": rows,
                 "not_fitted": problems,
                 "notes": outcome.notes,
@@ -94,9 +97,13 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
         )
     else:
         if rows:
-            print_table(
-                pd.DataFrame(rows), f"{predictor} fitted on {len(runs_log)} runs (in-sample)"
-            )
+            pending = int(runs_log.pending_mask.sum())
+            shown = f" ({pending} pending run(s) not used)" if pending else ""
+            title = f"{predictor} fitted on {len(runs_log.completed())} runs{shown} (in-sample)"
+            table = pd.DataFrame(rows)
+            if (table["runs"] == len(runs_log.completed())).all():
+                table = table.drop(columns="runs")  # said once, in the title
+            print_table(table, title)
         for t, p in problems.items():
             click.echo(f"{p['status']} {t}: {p['reason']}")
         for t, notes in outcome.notes.items():
@@ -108,7 +115,8 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
         from .predictors.summary import ols_summary
 
         for t in outcome.fitted:
-            click.echo(ols_summary(runs_log.W, runs_log.loss(t), runs_log.domains))
+            have = runs_log.has_loss(t)
+            click.echo(ols_summary(runs_log.W[have], runs_log.loss(t)[have], runs_log.domains))
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -257,6 +265,9 @@ def cv(
         mode = f"{folds}-fold CV{times} on {len(runs_log)} runs"
     if left_out:
         mode += f" ({left_out} run(s) fitted on, never scored)"
+    pending = int(runs_log.pending_mask.sum())
+    if pending:  # in flight: no loss to fit or score yet
+        mode += f" ({pending} pending run(s) not used)"
     set_mean, set_left_out = evaluate.add_set_mean(result)
     summary = result.summary()
     comparisons = pd.concat(

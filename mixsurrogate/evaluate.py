@@ -14,6 +14,7 @@ A predictor that cannot be fitted to a target, or whose fit fails, yields a cell
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .errors import MixsurrogateError
 from .metrics import METRICS, metrics
 from .objective import Objective
 from .predictors import make_predictor
-from .predictors.multitarget import MultiTargetPredictor
+from .predictors.multitarget import MultiTargetPredictor, runs_note
 from .results import (
     OBJECTIVE_TARGET,
     Evaluation,
@@ -95,6 +96,7 @@ class FitOutcome:
     notes: dict[str, list[str]] = field(default_factory=dict)
     lower: np.ndarray | None = None  # prediction interval bounds, like pred (interval_level)
     upper: np.ndarray | None = None
+    n_runs: dict[str, int] = field(default_factory=dict)  # target -> runs fitted on (with it)
 
     @property
     def fitted(self) -> list[str]:
@@ -135,13 +137,17 @@ def fit_predict(
     """Fit on ``train`` and predict ``W_test`` for every target that could be fitted (and,
     with ``interval_level``, each prediction's interval, calibrated on ``train`` alone).
 
-    Never raises for a target's trouble: it is in ``status`` with its reason.
+    Never raises for a target's trouble: it is in ``status`` with its reason. Pending runs of
+    ``train`` (no loss yet) are left out; each target is fitted on the runs that have its loss
+    (``n_runs`` counts them).
     """
     targets = list(targets)
     pred = np.full((len(W_test), len(targets)), np.nan)
     lower, upper = (pred.copy(), pred.copy()) if interval_level else (None, None)
     model = spec.build()
+    train = train.completed()
     Y = np.column_stack([train.loss(t) for t in targets])  # noqa: N806
+    n_runs = {t: int(np.isfinite(Y[:, j]).sum()) for j, t in enumerate(targets)}
     try:
         model.fit(train.W, Y, targets, train.domains, features=_features(spec, feature_fn, train.W))
         reasons = model.reasons()
@@ -157,9 +163,9 @@ def fit_predict(
         raise  # configuration errors (no score store) are the user's to fix
     except Exception as err:  # noqa: BLE001 - one predictor's failure must not lose the others
         reason = f"{type(err).__name__}: {err}"
-        return FitOutcome(pred, {t: ("failed", reason) for t in targets})
+        return FitOutcome(pred, {t: ("failed", reason) for t in targets}, n_runs=n_runs)
     status = {t: reasons.get(t, ("ok", "")) for t in targets}
-    return FitOutcome(pred, status, model.notes_, lower, upper)
+    return FitOutcome(pred, status, model.notes_, lower, upper, n_runs)
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -174,20 +180,44 @@ def _split_rows(
     key_columns: list[str],
 ) -> list[dict]:
     keys = dict(zip(key_columns, split.key[1:], strict=True))
-    base = {"predictor": spec.display, **keys, "n_train": len(split.train)}
-    base["n_scored"] = len(split.test)
+    base = {"predictor": spec.display, **keys}
     rows = []
     for j, target in enumerate(targets):
         status, reason = outcome.status[target]
-        row = {**base, "target": target, "status": status, "reason": reason}
-        if status == "ok":
-            row |= metrics(truth[split.test, j], outcome.pred[:, j])
+        # each target is fitted on, and scored on, the runs evaluated on it
+        have = np.isfinite(truth[split.test, j])
+        row = {**base, "n_train": outcome.n_runs.get(target, len(split.train))}
+        row |= {"n_scored": int(have.sum()), "target": target, "status": status, "reason": reason}
+        if status == "ok" and not have.any():
+            row |= {"status": "skipped", "reason": "no held-out run was evaluated on this set"}
+        elif status == "ok":
+            y = truth[split.test, j][have]
+            row |= metrics(y, outcome.pred[have, j])
             if outcome.lower is not None:
-                y, lo, hi = truth[split.test, j], outcome.lower[:, j], outcome.upper[:, j]
+                lo, hi = outcome.lower[have, j], outcome.upper[have, j]
                 row["coverage"] = float(np.mean((y >= lo) & (y <= hi)))
                 row["width"] = float(np.mean(hi - lo))
         rows.append(row)
     return rows
+
+
+def _split_notes(outcome: FitOutcome, train: RunsLog, split: Split) -> dict[str, list[str]]:
+    """A fit's notes, with its count of the runs evaluated on a target (which differs from
+    split to split) replaced by the log's count, so the note reads the same for every split."""
+    completed = train.completed()
+    fitted = len(train.subset(split.train).completed())
+    counts = completed.run_counts()
+    out = {}
+    for target, items in outcome.notes.items():
+        per_split = runs_note(outcome.n_runs.get(target, fitted), fitted)
+        if per_split in items:
+            items = [i for i in items if i != per_split]
+            items.append(
+                f"evaluated on {counts[target]} of the log's {len(completed)} completed runs, "
+                "so fitted and scored on those (n_train, n_scored)"
+            )
+        out[target] = items
+    return out
 
 
 def run_splits(
@@ -234,7 +264,7 @@ def run_splits(
                 )  # fmt: skip
                 rows += _split_rows(spec, split, outcome, truth, targets, key_columns)
                 predictions[spec.display][split.key] = outcome.pred
-                for target, items in outcome.notes.items():
+                for target, items in _split_notes(outcome, train, split).items():
                     notes.setdefault((spec.display, target), Counter()).update(set(items))
                 bar.update()
     scores = pd.DataFrame(rows)
@@ -258,6 +288,33 @@ def run_splits(
     return evaluation
 
 
+def _partial_cv_splits(
+    log: RunsLog, folds: int, repeats: int, seed: int, scored: np.ndarray
+) -> list[Split] | None:
+    """Folds stratified on which sets each scored run was evaluated on, so that every fold
+    holds out some runs of every set; None when every scored run has every loss (then the
+    usual folds, unchanged)."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    has = ~np.isnan(log.Y)
+    scored_idx, always = np.flatnonzero(scored), np.flatnonzero(~scored)
+    _, pattern = np.unique(has[scored_idx], axis=0, return_inverse=True)
+    if pattern.max(initial=0) == 0 or not 2 <= folds <= len(scored_idx) or repeats < 1:
+        return None  # one pattern, or arguments cv_splits refuses with its clear error
+    kfold = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a rare pattern: fewer runs than folds, as good as can be
+        try:
+            pairs = list(kfold.split(scored_idx, pattern.ravel()))
+        except ValueError:  # every pattern has fewer runs than folds: plain folds
+            return None
+    return [
+        Split(("cv", i // folds, i % folds), np.sort(np.concatenate([scored_idx[tr], always])),
+              scored_idx[te])
+        for i, (tr, te) in enumerate(pairs)
+    ]  # fmt: skip
+
+
 def cross_validate(
     specs: Sequence[PredictorSpec],
     log: RunsLog,
@@ -275,8 +332,14 @@ def cross_validate(
 
     With ``interval_level`` every cell also gets the held-out ``coverage`` of that interval
     and its mean ``width`` (each fit calibrates its intervals on its own training runs).
+    Pending runs are left out; when some runs lack some losses, folds are stratified on
+    which sets each run has, so every fold can score every set.
     """
-    splits = cv_splits(len(log), folds, repeats, seed, scored)
+    # a pending run (no loss yet) is never scored, and contributes to no fit
+    scored = scored_mask(len(log), scored) & ~log.pending_mask
+    splits = _partial_cv_splits(log, folds, repeats, seed, scored)
+    if splits is None:
+        splits = cv_splits(len(log), folds, repeats, seed, scored)
     return run_splits(
         specs, log, splits, list(targets or log.targets), ["repeat", "fold"], feature_fn,
         objective, None, progress, seed, "cross-validation", interval_level,
@@ -296,7 +359,7 @@ def train_test(
     interval_level: float | None = None,
 ) -> Evaluation:
     """Fit each predictor on ``train`` once and score it on the scored rows of ``test``."""
-    rows = np.flatnonzero(scored_mask(len(test), scored))
+    rows = np.flatnonzero(scored_mask(len(test), scored) & ~test.pending_mask)
     if len(rows) == 0:
         raise MixsurrogateError("no test run is left to score")
     splits = [Split(("test", "test"), np.arange(len(train)), rows)]
@@ -324,6 +387,7 @@ def learning_curve(
     With no ``test`` log each draw is scored on the (scored) runs it did not train on. A size
     a predictor cannot fit shows as a ``skipped`` cell with the reason, never as a gap.
     """
+    scored = scored_mask(len(train), scored) & ~train.pending_mask  # sizes count trained runs
     splits, dropped = curve_splits(
         len(train), sizes, draws, seed, scored, None if test is None else len(test)
     )

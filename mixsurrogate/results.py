@@ -94,14 +94,21 @@ def add_objective(
         pred = evaluation.predictions[predictor][key]
         first = cell.iloc[0]
         row = {k: v for k, v in zip(keys, values, strict=True)}
-        row |= {"n_train": first["n_train"], "n_scored": first["n_scored"], "target": name}
+        # a blend is only as well fitted as its least evaluated set
+        row |= {"n_train": cell["n_train"].min(), "n_scored": first["n_scored"], "target": name}
         lacking = cell.loc[cell["status"] != "ok", "target"].tolist()
         est = objective.combine(pred[:, cols], objective.sets)
+        # the blend is scored on the held-out runs evaluated on every set it weighs
+        true = truth[evaluation.split_rows[key]]
+        have = np.isfinite(true)
+        row["n_scored"] = int(have.sum())
         if lacking:
             row |= {"status": "skipped", "reason": f"needs {', '.join(lacking)}, not fitted"}
+        elif not have.any():
+            row |= {"status": "skipped", "reason": "no held-out run was evaluated on every set"}
         else:
             row |= {"status": "ok", "reason": ""}
-            row |= metrics(truth[evaluation.split_rows[key]], est)
+            row |= metrics(true[have], est[have])
         evaluation.predictions[predictor][key] = np.column_stack([pred, est])
         rows.append(row)
     evaluation.scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
@@ -116,7 +123,7 @@ def merge(evaluations: Sequence[Evaluation]) -> Evaluation:
         same = (
             other.split_rows.keys() == first.split_rows.keys()
             and other.sets == first.sets
-            and np.array_equal(other.truth, first.truth)
+            and np.array_equal(other.truth, first.truth, equal_nan=True)
         )
         if not same or other.targets != other.sets:
             raise ValueError("merge needs evaluations of the same splits, sets and truth")
@@ -206,7 +213,9 @@ def _row_bootstrap(
     pred_b = None if b is None else evaluation.predictions[b][key]
 
     def score(true: np.ndarray, pred: np.ndarray, i: np.ndarray) -> float:
-        return float(np.mean([fn(true[:, j], pred[i, j]) for j in cols]))
+        have = np.isfinite(true)  # runs not evaluated on a set are not scored on it
+        values = [fn(true[have[:, j], j], pred[i[have[:, j]], j]) for j in cols if have[:, j].any()]
+        return float(np.mean(values)) if values else np.nan
 
     def statistic(i: np.ndarray) -> float:
         true = evaluation.truth[rows[i]]
@@ -233,12 +242,14 @@ def _pooled_spearman(evaluation: Evaluation, predictor: str, target: str) -> flo
         true, est = by_repeat.setdefault(key[1], ([], []))
         true.append(evaluation.truth[rows])
         est.append(pred)
-    values = [
-        metrics(np.concatenate(t)[:, j], np.concatenate(e)[:, j])["spearman"]
-        for t, e in by_repeat.values()
-        for j in cols
-    ]
-    return float(np.mean(values))
+    values = []
+    for t, e in by_repeat.values():
+        true, est = np.concatenate(t), np.concatenate(e)
+        for j in cols:
+            have = np.isfinite(true[:, j])  # runs not evaluated on a set are not scored on it
+            if have.any():
+                values.append(metrics(true[have, j], est[have, j])["spearman"])
+    return float(np.mean(values)) if values else np.nan
 
 
 def compare(

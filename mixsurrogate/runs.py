@@ -5,6 +5,11 @@ Format (CSV or JSONL): ``run_id``, one ``w:<domain>`` column per training domain
 ``steps``, ``seed``, ``notes``, ``eval_id``). The log is the single source of truth for every
 surrogate, so it is validated strictly on load and only ever written atomically, under a lock
 (``.<log name>.lock`` beside it) so that concurrent writers, such as cluster array jobs, lose nothing.
+
+A missing loss (an empty CSV cell, a JSON ``null``) means the run was not evaluated on that set;
+a row with weights and no loss at all is a run in flight (*pending*): fitted on nowhere, never
+proposed again, and a pending point of batch acquisition. A loss written as text that is not a
+number (``NaN``, ``inf``, ``n/a``) or a negative loss is refused: only an empty cell is missing.
 """
 
 from __future__ import annotations
@@ -67,12 +72,35 @@ class RunsLog:
         return len(self.frame)
 
     def loss(self, target: str) -> np.ndarray:
-        """The loss column of one evaluation set, with a clear error for an unknown name."""
+        """The loss column of one evaluation set (NaN where the run was not evaluated on it),
+        with a clear error for an unknown name."""
         if target not in self.targets:
             raise RunsLogError(
                 f"unknown evaluation set {target!r}; the runs log has: {', '.join(self.targets)}"
             )
         return self.frame[LOSS_PREFIX + target].to_numpy(dtype=float)
+
+    def has_loss(self, target: str) -> np.ndarray:
+        """Which runs were evaluated on ``target`` (bool per row)."""
+        return ~np.isnan(self.loss(target))
+
+    @property
+    def pending_mask(self) -> np.ndarray:
+        """Runs in flight (bool per row): weights logged, no loss yet."""
+        return np.isnan(self.Y).all(axis=1)
+
+    def completed(self) -> RunsLog:
+        """The log without its pending rows (what every fit uses); ``self`` if none is pending."""
+        pending = self.pending_mask
+        return self if not pending.any() else self.subset(np.flatnonzero(~pending))
+
+    def pending(self) -> RunsLog:
+        """The pending rows alone (possibly none): ``pending().W`` are the mixtures in flight."""
+        return self.subset(np.flatnonzero(self.pending_mask))
+
+    def run_counts(self) -> dict[str, int]:
+        """Per evaluation set, how many runs have its loss."""
+        return {t: int(self.has_loss(t).sum()) for t in self.targets}
 
     def subset(self, rows: np.ndarray | list[int]) -> RunsLog:
         return RunsLog(self.frame.iloc[list(rows)].reset_index(drop=True))
@@ -129,13 +157,19 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
     weights = weights / weights.sum(axis=1, keepdims=True)
     frame[weight_cols] = weights
 
-    losses = frame[loss_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(losses)
+    raw = frame[loss_cols]
+    missing = raw.apply(_is_missing).to_numpy(dtype=bool)
+    losses = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, copy=True)
+    bad = ~missing & ~np.isfinite(losses)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
         raise _fail(
-            source, f"run {frame['run_id'].iloc[row]}: loss {loss_cols[col]} is NaN, inf or missing"
+            source,
+            f"run {frame['run_id'].iloc[row]}: loss {loss_cols[col]} is "
+            f"{_shown(raw.iat[row, col])}, not a finite number; leave the cell empty (JSON: null) "
+            "for a set the run was not evaluated on",
         )
+    losses[missing] = np.nan
     negative = losses < 0
     if negative.any():
         row, col = map(int, np.argwhere(negative)[0])
@@ -148,6 +182,19 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
     return frame.reset_index(drop=True)
 
 
+def _is_missing(column: pd.Series) -> pd.Series:
+    """Empty cells: NaN or None in memory (an empty CSV cell, a JSON null), or blank text.
+
+    Text such as ``'NaN'`` or ``'inf'`` is not missing: it is a value, and a bad one.
+    """
+    blank = column.map(lambda v: isinstance(v, str) and not v.strip())
+    return column.isna() | blank.astype(bool)
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str) else f"{value}"
+
+
 def _check_run_ids(ids: pd.Series, source: str) -> None:
     """Refuse missing or blank ids: ``astype(str)`` would turn NaN into the id ``'nan'``."""
     for row, value in enumerate(ids):
@@ -158,18 +205,51 @@ def _check_run_ids(ids: pd.Series, source: str) -> None:
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or JSONL runs file into a frame, without validation."""
+    """Read a CSV or JSONL runs file into a frame, without validation.
+
+    Only an empty cell (JSON: ``null``) reads as missing: the text ``NaN`` or ``inf`` (JSON: the
+    bare constants ``NaN``, ``Infinity``) in a loss column stays text, so validation can refuse
+    it instead of taking it for "not evaluated".
+    """
     path = Path(path)
     if not path.exists():
         raise RunsLogError(f"{path}: no such runs log")
     try:
         if path.suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=True, dtype={"run_id": str})
-        return pd.read_csv(path, dtype={"run_id": str})
+            return _read_jsonl(path)
+        return pd.read_csv(path, dtype={"run_id": str}, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise RunsLogError(
             f"{path}: cannot parse as {'JSONL' if path.suffix.startswith('.json') else 'CSV'} ({err})"
         ) from err
+
+
+class _Constant(str):
+    """A bare JSON ``NaN`` / ``Infinity``, kept as text until its column is known."""
+
+
+def _jsonl_record(pairs: list[tuple[str, object]]) -> dict:
+    record = {}
+    for key, value in pairs:
+        if isinstance(value, _Constant) and not key.startswith(LOSS_PREFIX):
+            value = float(value)  # a metadata NaN (older logs wrote them) is just missing
+        record[key] = str(value) if isinstance(value, _Constant) else value
+    return record
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    with open(path, encoding="utf-8") as handle:
+        records = [
+            json.loads(line, parse_constant=_Constant, object_pairs_hook=_jsonl_record)
+            for line in handle
+            if line.strip()
+        ]
+    if not records:
+        raise pd.errors.EmptyDataError("no records")
+    frame = pd.DataFrame.from_records(records)
+    if "run_id" in frame.columns:
+        frame["run_id"] = frame["run_id"].map(lambda v: v if v is None else str(v))
+    return frame
 
 
 def load_runs(path: str | Path) -> RunsLog:
@@ -220,9 +300,21 @@ def log_lock(path: str | Path) -> Iterator[None]:
 
 
 def frame_to_text(frame: pd.DataFrame, path: Path) -> str:
+    """CSV (a missing value is an empty cell) or JSONL (a missing value is ``null``)."""
     if path.suffix in (".jsonl", ".json"):
-        return "".join(json.dumps(rec) + "\n" for rec in frame.to_dict(orient="records"))
+        return "".join(
+            json.dumps({k: _json_value(v) for k, v in rec.items()}, allow_nan=False) + "\n"
+            for rec in frame.to_dict(orient="records")
+        )
     return frame.to_csv(index=False)
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return value
 
 
 def save_runs(log: RunsLog | pd.DataFrame, path: str | Path) -> None:
@@ -238,6 +330,8 @@ def save_runs(log: RunsLog | pd.DataFrame, path: str | Path) -> None:
 def append_run(path: str | Path, row: dict) -> RunsLog:
     """Append one run to a log (created if absent), atomically; the new row is validated too.
 
+    The row may lack some ``loss:`` values (None, NaN or left out: not evaluated on that set),
+    or all of them: a pending run, to be filled in later with :func:`update_run`.
     The whole file is rewritten through a temporary file and renamed, which is what makes the
     append atomic: readers see the old log or the new one, never a half-written row. Writers
     take :func:`log_lock` and re-read the log under it, so concurrent appends all land.
@@ -259,9 +353,13 @@ def _with_row(path: Path, row: dict) -> RunsLog:
     if not path.exists() or path.stat().st_size == 0:
         return RunsLog(validate_frame(new, source=str(path)))
     old = read_frame(path)
-    if set(c for c in old.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))) != set(
-        c for c in new.columns if c.startswith((WEIGHT_PREFIX, LOSS_PREFIX))
-    ):
+
+    def columns(frame: pd.DataFrame, prefix: str) -> set[str]:
+        return {c for c in frame.columns if str(c).startswith(prefix)}
+
+    # a loss the row leaves out is one it was not evaluated on; a set the log lacks is an error
+    same_weights = columns(old, WEIGHT_PREFIX) == columns(new, WEIGHT_PREFIX)
+    if not same_weights or not columns(new, LOSS_PREFIX) <= columns(old, LOSS_PREFIX):
         raise RunsLogError(
             f"{path}: run {row.get('run_id')} has other domains or evaluation sets than the log"
         )
@@ -269,6 +367,54 @@ def _with_row(path: Path, row: dict) -> RunsLog:
     extra = [c for c in new.columns if c not in old.columns]
     frame = pd.concat([old, new], ignore_index=True)[[*old.columns, *extra]]
     return RunsLog(validate_frame(frame, source=str(path)))
+
+
+def update_run(path: str | Path, run_id: str, values: dict) -> RunsLog:
+    """Fill in a logged run, atomically and under the log's lock: typically a pending run's
+    losses once it is trained, or a set it is evaluated on later.
+
+    ``values`` maps columns to values: ``loss:<set>`` (or the bare set name) and metadata such
+    as ``tokens``, ``steps``, ``params``, ``notes``. A loss already logged is never overwritten
+    with another value, and weights never change (a new mixture is a new run: append it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RunsLogError(f"{path}: no such runs log")
+    with log_lock(path):
+        frame = read_frame(path)
+        frame = _with_values(frame, str(run_id), values, str(path))
+        log = RunsLog(validate_frame(frame, source=str(path)))
+        atomic_write_text(path, frame_to_text(log.frame, path))
+    return log
+
+
+def _with_values(frame: pd.DataFrame, run_id: str, values: dict, source: str) -> pd.DataFrame:
+    ids = frame["run_id"].astype(str) if "run_id" in frame.columns else pd.Series([], dtype=str)
+    where = np.flatnonzero((ids == run_id).to_numpy())
+    if len(where) != 1:
+        raise _fail(source, f"run {run_id}: not in the log, so there is nothing to update")
+    row = int(where[0])
+    frame = frame.astype({c: object for c in frame.columns if c != "run_id"})
+    targets = {str(c)[len(LOSS_PREFIX) :] for c in frame.columns if str(c).startswith(LOSS_PREFIX)}
+    for key, value in values.items():
+        column = str(key)
+        if column.startswith(WEIGHT_PREFIX) or column == "run_id":
+            raise _fail(source, f"run {run_id}: {column} of a logged run cannot change")
+        if not column.startswith(LOSS_PREFIX) and column in targets:
+            column = LOSS_PREFIX + column
+        if column.startswith(LOSS_PREFIX):
+            if column not in frame.columns:
+                raise _fail(source, f"run {run_id}: the log has no evaluation set {column}")
+            before, after = pd.to_numeric(
+                pd.Series([frame.at[row, column], value], dtype=object), errors="coerce"
+            )
+            if pd.notna(before) and before != after:  # a retry with the same value is fine
+                raise _fail(
+                    source, f"run {run_id}: {column} is already logged ({before:g}); "
+                    "a logged loss is never overwritten",
+                )  # fmt: skip
+        frame.loc[row, column] = value
+    return frame
 
 
 # --- adapters for foreign formats -------------------------------------------------------------

@@ -50,8 +50,9 @@ def test_load_valid_log_exposes_matrices(tmp_path):
         ({"w__code": [0.5, -0.2, 1.0]}, "run b: weight w:code is negative"),
         ({"w__code": [0.5, np.nan, 1.0]}, "run b: weight w:code is missing or NaN"),
         ({"w__code": [0.5, 0.5, 1.0]}, "run b: weights sum to 1.3000, not 1"),
-        ({"loss__books": [4.0, np.nan, 5.0]}, "run b: loss loss:books is NaN, inf or missing"),
-        ({"loss__code": [3.0, 3.5, np.inf]}, "run c: loss loss:code is NaN, inf or missing"),
+        # an empty cell is "not evaluated on that set"; the text NaN or inf is a bad value
+        ({"loss__books": [4.0, "NaN", 5.0]}, "run b: loss loss:books is 'NaN', not a finite"),
+        ({"loss__code": [3.0, 3.5, np.inf]}, "run c: loss loss:code is inf, not a finite"),
         ({"run_id": ["a", "b", "a"]}, "duplicate run_id a"),
     ],
 )

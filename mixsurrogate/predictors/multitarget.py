@@ -4,6 +4,9 @@ Column convention for ``features``: the caller orders the first ``len(targets)``
 columns as ``targets`` (column j = MDE loss of ``targets[j]``); more columns (e.g. another MDE
 kind, or sets that are not targets) may follow. MDE predictors get ``target_feature=j``;
 BiMix gets ``domain_index`` = the training domain named like the target, or None.
+
+A NaN in ``Y`` is a loss the run was not evaluated on: each target is fitted on the rows that
+have it (``n_runs_`` says how many), so a pending run (no loss at all) is fitted on by none.
 """
 
 from __future__ import annotations
@@ -22,6 +25,24 @@ def _all_members_have_std(self: MultiTargetPredictor) -> bool:
     return bool(members) and all(hasattr(m, "predict_std") for m in members.values())
 
 
+def runs_note(n_runs: int, n_total: int) -> str:
+    """The note of a target fitted on fewer runs than were given (the others lack its loss)."""
+    return f"fitted on the {n_runs} of {n_total} runs evaluated on it"
+
+
+def _rows(features: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if features is None else np.asarray(features)[rows]
+
+
+def _groups_by_rows(has: np.ndarray) -> dict[bytes, list[int]]:
+    """Target columns grouped by the rows that have them (mask bytes -> column indices)."""
+    groups: dict[bytes, list[int]] = {}
+    for j in range(has.shape[1]):
+        if has[:, j].any():
+            groups.setdefault(np.ascontiguousarray(has[:, j]).tobytes(), []).append(j)
+    return groups
+
+
 class MultiTargetPredictor(BaseEstimator):
     """Fits ``make_predictor(name, **params)`` to every target column it can model.
 
@@ -29,7 +50,8 @@ class MultiTargetPredictor(BaseEstimator):
     (``UnsupportedTargetError``, or too few runs for its parameters: ``NotEnoughRunsError``)
     is kept in ``skipped_`` with the reason, a fit that fails for any other reason (e.g. a
     GP whose every attempt fails) in ``failed_``. ``notes_`` lists, per fitted target, what
-    its fit had to work around. ``predict`` needs at least one fitted target.
+    its fit had to work around. ``predict`` needs at least one fitted target. A NaN in ``Y``
+    is a loss not measured: each target is fitted on its own rows, counted in ``n_runs_``.
     """
 
     def __init__(self, name: str, params: dict | None = None):
@@ -58,14 +80,30 @@ class MultiTargetPredictor(BaseEstimator):
         Y = np.atleast_2d(np.asarray(Y, dtype=float))  # noqa: N806
         if Y.shape[1] != len(targets):
             raise ValueError(f"Y has {Y.shape[1]} columns but {len(targets)} targets are named")
+        W = np.asarray(W, dtype=float)  # noqa: N806
         self.members_: dict[str, MixturePredictor] = {}
         self.skipped_: dict[str, str] = {}
         self.failed_: dict[str, str] = {}
+        has = ~np.isnan(Y)
+        self.n_runs_ = {t: int(has[:, j].sum()) for j, t in enumerate(targets)}
+        self.n_total_ = len(W)
         members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
-        self.joint_note_ = self._tune_jointly(members, W, Y, features)
+        self.joint_notes_: dict[str, str] = {}
+        # targets evaluated on the same runs can share one tuning (GPs); others tune apart
+        for rows, group in _groups_by_rows(has).items():
+            rows = np.frombuffer(rows, dtype=bool)
+            note = self._tune_jointly(
+                [members[j] for j in group], W[rows], Y[np.ix_(rows, group)], _rows(features, rows)
+            )
+            if note:
+                self.joint_notes_ |= {targets[j]: note for j in group}
         for j, (target, member) in enumerate(zip(targets, members, strict=True)):
+            rows = has[:, j]
+            if not rows.any():
+                self.skipped_[target] = "no run has this loss"
+                continue
             try:
-                member.fit(W, Y[:, j], features)
+                member.fit(W[rows], Y[rows, j], _rows(features, rows))
             except (UnsupportedTargetError, NotEnoughRunsError) as err:
                 self.skipped_[target] = str(err)
                 continue
@@ -99,9 +137,17 @@ class MultiTargetPredictor(BaseEstimator):
     @property
     def notes_(self) -> dict[str, list[str]]:
         """Per fitted target, what its fit worked around, read from the members (so notes
-        added later, e.g. by interval calibration, are included)."""
-        joint = [self.joint_note_] if self.joint_note_ else []
-        return {t: joint + list(m.fit_notes_) for t, m in self.members_.items()}
+        added later, e.g. by interval calibration, are included), and how many runs it was
+        fitted on when some runs lack its loss."""
+        joint = {t: [note] for t, note in self.joint_notes_.items()}
+        return {
+            t: joint.get(t, []) + self._runs_note(t) + list(m.fit_notes_)
+            for t, m in self.members_.items()
+        }
+
+    def _runs_note(self, target: str) -> list[str]:
+        n = self.n_runs_[target]
+        return [] if n == self.n_total_ else [runs_note(n, self.n_total_)]
 
     def reasons(self) -> dict[str, tuple[str, str]]:
         """Targets not fitted: target -> (status 'skipped' or 'failed', reason)."""
