@@ -167,27 +167,42 @@ def experts_score(experts_dir, corpus, out, float16, device, quiet, as_json) -> 
     type=click.Path(file_okay=False),
     help="checkpoints of unfinished runs [default: .LOG.checkpoints beside LOG]",
 )
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=1),
+    help="also evaluate every N optimiser steps and log each checkpoint as a row <run>@<tokens>",
+)
 @_DEVICE
 @_QUIET
 @_JSON
 @_one_line_errors
 def runs_train(
-    corpus, mixtures, log, preset_name, seed, resume_dir, device, quiet, as_json
+    corpus, mixtures, log, preset_name, seed, resume_dir, eval_every, device, quiet, as_json
 ) -> None:
     """Train one proxy model per mixture and append its losses to the runs log LOG.
 
     MIXTURES is a CSV/JSONL with run_id and w:<domain> columns (as 'runs design' writes);
-    runs already in LOG are skipped, an interrupted run resumes from its checkpoint.
+    runs already in LOG are skipped, an interrupted run resumes from its checkpoint. Each run
+    is logged as pending (weights, no losses) when training starts, so other workers see it
+    in flight, and filled in when it ends; a pending row of LOG with the same run_id and
+    weights (e.g. a proposed run) is trained and filled in.
+
+    --eval-every N (optimiser steps; a step is the preset's batch_size x context tokens) also
+    evaluates the model after steps N, 2N, ... and logs each as an extra row: same mixture,
+    fewer tokens, run_id <run>@<tokens>, notes 'intermediate checkpoint'. They are a free lower
+    fidelity, not short runs: their learning rate has not decayed yet.
 
     \b
-    Example:
+    Examples:
       mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv
+      mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv --eval-every 200
     """
     from .experts.proxy_runs import train_proxy_runs
 
     rows = train_proxy_runs(
-        corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device, progress=not quiet
-    )
+        corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device,
+        progress=not quiet, eval_every=eval_every or 0,
+    )  # fmt: skip
     if as_json:
         _echo(json.dumps(rows, indent=2))
         return
@@ -200,4 +215,6 @@ def runs_train(
         _echo(
             f"{r['run_id']:<16} {r['seconds']:>8.1f} " + " ".join(f"{r[c]:>12.4f}" for c in losses)
         )
-    _echo(f"appended {len(rows)} run(s) to {log}")
+    partial = sum("intermediate checkpoint" in str(r.get("notes")) for r in rows)
+    extra = f" and {partial} intermediate checkpoint(s)" if partial else ""
+    _echo(f"logged {len(rows) - partial} run(s){extra} in {log}")

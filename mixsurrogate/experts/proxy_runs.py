@@ -2,6 +2,10 @@
 
 Runs already in the log are skipped, after checking that the log holds runs of the same
 domains, evaluation sequences and token budget, so a log never mixes incomparable rows.
+A run is logged as pending (weights, no loss) when its training starts, so that other workers
+see it in flight, and filled in when it ends; a pending row already in the log (e.g. a proposed
+run) is trained and filled in. With ``eval_every``, intermediate checkpoints are logged as rows
+of their own: same mixture, fewer tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
 """
 
 from __future__ import annotations
@@ -9,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import MixsurrogateError, RunsLogError
-from ..runs import LOSS_PREFIX, WEIGHT_PREFIX, append_run, read_frame
+from ..runs import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, append_run, read_frame, update_run
+from ..runs import validate_frame as validate_runs
 from ..simplex import SUM_TOLERANCE, check_mixtures
 from .batches import mixture_sampler
 from .checkpoints import run_identity
@@ -85,28 +91,80 @@ def _safe_name(run_id: str) -> str:
     return f"{clean}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
-def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -> set[str]:
-    """Run ids already in the log, after checking that the log is compatible with these runs."""
+def checkpoint_run_id(run_id: str, tokens: int) -> str:
+    """The run id of an intermediate checkpoint of ``run_id`` after ``tokens`` tokens."""
+    return f"{run_id}@{int(tokens)}"
+
+
+@dataclass
+class LoggedRuns:
+    """What the log already holds: finished run ids, pending rows (id -> weights), all ids."""
+
+    finished: set[str]
+    pending: dict[str, dict[str, float]]
+    ids: set[str]
+
+
+def _is_checkpoint_row(run_id: str, tokens: object) -> bool:
+    base, sep, count = run_id.rpartition("@")
+    return bool(sep and base) and count.isdigit() and pd.notna(tokens) and int(count) == tokens
+
+
+def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -> LoggedRuns:
+    """The runs already in the log, after checking that the log is compatible with these runs.
+
+    Pending rows (no loss yet) and intermediate checkpoints (``<run>@<tokens>``) are exempt
+    from the budget check, pending rows from the evaluation-sequence check too.
+    """
     if not log.exists():
-        return set()
-    frame = read_frame(log)
+        return LoggedRuns(set(), {}, set())
+    logged = RunsLog(validate_runs(read_frame(log), source=str(log)))
+    frame = logged.frame
     expected = {WEIGHT_PREFIX + d for d in domains} | {LOSS_PREFIX + n for n in suite.sets}
     found = {c for c in frame.columns if str(c).startswith((WEIGHT_PREFIX, LOSS_PREFIX))}
     if found != expected:
         raise RunsLogError(
             f"{log}: its w:/loss: columns differ from these runs' domains and evaluation sets"
         )
-    if "eval_id" in frame.columns and (frame["eval_id"].astype(str) != suite.eval_id).any():
+    pending = logged.pending_mask
+    evaluated = frame[~pending]
+    if "eval_id" in frame.columns and (evaluated["eval_id"].astype(str) != suite.eval_id).any():
         raise RunsLogError(
             f"{log}: logged runs were evaluated on other sequences or another tokenizer "
             f"(eval_id differs from {suite.eval_id[:12]}); use a new log"
         )
-    if "tokens" in frame.columns and (frame["tokens"] != tokens).any():
+    if "tokens" in frame.columns:
+        pairs = zip(evaluated["run_id"], evaluated["tokens"], strict=True)
+        final = evaluated.iloc[
+            [i for i, (r, t) in enumerate(pairs) if not _is_checkpoint_row(r, t)]
+        ]
+        if (final["tokens"] != tokens).any():
+            other = final["tokens"][final["tokens"] != tokens].iloc[0]
+            shown = "no" if pd.isna(other) else f"{int(other):,}"
+            raise RunsLogError(
+                f"{log}: logged runs trained {shown} tokens, this preset trains {tokens:,}; "
+                "runs of one log share a budget, so use a new log"
+            )
+    ids = [str(r) for r in frame["run_id"]]
+    weights = frame[[WEIGHT_PREFIX + d for d in domains]].to_numpy(dtype=float)
+    return LoggedRuns(
+        {r for r, p in zip(ids, pending, strict=True) if not p},
+        {
+            r: dict(zip(domains, w.tolist(), strict=True))
+            for r, w, p in zip(ids, weights, pending, strict=True)
+            if p
+        },
+        set(ids),
+    )
+
+
+def _check_pending_weights(log: Path, m: Mixture, logged: dict[str, float]) -> None:
+    """A pending row is trained only if it is this mixture (a proposal, or our own crash)."""
+    if any(abs(logged[d] - w) > 1e-6 for d, w in m.weights.items()):
         raise RunsLogError(
-            f"{log}: logged runs trained {int(frame['tokens'].iloc[0]):,} tokens, this preset "
-            f"trains {tokens:,}; runs of one log share a budget, so use a new log"
+            f"{log}: run {m.run_id} is pending there with other weights than in the mixtures "
+            "file; give this mixture another run_id"
         )
-    return set(frame["run_id"].astype(str))
 
 
 def _same_expert(
@@ -139,15 +197,25 @@ def train_proxy_runs(
     device: str = "auto",
     progress: bool = True,
     experts_dir: str | Path | None = None,
+    eval_every: int = 0,
 ) -> list[dict]:
-    """Train one model per mixture, evaluate it on every evaluation set, append it to ``log``.
+    """Train one model per mixture, evaluate it on every evaluation set, log it in ``log``.
 
-    Runs already in the log are skipped; an interrupted run resumes from its checkpoint in
-    ``resume_dir`` (default: ``.<log name>.checkpoints`` beside the log). A row's ``seed`` column
-    overrides ``seed``; the default gives every run the same seed (common random numbers).
-    A one-domain mixture whose expert in ``experts_dir`` has the same preset, seed and tokenizer
-    is that expert (same model, same sampled windows), so it is evaluated, not trained again.
+    Runs already in the log are skipped; the others are logged as pending before training
+    starts and filled in when it ends, so other workers see them in flight. An interrupted run
+    resumes from its checkpoint in ``resume_dir`` (default: ``.<log name>.checkpoints`` beside
+    the log). A row's ``seed`` column overrides ``seed``; the default gives every run the same
+    seed (common random numbers). A one-domain mixture whose expert in ``experts_dir`` has the
+    same preset, seed and tokenizer is that expert (same model, same sampled windows), so it is
+    evaluated, not trained again. With ``eval_every`` N > 0 steps, the model is also evaluated
+    after steps N, 2N, ... and each checkpoint logged as its own row, run id
+    ``<run>@<tokens>`` (intermediate checkpoints a resumed run has passed are not redone).
+    Returns the logged rows, final and intermediate, each with its ``seconds``.
     """
+    if eval_every < 0:
+        raise MixsurrogateError(
+            f"--eval-every must be a positive number of steps, got {eval_every}"
+        )
     corpus = Corpus.load(corpus_dir)
     log = Path(log)
     mixtures = read_mixtures(mixtures_path, corpus)
@@ -156,8 +224,11 @@ def train_proxy_runs(
     suite = build_eval_suite(
         corpus, preset.model.context, preset.eval.val_sequences, preset.eval.task_items
     )
-    done = _logged_runs(log, suite, domains, preset.steps * preset.tokens_per_step)
-    todo = [m for m in mixtures if m.run_id not in done]
+    logged = _logged_runs(log, suite, domains, preset.steps * preset.tokens_per_step)
+    todo = [m for m in mixtures if m.run_id not in logged.finished]
+    for m in todo:
+        if m.run_id in logged.pending:
+            _check_pending_weights(log, m, logged.pending[m.run_id])
     samplers = {
         m.run_id: mixture_sampler(
             corpus, m.weights, preset.model.context, preset.train.batch_size,
@@ -168,11 +239,23 @@ def train_proxy_runs(
     resume = Path(resume_dir) if resume_dir else log.with_name(f".{log.name}.checkpoints")
     dev = select_device(device)
     rank, _ = distributed()
-    rows = []
+    experts = {
+        m.run_id: _same_expert(
+            experts_dir, m.weights, preset, corpus, seed if m.seed is None else m.seed
+        )
+        for m in todo
+    }
+    if rank == 0:  # in flight from now on: other workers' proposals count these runs as pending
+        for m in todo:
+            if experts[m.run_id] is None and m.run_id not in logged.ids:
+                append_run(log, _pending_row(m, domains, suite, preset, seed))
+    barrier()
+    rows: list[dict] = []
+    weights = {WEIGHT_PREFIX + d for d in domains}
     for m in todo:
         run_seed = seed if m.seed is None else m.seed
         checkpoint = resume / f"{_safe_name(m.run_id)}.safetensors"
-        expert = _same_expert(experts_dir, m.weights, preset, corpus, run_seed)
+        expert = experts[m.run_id]
         if expert is not None:
             folder, result = expert
             model, note = load_trained(folder, dev), folder.name
@@ -180,6 +263,9 @@ def train_proxy_runs(
             target = "mixture:" + json.dumps(m.weights, sort_keys=True)
             identity = run_identity(preset, corpus, run_seed, target)
             model = build_model(preset, corpus.vocab_size, corpus.eos_id, run_seed)
+            checkpoints = _CheckpointLogger(
+                log, m, domains, model, suite, preset, run_seed, dev, logged.ids, rows
+            )
             result = train_loop(
                 model,
                 samplers[m.run_id],
@@ -189,26 +275,88 @@ def train_proxy_runs(
                 checkpoint,
                 f"run {m.run_id}",
                 progress,
+                eval_every,
+                checkpoints,
             )
             note = None
         if rank == 0:
             losses = eval_losses(model, suite, preset.eval.batch_size, dev)
-            row = {
-                "run_id": m.run_id,
-                **{WEIGHT_PREFIX + d: m.weights[d] for d in domains},
-                **{LOSS_PREFIX + n: v for n, v in losses.items()},
-                "params": model_facts(model)["params"],
-                "tokens": result.tokens,
-                "steps": result.steps,
-                "seed": run_seed,
-                "eval_id": suite.eval_id,
-                "notes": f"preset={preset.name}"
-                + (f"; the expert of {note} (identical training)" if note else ""),
-            }
-            append_run(log, row)
+            notes = f"preset={preset.name}" + (
+                f"; the expert of {note} (identical training)" if note else ""
+            )
+            row = _run_row(
+                m, domains, losses, model, result.tokens, result.steps, run_seed, suite, notes
+            )
+            if expert is not None and m.run_id not in logged.ids:
+                append_run(log, row)
+            else:  # the pending row this run (or a proposal) logged before training
+                filled = {k: v for k, v in row.items() if k != "run_id" and k not in weights}
+                update_run(log, m.run_id, filled)
             checkpoint.unlink(missing_ok=True)
             rows.append({**row, "seconds": round(result.seconds, 2)})
         barrier()
     if resume.is_dir() and not any(resume.iterdir()):
         resume.rmdir()
     return rows
+
+
+def _run_row(
+    m: Mixture,
+    domains: list[str],
+    losses: dict[str, float | None],
+    model,
+    tokens: int | None,
+    steps: int | None,
+    seed: int,
+    suite: EvalSuite,
+    notes: str,
+) -> dict:
+    return {
+        "run_id": m.run_id,
+        **{WEIGHT_PREFIX + d: m.weights[d] for d in domains},
+        **{LOSS_PREFIX + n: v for n, v in losses.items()},
+        "params": model_facts(model)["params"] if model is not None else None,
+        "tokens": tokens,
+        "steps": steps,
+        "seed": seed,
+        "eval_id": suite.eval_id,
+        "notes": notes,
+    }
+
+
+def _pending_row(
+    m: Mixture, domains: list[str], suite: EvalSuite, preset: Preset, seed: int
+) -> dict:
+    run_seed = seed if m.seed is None else m.seed
+    losses = dict.fromkeys(suite.sets)
+    notes = f"preset={preset.name}; in flight (runs train)"
+    return _run_row(m, domains, losses, None, None, None, run_seed, suite, notes)
+
+
+class _CheckpointLogger:
+    """``train_loop``'s ``on_eval``: logs the model at an intermediate step as its own row."""
+
+    def __init__(self, log, m, domains, model, suite, preset, seed, device, logged_ids, rows):
+        self.log, self.m, self.domains, self.model = log, m, domains, model
+        self.suite, self.preset, self.seed, self.device = suite, preset, seed, device
+        self.logged_ids, self.rows = logged_ids, rows
+        self.began = time.perf_counter()
+
+    def __call__(self, step: int) -> None:
+        rank, _ = distributed()
+        tokens = step * self.preset.tokens_per_step
+        run_id = checkpoint_run_id(self.m.run_id, tokens)
+        if rank == 0 and run_id not in self.logged_ids:  # not logged before an interruption
+            losses = eval_losses(self.model, self.suite, self.preset.eval.batch_size, self.device)
+            notes = (
+                f"preset={self.preset.name}; intermediate checkpoint of {self.m.run_id} at step "
+                f"{step} of {self.preset.steps} (learning rate not yet decayed)"
+            )
+            row = _run_row(
+                self.m, self.domains, losses, self.model, tokens, step, self.seed, self.suite,
+                notes,
+            )  # fmt: skip
+            row["run_id"] = run_id
+            append_run(self.log, row)
+            self.rows.append({**row, "seconds": round(time.perf_counter() - self.began, 2)})
+        barrier()

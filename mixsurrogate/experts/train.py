@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +123,15 @@ def train_loop(
     checkpoint: Path | None = None,
     desc: str = "train",
     progress: bool = True,
+    eval_every: int = 0,
+    on_eval: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` for the preset's steps, resuming from ``checkpoint`` when it exists."""
+    """Train ``model`` for the preset's steps, resuming from ``checkpoint`` when it exists.
+
+    With ``eval_every`` N > 0, ``on_eval(step)`` is called on every rank after steps N, 2N, ...
+    before the last (the caller evaluates the final model itself); a resumed run calls it only
+    for the steps it trains. ``on_eval`` must leave ``model`` in training mode.
+    """
     rank, world = distributed()
     if preset.train.batch_size % world:
         raise MixsurrogateError(
@@ -169,6 +177,8 @@ def train_loop(
             postfix = {"loss(ema)": f"{smoothed.value():.3f}", "tok_s": f"{rate:,.0f}"}
             bar.set_postfix(postfix, refresh=False)
         bar.update(1)
+        if on_eval is not None and eval_every > 0 and done % eval_every == 0 and done < total:
+            on_eval(done)
         if checkpoint is not None and done % preset.train.checkpoint_every == 0 and done < total:
             if rank == 0:
                 save_checkpoint(checkpoint, model, optimizer, done, identity)
