@@ -1,0 +1,356 @@
+"""Closed-loop search benchmark: which strategy recommends the best mixture for its runs.
+
+Oracles (``mixsurrogate.search.oracle``) are GPs fitted on all 768 public RegMix 1M runs:
+their posterior mean is the true objective, observed with the GP's fitted noise (0.055 nats
+for the mean of the 13 Pile sets, 0.028 for Pile-CC). ``5group`` aggregates the 17 domains
+into 5 groups. Each campaign trains ``budget`` runs in batches of ``q``; at checkpoints
+each recommender names the mixture it would train at full scale, and its regret is the true
+objective there minus the oracle's minimum (dense search + SLSQP). Sobol also runs on to
+640 runs, to measure how many runs it needs to match each method (the speed-up).
+
+    python bench/search.py --out bench/results      # the committed results (resumable)
+    python bench/search.py --quick                  # 2 seeds, 32 runs, a temp folder
+
+Campaigns are appended to ``<out>/search_campaigns.jsonl`` as they finish, and a rerun skips
+those already there (delete the file to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mixsurrogate.metrics import bootstrap_mean_ci, json_safe
+from mixsurrogate.search.loop import run_campaign
+from mixsurrogate.search.optimum import global_minimum
+from mixsurrogate.search.oracle import grouped_oracle, regmix_oracle
+from mixsurrogate.search.strategies import make_strategy
+from mixsurrogate.simplex import Bounds
+
+ORACLES = ("17:mean", "5group:mean", "17:pile_cc")
+#: strategy -> recommenders scored for it
+METHODS = {
+    "sobol": ("best-observed", "posterior-mean", "lgbm-top-k"),
+    "uniform": ("best-observed", "posterior-mean"),
+    "exploit": ("posterior-mean",),
+    "qlognei-v1": ("posterior-mean", "best-observed"),
+    "qlognei": ("posterior-mean", "best-observed"),
+    "turbo": ("posterior-mean", "best-observed"),
+}
+CHECKPOINTS = [8, 16, 24, 32, 48, 64]
+SOBOL_LONG = [128, 192, 256, 320, 448, 640]
+BASELINE = ("sobol", "lgbm-top-k")  # RegMix's recipe
+_ORACLES: dict = {}
+
+
+def oracle(name: str):
+    """Build (once per process) the oracle ``5group:mean``, ``17:pile_cc``, ..."""
+    if name not in _ORACLES:
+        scope, target = name.split(":")
+        base = regmix_oracle(target)
+        _ORACLES[name] = grouped_oracle(base) if scope == "5group" else base
+    return _ORACLES[name]
+
+
+def _job(args: tuple) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    name, strategy, seed, budget, checkpoints, recommenders, optimum = args
+    orc = oracle(name)
+    start = time.perf_counter()
+    campaign = run_campaign(
+        orc,
+        make_strategy(strategy, len(orc.domains)),
+        optimum,
+        budget=budget,
+        q=4,
+        seed=seed,
+        checkpoints=checkpoints,
+        recommenders=recommenders,
+    )
+    record = campaign.to_dict() | {"oracle_key": name, "seconds": time.perf_counter() - start}
+    return record
+
+
+def _key(r: dict) -> tuple:
+    return (r["oracle_key"], r["strategy"], r["seed"])
+
+
+def summarise(records: list[dict], optima: dict) -> pd.DataFrame:
+    rows = []
+    for (name, strategy), group in pd.DataFrame(records).groupby(["oracle_key", "strategy"]):
+        checkpoints = group["checkpoints"].iloc[0]
+        for rec in group["regret"].iloc[0]:
+            regrets = np.array([g[rec] for g in group["regret"]])  # seeds x checkpoints
+            for j, n in enumerate(checkpoints):
+                lo, hi = bootstrap_mean_ci(regrets[:, j], seed=j)
+                rows.append(
+                    {
+                        "oracle": name,
+                        "strategy": strategy,
+                        "recommender": rec,
+                        "runs": n,
+                        "mean_regret": float(regrets[:, j].mean()),
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "median_regret": float(np.median(regrets[:, j])),
+                        "seeds": len(regrets),
+                        "near_duplicates": float(group["near_duplicates"].mean()),
+                        "median_step_s": float(np.nanmedian(
+                            [s if s is not None else np.nan for s in group["median_proposal_seconds"]]
+                        )) if group["median_proposal_seconds"].notna().any() else None,
+                    }
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def sobol_runs_to_reach(table: pd.DataFrame, name: str, regret: float) -> int | None:
+    """The fewest runs (a checkpoint) at which Sobol, with its best recommender at each
+    size, has a mean regret <= ``regret`` (None: not within the longest Sobol campaign)."""
+    sobol = table[(table.oracle == name) & (table.strategy == "sobol")]
+    best = sobol.groupby("runs")["mean_regret"].min().sort_index()
+    reached = best[best <= regret]
+    return int(reached.index[0]) if len(reached) else None
+
+
+def headline(table: pd.DataFrame, budgets: dict[str, int]) -> pd.DataFrame:
+    rows = []
+    for name in table.oracle.unique():
+        at = budgets[name]
+        for (strategy, rec), g in table[table.oracle == name].groupby(["strategy", "recommender"]):
+            row = g[g.runs == at]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            need = sobol_runs_to_reach(table, name, r.mean_regret)
+            longest = int(table[(table.oracle == name) & (table.strategy == "sobol")].runs.max())
+            rows.append(
+                {
+                    "oracle": name,
+                    "strategy": strategy,
+                    "recommender": rec,
+                    "runs": at,
+                    "mean_regret": r.mean_regret,
+                    "ci_low": r.ci_low,
+                    "ci_high": r.ci_high,
+                    "sobol_runs_needed": need if need is not None else f">{longest}",
+                    "speed_up": (need / at) if need is not None else f">{longest / at:.0f}",
+                    "near_duplicates": r.near_duplicates,
+                    "median_step_s": r.median_step_s,
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["oracle", "mean_regret"])
+
+
+def paired_vs_baseline(records: list[dict], name: str, at: int) -> pd.DataFrame:
+    """Per-seed regret minus the baseline's (RegMix's recipe) at ``at`` runs, same seeds."""
+    frame = pd.DataFrame([r for r in records if r["oracle_key"] == name])
+    base = frame[frame.strategy == BASELINE[0]].set_index("seed")
+    j_base = base["checkpoints"].iloc[0].index(at)
+    ref = base["regret"].map(lambda r: r[BASELINE[1]][j_base])
+    rows = []
+    for strategy, group in frame.groupby("strategy"):
+        g = group.set_index("seed")
+        j = g["checkpoints"].iloc[0].index(at) if at in g["checkpoints"].iloc[0] else None
+        if j is None:
+            continue
+        diff = (
+            g["regret"].map(lambda r, j=j: r.get("posterior-mean", r.get("best-observed"))[j]) - ref
+        )
+        diff = diff.dropna()
+        lo, hi = bootstrap_mean_ci(diff.to_numpy(), seed=at)
+        rows.append(
+            {
+                "oracle": name,
+                "strategy": strategy,
+                "runs": at,
+                "mean_diff": diff.mean(),
+                "ci_low": lo,
+                "ci_high": hi,
+                "seeds": len(diff),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot(table: pd.DataFrame, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name in table.oracle.unique():
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        sub = table[table.oracle == name]
+        for (strategy, rec), g in sub.groupby(["strategy", "recommender"]):
+            if rec == "best-observed" and strategy != "sobol":
+                continue
+            g = g.sort_values("runs")
+            ax.plot(g.runs, g.mean_regret, marker="o", ms=3, label=f"{strategy} / {rec}")
+            ax.fill_between(g.runs, g.ci_low, g.ci_high, alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("runs trained")
+        ax.set_ylabel("regret of the recommended mixture (nats)")
+        ax.set_title(f"closed-loop search, oracle {name} (mean over seeds, 95% CI)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, which="both")
+        path = out / f"search_{name.replace(':', '_')}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--oracles", default=",".join(ORACLES))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="search-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = 2 if args.quick else args.seeds
+    budget = 32 if args.quick else 64
+    checkpoints = [c for c in CHECKPOINTS if c <= budget]
+    long = [] if args.quick else SOBOL_LONG
+    names = args.oracles.split(",")
+
+    optima = {}
+    for name in names:
+        orc = oracle(name)
+        bounds = Bounds.unbounded(len(orc.domains))
+        w, v = global_minimum(orc.mean, bounds)
+        optima[name] = {
+            "value": v,
+            "mixture": dict(zip(orc.domains, map(float, w), strict=True)),
+            "noise_std": orc.noise_std,
+            "notes": orc.notes,
+        }
+        print(f"{name}: optimum {v:.4f}, noise std {orc.noise_std:.4f}", flush=True)
+
+    store = out / "search_campaigns.jsonl"
+    done = {}
+    if store.exists():
+        for line in store.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[_key(r)] = r
+    jobs = []
+    for name in names:
+        for strategy in args.methods.split(","):
+            recs = METHODS[strategy]
+            for seed in range(seeds):
+                if (name, strategy, seed) in done:
+                    continue
+                extra = long if strategy == "sobol" else []
+                jobs.append(
+                    (
+                        name,
+                        strategy,
+                        seed,
+                        (extra or [budget])[-1] if extra else budget,
+                        checkpoints + extra,
+                        recs,
+                        optima[name]["value"],
+                    )
+                )
+    # slow (model-based) campaigns first, so the pool stays busy to the end
+    jobs.sort(key=lambda j: (names.index(j[0]), j[1] in ("sobol", "uniform")))
+    print(f"{len(jobs)} campaigns to run ({len(done)} already in {store})", flush=True)
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(args.workers) as pool, store.open("a") as sink:
+        for i, record in enumerate(pool.imap_unordered(_job, jobs), 1):
+            done[_key(record)] = record
+            sink.write(json.dumps(json_safe(record)) + "\n")
+            sink.flush()
+            print(
+                f"[{i}/{len(jobs)}] {record['oracle_key']} {record['strategy']} seed {record['seed']}: "
+                f"{record['seconds']:.0f} s, regret at {record['checkpoints'][-1]}: "
+                + ", ".join(f"{k} {v[-1]:.4f}" for k, v in record["regret"].items()),
+                flush=True,
+            )
+    records = [r for r in done.values() if r["oracle_key"] in names]
+    table = summarise(records, optima)
+    budgets = {n: budget for n in names}
+    heads = headline(table, budgets)
+    paired = pd.concat([paired_vs_baseline(records, n, budget) for n in names], ignore_index=True)
+    plots = plot(table, out)
+    result = {
+        "settings": {
+            "seeds": seeds,
+            "budget": budget,
+            "q": 4,
+            "checkpoints": checkpoints,
+            "sobol_long": long,
+            "machine": platform.platform(),
+            "wall_seconds": time.perf_counter() - start,
+        },
+        "optima": optima,
+        "headline": heads.to_dict(orient="records"),
+        "paired_vs_sobol_lgbm": paired.to_dict(orient="records"),
+        "curves": table.to_dict(orient="records"),
+    }
+    (out / "search.json").write_text(json.dumps(json_safe(result), indent=1) + "\n")
+    lines = [
+        "# Closed-loop search (bench/search.py)",
+        "",
+        f"{seeds} seeds per method, batches of 4, budget {budget} runs (Sobol on to {max(checkpoints + long)}). "
+        "Regret = true objective of the recommended mixture minus the oracle's minimum (nats); mean over "
+        "seeds with a 95% bootstrap interval. `sobol_runs_needed`: the first checkpoint at which Sobol "
+        "(with its best recommender at that size) has a mean regret no higher; `speed_up` = that / budget.",
+        "",
+    ]
+    for name in names:
+        o = optima[name]
+        lines += [
+            f"## Oracle {name}",
+            "",
+            f"Optimum {o['value']:.4f}; observation noise std {o['noise_std']:.4f}. "
+            + " ".join(o["notes"]),
+            "",
+        ]
+        lines += [
+            heads[heads.oracle == name]
+            .drop(columns="oracle")
+            .to_markdown(index=False, floatfmt=".4f"),
+            "",
+        ]
+        lines += [
+            f"Paired against {BASELINE[0]} + {BASELINE[1]} (RegMix's recipe) at {budget} runs, same seeds "
+            "(posterior-mean recommender where the method has it):",
+            "",
+        ]
+        lines += [
+            paired[paired.oracle == name]
+            .drop(columns="oracle")
+            .to_markdown(index=False, floatfmt=".4f"),
+            "",
+        ]
+        lines += [
+            f"![{name}]({out.name if False else ''}{Path(p).name})"
+            for p in plots
+            if name.replace(":", "_") in Path(p).name
+        ] + [""]
+    (out / "search.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {out / 'search.md'}, {out / 'search.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""A search step on a real runs log: the next runs to train, and what to train at scale now.
+
+Rows of the log are split three ways for the objective: runs with every objective set
+(the model's data), runs in flight or not yet evaluated on every objective set (pending:
+never proposed again, and in batch acquisition as ``X_pending``), and nothing else. An empty
+log (or none, with the domains given) starts the campaign's space-filling design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MixsurrogateError
+from ..objective import Objective
+from ..propose import Proposal, nearest_runs
+from ..runs import RunsLog
+from ..simplex import Bounds
+from .model import FeatureFn
+from .recommend import Recommendation, recommend
+from .strategies import LogFeasibility, SearchState, make_strategy
+
+
+@dataclass
+class CampaignData:
+    """The log as the objective sees it."""
+
+    domains: list[str]
+    W: np.ndarray  # runs with every objective set
+    y: np.ndarray
+    run_ids: list[str]
+    pending: np.ndarray  # in flight, or missing an objective set
+
+    @classmethod
+    def from_log(cls, log: RunsLog | None, objective: Objective, domains: list[str] | None = None):
+        if log is None:
+            if not domains:
+                raise MixsurrogateError("an empty campaign needs its domains (--domains a,b,c)")
+            k = len(domains)
+            return cls(list(domains), np.empty((0, k)), np.empty(0), [], np.empty((0, k)))
+        missing = [s for s in objective.sets if s not in log.targets]
+        if missing:
+            raise MixsurrogateError(
+                f"the runs log has no loss for objective set(s): {', '.join(missing)}"
+            )
+        losses = np.column_stack([log.loss(s) for s in objective.sets])
+        complete = np.isfinite(losses).all(axis=1)
+        y = objective.combine(losses[complete], objective.sets)
+        ids = [r for r, ok in zip(log.run_ids, complete, strict=True) if ok]
+        return cls(log.domains, log.W[complete], y, ids, log.W[~complete])
+
+
+def propose_next_runs(
+    data: CampaignData,
+    objective: Objective,
+    q: int = 4,
+    bounds: Bounds | None = None,
+    strategy: str = "qlognei",
+    initial: int | None = None,
+    feature_fn: FeatureFn | None = None,
+    seed: int = 0,
+    log_feasibility: LogFeasibility | None = None,
+    log: RunsLog | None = None,
+    interval_level: float = 0.9,
+) -> tuple[Proposal, Recommendation | None]:
+    """The next ``q`` runs by ``strategy``, and (once a model is fitted) the recommendation."""
+    k = len(data.domains)
+    bounds = bounds or Bounds.unbounded(k)
+    chosen = make_strategy(strategy, k, initial)
+    state = SearchState(
+        data.W, data.y, bounds, seed, data.pending, feature_fn, log_feasibility
+    )  # fmt: skip
+    step = chosen.propose(state, q)
+    notes = list(step.notes)
+    if len(data.pending):
+        notes.append(f"{len(data.pending)} run(s) in flight or not evaluated on every objective set: "
+                     "not proposed again" + (", pending in the acquisition" if step.phase == "model" else ""))  # fmt: skip
+    recommendation = None
+    mean = std = np.full(len(step.mixtures), np.nan)
+    if step.model is not None:
+        notes += [f"GP fit: {n}" for n in step.model.notes]
+        mean, std = step.model.mean(step.mixtures), step.model.std(step.mixtures)
+        recommendation = recommend(step.model, bounds, seed=seed, level=interval_level)
+    proposal = Proposal(
+        mode=f"explore ({chosen.name})",
+        domains=data.domains,
+        mixtures=step.mixtures,
+        objective=mean,
+        objective_std=None if step.model is None else std,
+        nearest_run=[] if log is None or not len(data.W) else nearest_runs(log, step.mixtures, objective),
+        notes=notes,
+    )  # fmt: skip
+    return proposal, recommendation

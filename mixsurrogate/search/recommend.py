@@ -1,0 +1,129 @@
+"""The noise-aware recommendation: the mixture to train at full scale now.
+
+The best observed run is optimistically biased: among many noisy runs, the lowest loss is
+partly luck (the original trial of a repeated mixture is usually its best). The GP's posterior
+mean pools the neighbouring runs and shrinks that luck away, so the recommendation is the
+minimiser of the posterior mean over the logged runs and fresh candidates, with the predicted
+objective of a new run and its interval, beside what the best observed run claims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..propose import minimise_on_simplex
+from ..simplex import Bounds
+from .candidates import local_candidates, sparse_candidates
+from .model import ObjectiveModel
+
+N_CANDIDATES = 2048
+N_STARTS = 3
+
+
+@dataclass
+class Recommendation:
+    """What to train at full scale, and how it compares with the best observed run."""
+
+    mixture: np.ndarray
+    predicted: float
+    level: float
+    lower: float
+    upper: float
+    best_observed: int  # index into the model's runs
+    best_observed_value: float
+    best_observed_predicted: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, domains: list[str], run_ids: list[str] | None = None) -> dict:
+        best = self.best_observed
+        return {
+            "mixture": dict(zip(domains, map(float, self.mixture), strict=True)),
+            "predicted_objective": self.predicted,
+            "interval": {"level": self.level, "lower": self.lower, "upper": self.upper},
+            "best_observed_run": {
+                "run_id": run_ids[best] if run_ids else best,
+                "observed": self.best_observed_value,
+                "posterior_mean": self.best_observed_predicted,
+            },
+            "notes": self.notes,
+        }
+
+
+def recommend(
+    model: ObjectiveModel,
+    bounds: Bounds,
+    seed: int = 0,
+    level: float = 0.9,
+    n_candidates: int = N_CANDIDATES,
+) -> Recommendation:
+    """Minimise the posterior mean over logged runs (inside ``bounds``) and candidates."""
+    rng = np.random.default_rng([seed, len(model.W), 7])
+    logged_mean = model.mean(model.W)
+    inside = model.W[bounds.contains(model.W)]
+    top = model.W[np.argsort(logged_mean)[:5]]
+    candidates = np.vstack(
+        [
+            inside,
+            bounds.sample(n_candidates, seed=int(rng.integers(2**31))),
+            sparse_candidates(bounds, n_candidates // 4, rng),
+            local_candidates(top, 0.2, n_candidates // 2, rng, bounds),
+        ]
+    )
+    values = model.mean(candidates)
+    best = minimise_on_simplex(model.mean, bounds, candidates[np.argsort(values)[:N_STARTS]])
+    if model.mean(best[None])[0] > values.min():
+        best = candidates[int(values.argmin())]
+    lo, hi = model.interval(best[None], level)
+    observed = int(np.argmin(model.y))
+    predicted = float(model.mean(best[None])[0])
+    notes = [
+        f"minimiser of the GP posterior mean over {len(inside)} logged runs and "
+        f"{len(candidates) - len(inside)} candidates, refined by SLSQP"
+    ]
+    optimism = model.y[observed] - logged_mean[observed]
+    if optimism < 0:
+        notes.append(
+            f"the best observed run looks {-optimism:.4f} better than the model believes "
+            "(seed noise makes the lowest of many noisy runs optimistic)"
+        )
+    return Recommendation(
+        mixture=best,
+        predicted=predicted,
+        level=level,
+        lower=float(lo[0]),
+        upper=float(hi[0]),
+        best_observed=observed,
+        best_observed_value=float(model.y[observed]),
+        best_observed_predicted=float(logged_mean[observed]),
+        notes=notes,
+    )
+
+
+def lgbm_top_k(
+    W: np.ndarray,  # noqa: N803
+    y: np.ndarray,
+    bounds: Bounds,
+    seed: int = 0,
+) -> np.ndarray:
+    """RegMix's recipe: LightGBM on the runs, the mean of its top-k candidates (as
+    ``propose`` does for tree predictors)."""
+    import pandas as pd
+
+    from ..evaluate import PredictorSpec
+    from ..objective import Objective
+    from ..propose import propose_exploit
+    from ..runs import RunsLog
+
+    k = W.shape[1]
+    domains = [f"d{j}" for j in range(k)]
+    frame = pd.DataFrame(W, columns=[f"w:{d}" for d in domains])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(len(W))])
+    frame["loss:objective"] = y
+    log = RunsLog(frame)
+    proposal = propose_exploit(
+        log, PredictorSpec("lgbm"), Objective({"objective": 1.0}), bounds, seed=seed,
+        interval_level=None,
+    )  # fmt: skip
+    return proposal.mixtures[0]
