@@ -158,6 +158,21 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     "--repeats", type=int, default=1, show_default=True, help="repeated k-fold (small logs)"
 )
 @click.option("--test", "test_log", help="explicit test log instead of k-fold CV")
+@click.option(
+    "--train-where",
+    help="fit on the runs matching this condition, e.g. 'params<1e8' (with --test-where)",
+)
+@click.option(
+    "--test-where",
+    help="score on the runs matching this condition, e.g. 'params>=1e9 and tokens>=20B'",
+)
+@click.option(
+    "--fidelity",
+    "fidelity_columns",
+    default="params,tokens",
+    show_default=True,
+    help="runs-log columns the multi-fidelity predictor (mfgp) takes as inputs",
+)
 @click.option("--target", "-t", multiple=True, help="evaluation set(s) (default: all)")
 @click.option(
     "--objective", "objective_spec", help="also score a blended objective, e.g. val=0.5,task=0.5"
@@ -200,6 +215,9 @@ def cv(
     folds,
     repeats,
     test_log,
+    train_where,
+    test_where,
+    fidelity_columns,
     target,
     objective_spec,
     kind_specs,
@@ -230,6 +248,12 @@ def cv(
       mixsurrogate cv runs.csv --scores scores/ --objective val=0.5,task=0.5 --exclude-scoring 'vertex-*'
       mixsurrogate cv regmix:train-1m --test regmix:test-1b -t pile_cc --coverage 0.9 --json
       mixsurrogate cv regmix:train-1m --test regmix:test-1m -t pile_cc --curve 16,32,64 --plot out/
+      mixsurrogate cv runs.csv --train-where 'params<1e8' --test-where 'params>=1e9' -p gp -p mfgp
+
+    --train-where/--test-where answer "do my small runs predict large ones?": conditions are
+    COLUMN OP NUMBER clauses joined by 'and' (OP: < <= > >= == !=; numbers may read 100M, 1.2B).
+    mfgp models the loss over (mixture, log params, log tokens), so it can fit small and a few
+    larger runs together; the other predictors see the mixture only.
     """
     from . import evaluate
     from .objective import Objective
@@ -243,14 +267,25 @@ def cv(
         kinds, source = resolve_kinds(kind_specs, log, targets, store)
         obj = Objective.parse(objective_spec, targets, kinds, source)
     names = list(predictors) or list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
-    specs = [evaluate.PredictorSpec(n) for n in names]
+    specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
     evaluate.check_specs(specs, feature_fn)
     pairs = _parse_compare(compare_pairs, names)
+    where = _check_where(train_where, test_where, test_log, curve_sizes)
     test = resolve_log(test_log) if test_log else None
     scored_log = test if test is not None else runs_log
     scored = evaluate.scoring_mask(scored_log, score_only, exclude_scoring)
     left_out = int((~scored).sum())
-    if test is not None:
+    if where:
+        result = evaluate.train_test_where(
+            specs, runs_log, train_where, test_where, targets, feature_fn, objective=obj,
+            scored=scored, seed=seed, interval_level=interval_level,
+        )  # fmt: skip
+        split = result.split_rows
+        n_test = len(next(iter(split.values())))
+        n_train = int(result.scores["n_train"].iloc[0])
+        mode = f"train {n_train} runs ({train_where}) -> test {n_test} runs ({test_where})"
+        left_out = 0
+    elif test is not None:
         result = evaluate.train_test(
             specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed,
             interval_level=interval_level,
@@ -312,6 +347,26 @@ def cv(
         _write_plots(plot_dir, runs_log, targets, result, curve, obj)
     if not scored_any:
         raise MixsurrogateError("no predictor could be scored on any set (reasons above)")
+
+
+def _check_where(train_where, test_where, test_log, curve_sizes) -> bool:
+    """Whether this is a where-split; both conditions or neither, and not with --test/--curve."""
+    if not train_where and not test_where:
+        return False
+    if not (train_where and test_where):
+        raise MixsurrogateError("--train-where and --test-where go together: give both")
+    if test_log or curve_sizes:
+        raise MixsurrogateError(
+            "--train-where/--test-where cannot be combined with --test or --curve"
+        )
+    return True
+
+
+def _spec(spec, fidelity_columns: str):
+    """A predictor spec with --fidelity passed to a multi-fidelity predictor."""
+    if spec.uses_fidelity:
+        spec.params = {**(spec.params or {}), "fidelity": fidelity_columns}
+    return spec
 
 
 def _compare_targets(obj, set_mean: str, result) -> list[str]:

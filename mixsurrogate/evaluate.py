@@ -38,7 +38,7 @@ from .results import (
     summarise,
 )
 from .runs import RunsLog
-from .splits import Split, curve_splits, cv_splits, scored_mask, scoring_mask
+from .splits import Split, curve_splits, cv_splits, scored_mask, scoring_mask, where_split
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 #: the evaluation API in one place (results and splits live in their own modules)
@@ -63,6 +63,7 @@ __all__ = [
     "scoring_mask",
     "summarise",
     "train_test",
+    "train_test_where",
 ]
 
 
@@ -81,6 +82,11 @@ class PredictorSpec:
     @property
     def uses_features(self) -> bool:
         return bool(make_predictor(self.name, **(self.params or {})).uses_features)
+
+    @property
+    def uses_fidelity(self) -> bool:
+        """Whether the predictor takes the runs' fidelity columns (``fidelity.py``) as inputs."""
+        return bool(getattr(make_predictor(self.name, **(self.params or {})), "uses_fidelity", 0))
 
     @property
     def display(self) -> str:
@@ -103,7 +109,17 @@ class FitOutcome:
         return [t for t, (s, _) in self.status.items() if s == "ok"]
 
 
-def _features(spec: PredictorSpec, feature_fn: FeatureFn | None, W: np.ndarray):  # noqa: N803
+def _features(
+    spec: PredictorSpec,
+    feature_fn: FeatureFn | None,
+    W: np.ndarray,  # noqa: N803
+    rows: RunsLog | None = None,
+):
+    if spec.uses_fidelity:  # per-run inputs, not a function of the mixture: read from the rows
+        from .fidelity import fidelity_features
+
+        predictor = make_predictor(spec.name, **(spec.params or {}))
+        return fidelity_features(rows, predictor.fidelity_columns())
     if not spec.uses_features:
         return None
     if feature_fn is None:
@@ -133,9 +149,11 @@ def fit_predict(
     targets: Sequence[str],
     feature_fn: FeatureFn | None = None,
     interval_level: float | None = None,
+    test_rows: RunsLog | None = None,
 ) -> FitOutcome:
     """Fit on ``train`` and predict ``W_test`` for every target that could be fitted (and,
     with ``interval_level``, each prediction's interval, calibrated on ``train`` alone).
+    A fidelity predictor (``mfgp``) also needs the rows of ``W_test`` as ``test_rows``.
 
     Never raises for a target's trouble: it is in ``status`` with its reason. Pending runs of
     ``train`` (no loss yet) are left out; each target is fitted on the runs that have its loss
@@ -149,10 +167,11 @@ def fit_predict(
     Y = np.column_stack([train.loss(t) for t in targets])  # noqa: N806
     n_runs = {t: int(np.isfinite(Y[:, j]).sum()) for j, t in enumerate(targets)}
     try:
-        model.fit(train.W, Y, targets, train.domains, features=_features(spec, feature_fn, train.W))
+        train_features = _features(spec, feature_fn, train.W, train)
+        model.fit(train.W, Y, targets, train.domains, features=train_features)
         reasons = model.reasons()
         if model.fitted_targets_:
-            test_features = _features(spec, feature_fn, W_test)
+            test_features = _features(spec, feature_fn, W_test, test_rows)
             got = model.predict(W_test, features=test_features)
             cols = [targets.index(t) for t in model.fitted_targets_]
             pred[:, cols] = got
@@ -258,9 +277,10 @@ def run_splits(
         for spec in specs:
             predictions[spec.display] = {}
             for split in splits:
+                rows_test = scored_log.subset(split.test) if spec.uses_fidelity else None
                 outcome = fit_predict(
                     spec, train.subset(split.train), scored_log.W[split.test], targets,
-                    feature_fn, interval_level,
+                    feature_fn, interval_level, rows_test,
                 )  # fmt: skip
                 rows += _split_rows(spec, split, outcome, truth, targets, key_columns)
                 predictions[spec.display][split.key] = outcome.pred
@@ -366,6 +386,28 @@ def train_test(
     return run_splits(
         specs, train, splits, list(targets or train.targets), ["test"], feature_fn, objective,
         test, progress, seed, "predictors", interval_level,
+    )  # fmt: skip
+
+
+def train_test_where(
+    specs: Sequence[PredictorSpec],
+    log: RunsLog,
+    train_where: str,
+    test_where: str,
+    targets: Sequence[str] | None = None,
+    feature_fn: FeatureFn | None = None,
+    progress: bool = True,
+    objective: Objective | None = None,
+    scored: np.ndarray | None = None,
+    seed: int = 0,
+    interval_level: float | None = None,
+) -> Evaluation:
+    """Fit on the runs of ``log`` matching ``train_where`` (e.g. ``params<1e8``), score on
+    those matching ``test_where`` (``params>=1e9``): do small runs predict large ones?"""
+    split = where_split(log, train_where, test_where, scored)
+    return run_splits(
+        specs, log, [split], list(targets or log.targets), ["test"], feature_fn, objective,
+        None, progress, seed, "predictors", interval_level,
     )  # fmt: skip
 
 

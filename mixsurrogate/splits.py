@@ -8,6 +8,7 @@ inform every fit without ever flattering a score.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -115,3 +116,97 @@ def scoring_mask(log: RunsLog, only: Sequence[str] = (), exclude: Sequence[str] 
 def fnmatch_any(ids: pd.Series, pattern: str) -> np.ndarray:
     """Which run ids match a shell-style pattern (``vertex-*``)."""
     return np.array([fnmatchcase(i, pattern) for i in ids], bool)
+
+
+# --- where-splits: fit on runs matching one condition, score on runs matching another ----------
+
+#: comparison operators of a where-expression, longest first so "<=" is not read as "<"
+WHERE_OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
+_WHERE_CLAUSE = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_:.\-]*)\s*(<=|>=|==|!=|<|>)\s*([^\s<>=!&]+)\s*$"
+)
+_WHERE_AND = re.compile(r"\s+and\s+|\s*&&?\s*", re.IGNORECASE)
+
+
+def parse_where(expr: str, option: str = "--where") -> list[tuple[str, str, float]]:
+    """``params<1e8 and tokens>=1B`` -> [(column, operator, number), ...].
+
+    A deliberately small grammar (column, comparison, number; clauses joined by ``and`` or
+    ``&``), parsed here rather than by ``DataFrame.query``, whose python engine evaluates
+    arbitrary code. Numbers may carry a size suffix (``100M``, ``1.2B``).
+    """
+    text = str(expr).strip()
+    if not text:
+        raise MixsurrogateError(f"{option}: empty expression")
+    clauses = []
+    for part in _WHERE_AND.split(text):
+        match = _WHERE_CLAUSE.match(part)
+        if not match:
+            raise MixsurrogateError(
+                f"{option} {expr!r}: cannot read {part.strip()!r}; write COLUMN OP NUMBER "
+                f"(OP one of {' '.join(WHERE_OPERATORS)}), clauses joined by 'and', "
+                "e.g. 'params<1e8 and tokens>=1B'"
+            )
+        column, op, value = match.groups()
+        number = _where_number(value, option, expr)
+        clauses.append((column, op, number))
+    return clauses
+
+
+def _where_number(value: str, option: str, expr: str) -> float:
+    from .fidelity import parse_size
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parse_size(value, "number")
+    except MixsurrogateError as err:
+        raise MixsurrogateError(f"{option} {expr!r}: {err}") from err
+
+
+def where_mask(log: RunsLog, expr: str, option: str = "--where") -> np.ndarray:
+    """Rows of ``log`` matching every clause of a where-expression (NaN never matches)."""
+    import operator
+
+    ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+           "==": operator.eq, "!=": operator.ne}  # fmt: skip
+    mask = np.ones(len(log), bool)
+    for column, op, number in parse_where(expr, option):
+        if column not in log.frame.columns:
+            raise MixsurrogateError(
+                f"{option}: the runs log has no column {column!r} "
+                f"(it has {', '.join(map(str, log.frame.columns[:12]))}"
+                f"{', ...' if len(log.frame.columns) > 12 else ''})"
+            )
+        values = pd.to_numeric(log.frame[column], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(values).all():
+            raise MixsurrogateError(f"{option}: column {column!r} holds no numbers")
+        with np.errstate(invalid="ignore"):
+            mask &= ops[op](values, number) & ~np.isnan(values)
+    return mask
+
+
+def where_split(
+    log: RunsLog, train_where: str, test_where: str, scored: np.ndarray | None = None
+) -> Split:
+    """Fit on the runs matching ``train_where``, score on the (scored) runs matching
+    ``test_where``; a run matching both is refused (it would be scored on its own fit)."""
+    train = where_mask(log, train_where, "--train-where")
+    test = where_mask(log, test_where, "--test-where") & scored_mask(len(log), scored)
+    both = int((train & test).sum())
+    if both:
+        raise MixsurrogateError(
+            f"{both} run(s) match both --train-where {train_where!r} and --test-where "
+            f"{test_where!r}; a run cannot be fitted on and scored"
+        )
+    if not train.any():
+        raise MixsurrogateError(f"--train-where {train_where!r} matches no run")
+    if test.sum() < 3:
+        raise MixsurrogateError(
+            f"--test-where {test_where!r} matches {int(test.sum())} run(s) to score; need at "
+            "least 3"
+        )
+    label = f"{train_where} -> {test_where}"  # protocol "test": one explicit train/test split
+    return Split(("test", label), np.flatnonzero(train), np.flatnonzero(test))

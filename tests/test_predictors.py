@@ -11,6 +11,7 @@ from sklearn.base import clone
 
 from mixsurrogate.errors import MixsurrogateError, NotEnoughRunsError, UnsupportedTargetError
 from mixsurrogate.predictors import (
+    FIDELITY_PREDICTORS,
     MDE_PREDICTORS,
     PREDICTORS,
     RATE_PREDICTORS,
@@ -53,7 +54,7 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_registry_lists_and_unknown_name():
-    assert set(RATE_PREDICTORS) | set(MDE_PREDICTORS) == set(PREDICTORS)
+    assert set(RATE_PREDICTORS) | set(MDE_PREDICTORS) | set(FIDELITY_PREDICTORS) == set(PREDICTORS)
     assert {"mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix"} <= set(RATE_PREDICTORS)
     assert {"mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde", "gp+mde-res"} == set(
         MDE_PREDICTORS

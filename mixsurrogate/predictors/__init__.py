@@ -2,7 +2,8 @@
 
 Every predictor is built by ``make_predictor(name, **hyper_parameters)``. ``RATE_PREDICTORS``
 need only the mixture rates; ``MDE_PREDICTORS`` also need ``features`` (MDE losses of every
-evaluation set, computed by the caller from a score store).
+evaluation set, computed by the caller from a score store); ``FIDELITY_PREDICTORS`` take the
+runs' fidelity (log10 params and tokens) as ``features``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .mde import (
     MDEPredictor,
 )
 from .mean import MeanPredictor
+from .mfgp import MFGPPredictor
 
 PREDICTORS: dict[str, type[MixturePredictor]] = {
     cls.name: cls
@@ -40,10 +42,17 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
         LGBMMDEPredictor,
         GPMDEPredictor,
         GPResidualMDEPredictor,
+        MFGPPredictor,
     )
 }
-RATE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if not c.uses_features]
+RATE_PREDICTORS: list[str] = [
+    n for n, c in PREDICTORS.items() if not (c.uses_features or getattr(c, "uses_fidelity", 0))
+]
 MDE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if c.uses_features]
+#: predictors that also need the runs' fidelity columns (params, tokens): see ``fidelity.py``
+FIDELITY_PREDICTORS: list[str] = [
+    n for n, c in PREDICTORS.items() if getattr(c, "uses_fidelity", 0)
+]
 
 
 def make_predictor(name: str, **params) -> MixturePredictor:
@@ -54,6 +63,7 @@ def make_predictor(name: str, **params) -> MixturePredictor:
 
 
 __all__ = [
+    "FIDELITY_PREDICTORS",
     "MDE_PREDICTORS",
     "PREDICTORS",
     "RATE_PREDICTORS",
