@@ -52,6 +52,32 @@ from .errors import MixsurrogateError
 @click.option(
     "--explore", is_flag=True, help="propose the next runs to train (Bayesian optimisation)"
 )
+@click.option(
+    "--fidelities",
+    help="--explore at several scales: the menu of SIZE:TOKENS fidelities to train at, e.g. "
+    "20M:0.4B,60M:1.2B,150M:3B (needs --target and params/tokens columns in the log)",
+)
+@click.option(
+    "--target",
+    "target_fidelity",
+    help="the fidelity the mixture is for, e.g. 1B:20B: may exceed every menu item; no menu "
+    "item may exceed it (in size or tokens). Proposals are (mixture, size, tokens) runs; the "
+    "recommendation is at the target",
+)
+@click.option(
+    "--cost-alpha",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="--fidelities: value per unit cost^alpha (1: fully cost-aware; 0: ignore cost)",
+)
+@click.option(
+    "--cost-factor",
+    type=click.FloatRange(min=0, min_open=True),
+    default=6.0,
+    show_default=True,
+    help="--fidelities: FLOPs per parameter per token of a run (cost = factor x params x tokens)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG bar chart of the proposal"
@@ -70,6 +96,10 @@ def propose(
     budget_tokens,
     q,
     explore,
+    fidelities,
+    target_fidelity,
+    cost_alpha,
+    cost_factor,
     seed,
     plot_path,
     as_json,
@@ -105,6 +135,10 @@ def propose(
     kinds, source = resolve_kinds(kind_specs, log, runs_log.targets, store)
     obj = Objective.parse(objective, runs_log.targets, kinds, source)
     bounds = _bounds(bound_specs, runs_log.domains, max_epochs, corpus_dir, budget_tokens)
+    if fidelities or target_fidelity:
+        _multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
+                       cost_factor, explore, seed, as_json)  # fmt: skip
+        return
     if explore:
         from .explore import propose_explore
 
@@ -131,3 +165,36 @@ def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_toke
     corpus = Corpus.load(corpus_dir)
     available = {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
     return bounds.with_max_epochs(domains, available, budget_tokens, max_epochs)
+
+
+def _multifidelity(log, obj, q, bounds, menu_text, target_text, alpha, factor, explore, seed,
+                   as_json) -> None:  # fmt: skip
+    """``propose --explore --fidelities M --target T``: the next (mixture, size, tokens) runs
+    and the recommendation at the target (``search.multifidelity``)."""
+    import numpy as np
+
+    from .cli_common import echo_json
+    from .fidelity import CostModel, FidelityMenu, fidelity_features
+    from .propose import objective_values
+    from .search.multifidelity import describe, propose_multifidelity
+
+    if not (menu_text and target_text):
+        raise MixsurrogateError("--fidelities and --target go together: give both")
+    if not explore:
+        raise MixsurrogateError("--fidelities/--target choose runs to train: add --explore")
+    menu = FidelityMenu.parse(menu_text, target_text)
+    done = log.completed() if hasattr(log, "completed") else log
+    features = fidelity_features(done)
+    y = objective_values(done, obj)
+    keep = np.isfinite(y)  # runs not evaluated on every set of the objective cannot count
+    result = propose_multifidelity(
+        done.W[keep], features[keep], y[keep], done.domains, menu, q=q,
+        cost=CostModel(factor=factor), alpha=alpha, bounds=bounds, seed=seed,
+    )  # fmt: skip
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    for line in describe(result):
+        click.echo(line)
+    for note in result.notes:
+        click.echo(f"note: {note}")

@@ -2,20 +2,27 @@
 
 The GP of ``gp.py`` on the Hellinger map of the mixture, with the run's fidelity as extra
 inputs (``features``: log10 of the runs log's ``params`` and ``tokens`` columns, see
-``fidelity.fidelity_features``). Kernel, on standardised losses:
+``fidelity.fidelity_features``). Kernel, on standardised (log) losses:
 
-    k = s_f * k_fid(f, f')  +  s_wf * k_mix(w, w') * k_fid'(f, f')
+    k = s_0 k_fid(f, f')  +  k_mix(w, w') * [ s_1 a(f) a(f')  +  s_2 k_fid'(f, f') ]
 
 ``k_mix`` is a Matern-5/2 with one lengthscale per domain (the ``gp`` predictor's kernel and
-prior), ``k_fid`` and ``k_fid'`` Matern-5/2 kernels with one lengthscale per fidelity input.
-The product term is the mixture effect, correlated across scales as far as the runs say; the
-additive term is the scale's own effect (a 1M model's loss is ~5.7 nats on Pile-CC, a 1B
-model's ~3.0, whatever the mixture), which a pure product kernel could only express through
-the mixture kernel. This is the structure of BoTorch's ``SingleTaskMultiFidelityGP`` (a
-product of a kernel on the design inputs and kernels on each fidelity) with Matern kernels on
-log fidelity: ``ExponentialDecayKernel`` models learning-curve fidelities that converge as the
-fidelity grows to 1, while model size and tokens here are open-ended (the target is usually
-beyond every logged run). Predictions at a fidelity never logged (the target scale) are an
+prior); ``k_fid``, ``k_fid'`` are Matern-5/2 kernels with one lengthscale per fidelity input;
+``a(f) = exp(beta . z)`` (``FidelityAmplitudeKernel``) lets the mixture effect grow or shrink
+with the scale. The first term is the scale's own effect (a 1M model's loss is ~5.7 nats on
+Pile-CC, a 1B model's ~3.0, whatever the mixture); in the bracket, the ``s_1`` term is a
+mixture effect with one shape at every scale (RegMix's rank invariance) and the ``s_2`` term a
+scale-specific discrepancy, correlated over nearby scales: the marginal likelihood weighs the
+two, i.e. learns how far small runs speak for large ones (the continuous-fidelity form of
+Kennedy and O'Hagan's autoregressive co-kriging). It is a product of a kernel on the mixture
+and kernels on each fidelity, as BoTorch's ``SingleTaskMultiFidelityGP``, with Matern kernels
+on log fidelity: ``ExponentialDecayKernel`` models learning-curve fidelities that converge as
+the fidelity grows to 1, while model size and tokens here are open-ended (the target is usually
+beyond every logged run). With few large runs (3 in 43, on a synthetic test) the likelihood
+barely tells the two bracket terms apart, and the prediction at the large scale is poor;
+with 8 it is good.
+
+Predictions at a fidelity never logged (the target scale) are an
 extrapolation in the fidelity inputs; the posterior std says how far it trusts it.
 
 The target is log loss by default (``log_target``): across scales a mixture's effect is closer

@@ -1,0 +1,305 @@
+"""Multi-fidelity search: which (mixture, model size, tokens) to train next, and the mixture to
+recommend at the target scale.
+
+Model: the multi-fidelity GP (``predictors.mfgp``) on every logged run at its own fidelity.
+Acquisition: augmented expected improvement (Huang et al. 2006, the multi-fidelity EI of
+sequential kriging optimisation) with a cost exponent as in Yen et al. (2025):
+
+    a(w, l) = EI_T(w) * corr(y_l(w), f_T(w)) * (1 - s_l / sqrt(var_l(w) + s_l^2))
+              * (cost_T / cost_l) ** alpha
+
+EI_T is the expected improvement of the *target* fidelity's latent loss at mixture w over the
+best target-fidelity prediction among the logged mixtures; the correlation says how much a run
+at fidelity l tells about the target there (1 at the target itself); the second factor discounts
+runs whose outcome would be mostly noise (s_l: observation noise); the last trades information
+for FLOPs (``alpha`` = 1: full cost-awareness; 0: ignore cost). Everything is computed from the
+GP's joint posterior of the pair (w at l, w at T), so a fidelity never logged (the target) is
+handled by the kernel's extrapolation. BoTorch's ``qMultiFidelityKnowledgeGradient`` is the
+heavier alternative (a nested optimisation per candidate); on a discrete candidate set the
+augmented EI costs one batched posterior call per fidelity.
+
+Candidates are Sobol points inside the bounds plus the logged mixtures' neighbourhoods; the q
+proposals are the best (mixture, fidelity) pairs, greedily, at least ``min_distance`` apart. The
+recommendation is the mixture minimising the posterior mean at the target fidelity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import norm
+
+from ..errors import MixsurrogateError
+from ..fidelity import CostModel, Fidelity, FidelityMenu, format_size
+from ..predictors.mfgp import MFGPPredictor
+from ..simplex import Bounds
+
+#: posterior pairs per batched call
+CHUNK = 512
+
+
+@dataclass
+class MultiFidelityProposal:
+    """Runs to train next (mixture and fidelity each) and the recommendation at the target."""
+
+    domains: list[str]
+    mixtures: np.ndarray  # (q, K)
+    fidelities: list[Fidelity]
+    flops: np.ndarray  # (q,)
+    acquisition: np.ndarray  # (q,) augmented EI per unit cost (nan in the space-filling phase)
+    target: Fidelity
+    recommended: np.ndarray  # (K,) mixture minimising the predicted loss at the target
+    recommended_loss: float  # predicted objective there (nan in the space-filling phase)
+    recommended_std: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def mix(w: np.ndarray) -> dict[str, float]:
+            return dict(zip(self.domains, map(float, w), strict=True))
+
+        return {
+            "mode": "explore (multi-fidelity)",
+            "target": str(self.target),
+            "proposals": [
+                {
+                    "mixture": mix(w),
+                    "params": f.params,
+                    "tokens": f.tokens,
+                    "fidelity": str(f),
+                    "flops": float(c),
+                    "acquisition": None if not np.isfinite(a) else float(a),
+                }
+                for w, f, c, a in zip(
+                    self.mixtures, self.fidelities, self.flops, self.acquisition, strict=True
+                )
+            ],
+            "recommendation": {
+                "mixture": mix(self.recommended),
+                "fidelity": str(self.target),
+                "predicted": None
+                if not np.isfinite(self.recommended_loss)
+                else self.recommended_loss,
+                "std": None if not np.isfinite(self.recommended_std) else self.recommended_std,
+            },
+            "notes": self.notes,
+        }
+
+
+def fit_multifidelity_model(
+    W: np.ndarray,  # noqa: N803
+    fidelity: np.ndarray,
+    y: np.ndarray,
+    seed: int = 0,
+) -> MFGPPredictor:
+    """The mfgp surrogate of the objective on runs at fidelities ``fidelity`` (log10 params,
+    log10 tokens per row)."""
+    return MFGPPredictor(seed=seed).fit(W, y, fidelity)
+
+
+def _inputs(model: MFGPPredictor, W: np.ndarray, fidelity: Fidelity) -> torch.Tensor:  # noqa: N803
+    features = np.tile(fidelity.features(), (len(W), 1))
+    return torch.as_tensor(model.design_matrix(W, features), dtype=torch.float64)
+
+
+def _noise_variance(model: MFGPPredictor) -> float:
+    """Observation-noise variance in the model's target units (log loss by default)."""
+    gp = model.model_
+    noise = float(gp.likelihood.noise.detach().reshape(-1)[0])
+    return noise * float(gp.outcome_transform.stdvs.detach().reshape(-1)[0]) ** 2
+
+
+def target_posterior(
+    model: MFGPPredictor,
+    W: np.ndarray,  # noqa: N803
+    target: Fidelity,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and std of the latent (model-space) objective at the target fidelity."""
+    X = _inputs(model, W, target)  # noqa: N806
+    means, stds = [], []
+    with torch.no_grad():
+        for chunk in torch.split(X, CHUNK):
+            post = model.model_.posterior(chunk)
+            means.append(post.mean.reshape(-1))
+            stds.append(post.variance.clamp_min(1e-18).sqrt().reshape(-1))
+    return torch.cat(means).numpy(), torch.cat(stds).numpy()
+
+
+def augmented_ei(
+    model: MFGPPredictor,
+    W: np.ndarray,  # noqa: N803
+    menu: FidelityMenu,
+    cost: CostModel,
+    alpha: float = 1.0,
+    best: float | None = None,
+) -> np.ndarray:
+    """Acquisition value of each (candidate, menu fidelity) pair, shape (candidates, menu)."""
+    noise = _noise_variance(model)
+    costs = menu.costs(cost)
+    target_cost = cost.flops(menu.target)
+    XT = _inputs(model, W, menu.target)  # noqa: N806
+    values = np.zeros((len(W), len(menu.items)))
+    for j, fid in enumerate(menu.items):
+        XL = _inputs(model, W, fid)  # noqa: N806
+        pairs = torch.stack([XL, XT], dim=1)  # (n, 2, d): (w at l, w at T)
+        mean_t, var_t, var_l, cov = [], [], [], []
+        with torch.no_grad():
+            for chunk in torch.split(pairs, CHUNK):
+                post = model.model_.posterior(chunk)
+                m = post.mean[..., 0]
+                c = post.mvn.covariance_matrix
+                mean_t.append(m[:, 1])
+                var_t.append(c[:, 1, 1])
+                var_l.append(c[:, 0, 0])
+                cov.append(c[:, 0, 1])
+        mean_t = torch.cat(mean_t).numpy()
+        var_t = np.clip(torch.cat(var_t).numpy(), 1e-18, None)
+        var_l = np.clip(torch.cat(var_l).numpy(), 1e-18, None)
+        cov = torch.cat(cov).numpy()
+        sd_t = np.sqrt(var_t)
+        incumbent = float(np.min(mean_t)) if best is None else best
+        z = (incumbent - mean_t) / sd_t
+        ei = (incumbent - mean_t) * norm.cdf(z) + sd_t * norm.pdf(z)
+        corr = np.clip(cov / np.sqrt(var_l * var_t), 0.0, 1.0)
+        informative = 1.0 - np.sqrt(noise) / np.sqrt(var_l + noise)
+        values[:, j] = ei * corr * informative * (target_cost / costs[j]) ** alpha
+    return values
+
+
+def propose_multifidelity(
+    W: np.ndarray,  # noqa: N803
+    fidelity: np.ndarray,
+    y: np.ndarray,
+    domains: list[str],
+    menu: FidelityMenu,
+    q: int = 1,
+    cost: CostModel | None = None,
+    alpha: float = 1.0,
+    bounds: Bounds | None = None,
+    n_candidates: int = 2048,
+    n_initial: int | None = None,
+    min_distance: float = 0.05,
+    seed: int = 0,
+    model: MFGPPredictor | None = None,
+) -> MultiFidelityProposal:
+    """The next ``q`` (mixture, fidelity) runs and the recommendation at ``menu.target``.
+
+    ``W``, ``fidelity`` (log10 params, log10 tokens) and ``y`` are the logged runs (objective
+    values, lower is better). With fewer than ``n_initial`` runs (default K + 1) the proposals
+    are Sobol mixtures at the cheapest menu fidelity (a space-filling start). A fitted
+    ``model`` may be passed to skip the fit.
+    """
+    cost = cost or CostModel()
+    if q < 1:
+        raise MixsurrogateError(f"-n must be >= 1, got {q}")
+    if not alpha >= 0:
+        raise MixsurrogateError(f"--cost-alpha must be >= 0, got {alpha}")
+    W = np.atleast_2d(np.asarray(W, dtype=float)).reshape(-1, len(domains))  # noqa: N806
+    y = np.asarray(y, dtype=float).ravel()
+    k = len(domains)
+    bounds = bounds or Bounds.unbounded(k)
+    n_initial = k + 1 if n_initial is None else n_initial
+    costs = menu.costs(cost)
+    cheapest = menu.items[int(np.argmin(costs))]
+    rng_seed = seed + len(W)
+    if len(W) < n_initial:
+        mixtures = bounds.sample(len(W) + q, seed=seed)[len(W) :]
+        note = (
+            f"space-filling start: {len(W)} of {n_initial} runs logged, Sobol mixtures at the "
+            f"cheapest fidelity {cheapest}"
+        )
+        return MultiFidelityProposal(
+            domains, mixtures, [cheapest] * q, np.full(q, cost.flops(cheapest)),
+            np.full(q, np.nan), menu.target, bounds.sample(1, seed=seed)[0], np.nan, np.nan,
+            [note],
+        )  # fmt: skip
+    model = model or fit_multifidelity_model(W, fidelity, y, seed=seed)
+    candidates = np.vstack(
+        [bounds.sample(n_candidates, seed=rng_seed), _local(W, y, bounds, rng_seed)]
+    )
+    values = augmented_ei(model, candidates, menu, cost, alpha, best=_incumbent(model, W, menu))
+    chosen_w, chosen_f, chosen_v = [], [], []
+    flat = np.argsort(-values, axis=None)
+    for index in flat:
+        i, j = np.unravel_index(index, values.shape)
+        w = candidates[i]
+        if any(np.linalg.norm(w - c) < min_distance for c in chosen_w):
+            continue
+        chosen_w.append(w)
+        chosen_f.append(menu.items[j])
+        chosen_v.append(values[i, j])
+        if len(chosen_w) == q:
+            break
+    rec, rec_mean, rec_std = recommend(model, np.vstack([candidates, W]), menu.target)
+    notes = [f"fit: {n}" for n in model.fit_notes_]
+    return MultiFidelityProposal(
+        domains, np.array(chosen_w), chosen_f, np.array([cost.flops(f) for f in chosen_f]),
+        np.array(chosen_v) / np.array([cost.flops(f) for f in chosen_f]) * cost.flops(menu.target),
+        menu.target, rec, rec_mean, rec_std, notes,
+    )  # fmt: skip
+
+
+def _incumbent(model: MFGPPredictor, W: np.ndarray, menu: FidelityMenu) -> float:  # noqa: N803
+    """The best posterior mean at the target among the logged mixtures (a noisy-EI incumbent:
+    no run need have been trained at the target)."""
+    mean, _ = target_posterior(model, W, menu.target)
+    return float(mean.min())
+
+
+def _local(W: np.ndarray, y: np.ndarray, bounds: Bounds, seed: int, n: int = 256) -> np.ndarray:  # noqa: N803
+    """Candidates near the best logged mixtures (Dirichlet perturbations), inside the bounds."""
+    rng = np.random.default_rng(seed)
+    best = W[np.argsort(y)[: min(8, len(W))]]
+    centres = best[rng.integers(0, len(best), n)]
+    noisy = np.array([rng.dirichlet(50 * c + 0.05) for c in centres])
+    return bounds.repair(noisy)
+
+
+def recommend(
+    model: MFGPPredictor,
+    W: np.ndarray,  # noqa: N803
+    target: Fidelity,
+) -> tuple[np.ndarray, float, float]:
+    """The mixture of ``W`` minimising the posterior mean at the target: (mixture, predicted
+    objective, its std), in the objective's units."""
+    mean, std = target_posterior(model, W, target)
+    i = int(np.argmin(mean))
+    if model.log_target:  # model space is log loss
+        return W[i], float(np.exp(mean[i])), float(np.exp(mean[i]) * std[i])
+    return W[i], float(mean[i]), float(std[i])
+
+
+def describe(proposal: MultiFidelityProposal) -> list[str]:
+    """Readable lines: each proposed run, then the recommendation."""
+    lines = []
+    for i, (w, f, c) in enumerate(
+        zip(proposal.mixtures, proposal.fidelities, proposal.flops, strict=True)
+    ):
+        top = np.argsort(-w)[:5]
+        shares = ", ".join(f"{proposal.domains[j]} {w[j]:.3f}" for j in top)
+        lines.append(f"run {i + 1}: {f} ({c:.3g} FLOPs): {shares}")
+    rec = proposal.recommended
+    top = np.argsort(-rec)[:5]
+    value = (
+        f"predicted {proposal.recommended_loss:.4f} +- {proposal.recommended_std:.4f}"
+        if np.isfinite(proposal.recommended_loss)
+        else "not predicted yet"
+    )
+    lines.append(
+        f"recommendation at the target {proposal.target} ({value}): "
+        + ", ".join(f"{proposal.domains[j]} {rec[j]:.3f}" for j in top)
+    )
+    return lines
+
+
+__all__ = [
+    "MultiFidelityProposal",
+    "augmented_ei",
+    "describe",
+    "fit_multifidelity_model",
+    "format_size",
+    "propose_multifidelity",
+    "recommend",
+    "target_posterior",
+]
