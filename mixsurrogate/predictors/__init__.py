@@ -25,6 +25,7 @@ from .mde import (
 )
 from .mean import MeanPredictor
 from .mfgp import MFGPPredictor
+from .mtgp import MTGPMDEPredictor, MTGPPredictor
 
 PREDICTORS: dict[str, type[MixturePredictor]] = {
     cls.name: cls
@@ -43,6 +44,8 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
         GPMDEPredictor,
         GPResidualMDEPredictor,
         MFGPPredictor,
+        MTGPPredictor,
+        MTGPMDEPredictor,
     )
 }
 RATE_PREDICTORS: list[str] = [

@@ -25,6 +25,10 @@ def _all_members_have_std(self: MultiTargetPredictor) -> bool:
     return bool(members) and all(hasattr(m, "predict_std") for m in members.values())
 
 
+def _joint_has_objective_std(self: MultiTargetPredictor) -> bool:
+    return hasattr(getattr(self, "joint_", None), "predict_objective_std")
+
+
 def runs_note(n_runs: int, n_total: int) -> str:
     """The note of a target fitted on fewer runs than were given (the others lack its loss)."""
     return f"fitted on the {n_runs} of {n_total} runs evaluated on it"
@@ -87,8 +91,11 @@ class MultiTargetPredictor(BaseEstimator):
         has = ~np.isnan(Y)
         self.n_runs_ = {t: int(has[:, j].sum()) for j, t in enumerate(targets)}
         self.n_total_ = len(W)
-        members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
         self.joint_notes_: dict[str, str] = {}
+        self.joint_: MixturePredictor | None = None
+        if getattr(PREDICTORS.get(self.name), "joint", False):
+            return self._fit_joint(W, Y, targets, features)
+        members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
         # targets evaluated on the same runs can share one tuning (GPs); others tune apart
         for rows, group in _groups_by_rows(has).items():
             rows = np.frombuffer(rows, dtype=bool)
@@ -111,6 +118,25 @@ class MultiTargetPredictor(BaseEstimator):
                 self.failed_[target] = f"{type(err).__name__}: {err}"
                 continue
             self.members_[target] = member
+        self.fitted_targets_ = list(self.members_)
+        return self
+
+    def _fit_joint(self, W, Y, targets, features) -> MultiTargetPredictor:  # noqa: N803
+        """A joint predictor (``joint = True``, e.g. ``mtgp``): one model of every target that
+        has a loss, fitted once on the runs x targets matrix (NaN cells allowed); every fitted
+        target's member is that model, ``predict`` reads its columns."""
+        cols = [j for j in range(len(targets)) if self.n_runs_[targets[j]]]
+        self.skipped_ |= {t: "no run has this loss" for t in targets if not self.n_runs_[t]}
+        model = make_predictor(self.name, **(self.params or {}))
+        try:
+            model.fit(W, Y[:, cols], features)
+        except (UnsupportedTargetError, NotEnoughRunsError) as err:
+            self.skipped_ |= {targets[j]: str(err) for j in cols}
+        except Exception as err:  # noqa: BLE001 - reported per target, like a member's failure
+            self.failed_ |= {targets[j]: f"{type(err).__name__}: {err}" for j in cols}
+        else:
+            self.joint_ = model
+            self.members_ = {targets[j]: model for j in cols}
         self.fitted_targets_ = list(self.members_)
         return self
 
@@ -173,11 +199,15 @@ class MultiTargetPredictor(BaseEstimator):
     def predict(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Predicted losses, shape (mixtures, fitted targets), columns as ``fitted_targets_``."""
         self.require_fitted()
+        if self.joint_ is not None:
+            return self.joint_.predict(W, features).reshape(len(W), -1)
         return np.column_stack([m.predict(W, features) for m in self.members_.values()])
 
     @available_if(_all_members_have_std)
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Posterior std per target, same shape as ``predict``; only if every member has one."""
+        if self.joint_ is not None:
+            return self.joint_.predict_std(W, features).reshape(len(W), -1)
         return np.column_stack([m.predict_std(W, features) for m in self.members_.values()])
 
     def predict_interval(
@@ -188,5 +218,22 @@ class MultiTargetPredictor(BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) per target, each shaped like ``predict``; see the members'."""
         self.require_fitted()
+        if self.joint_ is not None:
+            lo, hi = self.joint_.predict_interval(W, features, level)
+            return lo.reshape(len(W), -1), hi.reshape(len(W), -1)
         bounds = [m.predict_interval(W, features, level) for m in self.members_.values()]
         return np.column_stack([b[0] for b in bounds]), np.column_stack([b[1] for b in bounds])
+
+    @available_if(_joint_has_objective_std)
+    def predict_objective_std(
+        self,
+        W: np.ndarray,  # noqa: N803
+        weights: dict[str, float],
+        features: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Posterior std of ``sum_t weights[t] * loss_t`` per mixture, with the sets' posterior
+        covariance (joint predictors only, e.g. ``mtgp``); a set not in ``weights`` has weight
+        0, a weighted set that was not fitted is an error."""
+        self.require_fitted([t for t, a in weights.items() if a])
+        vector = [float(weights.get(t, 0.0)) for t in self.fitted_targets_]
+        return self.joint_.predict_objective_std(W, vector, features)
