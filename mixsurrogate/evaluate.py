@@ -423,8 +423,10 @@ def learning_curve(
     progress: bool = True,
     objective: Objective | None = None,
     scored: np.ndarray | None = None,
+    interval_level: float | None = None,
 ) -> Evaluation:
-    """Metrics vs number of training runs: ``draws`` random subsets of each size.
+    """Metrics vs number of training runs: ``draws`` random subsets of each size (with
+    ``interval_level``, also held-out coverage and width of that interval, as ``cross_validate``).
 
     With no ``test`` log each draw is scored on the (scored) runs it did not train on. A size
     a predictor cannot fit shows as a ``skipped`` cell with the reason, never as a gap.
@@ -437,7 +439,7 @@ def learning_curve(
         raise MixsurrogateError(f"no learning-curve size can be drawn: {'; '.join(dropped)}")
     evaluation = run_splits(
         specs, train, splits, list(targets or train.targets), ["size", "draw"], feature_fn,
-        objective, test, progress, seed, "learning curves",
+        objective, test, progress, seed, "learning curves", interval_level,
     )  # fmt: skip
     evaluation.dropped = dropped
     return evaluation
