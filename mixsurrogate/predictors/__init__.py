@@ -9,6 +9,7 @@ runs' fidelity (log10 params and tokens) as ``features``.
 from __future__ import annotations
 
 from ..errors import MixsurrogateError
+from .auto import AutoPredictor
 from .base import MixturePredictor
 from .gp import GPPredictor
 from .laws import BiMixPredictor, DMLPredictor
@@ -46,6 +47,7 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
         MFGPPredictor,
         MTGPPredictor,
         MTGPMDEPredictor,
+        AutoPredictor,
     )
 }
 RATE_PREDICTORS: list[str] = [
