@@ -129,6 +129,31 @@ def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
     return list(target) or log.targets
 
 
+def show_excess(result, i: int) -> None:
+    """Mixture ``i``'s --no-worse-than rows (excess over the reference, whether each holds) and
+    its worst-case excess, when the proposal has them."""
+    if getattr(result, "constraints", None) is not None:
+        rows = result.constraint_report()[i]
+        frame = pd.DataFrame(
+            {
+                "set": [r["set"] for r in rows],
+                "reference": [r["reference"] for r in rows],
+                "reference loss": [r["reference_loss"] for r in rows],
+                "excess": [r["excess"] for r in rows],
+                "allowed": [r["tolerance"] for r in rows],
+                "holds": ["yes" if r["holds"] else "NO" for r in rows],
+            }
+        )
+        held = sum(r["holds"] for r in rows)
+        print_table(frame, f"--no-worse-than: {held} of {len(rows)} hold (predicted, nats)")
+    if getattr(result, "worst_case", None) is not None:
+        worst = result.worst_case_report()[i]
+        click.echo(
+            f"worst-case excess over {worst['reference']}: {worst['excess']:+.4f} nats "
+            f"({worst['set']}), predicted"
+        )
+
+
 def show_proposal(
     result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None, bounds=None
 ) -> None:
@@ -161,6 +186,7 @@ def show_proposal(
                     }
                 )
                 print_table(losses)
+            show_excess(result, i)
             if result.nearest_run:
                 rid, dist, val = result.nearest_run[i]
                 click.echo(

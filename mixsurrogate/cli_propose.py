@@ -42,6 +42,23 @@ from .errors import MixsurrogateError
 )
 @click.option("--budget-tokens", type=int, help="training tokens of the run the mixture is for")
 @click.option(
+    "--no-worse-than",
+    "no_worse_than",
+    multiple=True,
+    metavar="REF:T[@SET,..]",
+    help="no set predicted worse than at REF by more than T nats (REF: uniform inside the "
+    "bounds, or a run id; sets: the objective's, or those after @); REF's losses are the "
+    "surrogate's predictions at its mixture, so both sides share the model's bias. Repeatable",
+)
+@click.option(
+    "--worst-case",
+    "worst_case",
+    metavar="REF[@SET,..]",
+    help="minimise the worst excess max_s L_s(w) - L_s(REF) over the objective's sets (or "
+    "those after @) instead of the blended objective (REF: uniform or a run id; predicted, as "
+    "for --no-worse-than)",
+)
+@click.option(
     "-n",
     "q",
     type=int,
@@ -94,6 +111,8 @@ def propose(
     max_epochs,
     corpus_dir,
     budget_tokens,
+    no_worse_than,
+    worst_case,
     q,
     explore,
     fidelities,
@@ -111,6 +130,10 @@ def propose(
       mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 --bounds github=:0.1
       mixsurrogate propose runs.csv --scores scores/ -p linear+mde --objective val=0.5,task=0.5
       mixsurrogate propose runs.csv --explore -n 4 --objective val=1 --kinds val=code,wiki,books
+      mixsurrogate propose regmix:train-1m -p gp --objective val=1 --no-worse-than uniform:0.02
+      mixsurrogate propose regmix:train-1m -p gp --objective val=1 --worst-case uniform
+      mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 \\
+          --no-worse-than uniform:0@github,arxiv --no-worse-than train-1m-69:0.05
       mixsurrogate propose --scores scores/ --objective val=0.5,task=0.5     (zero-run mode)
     """
     from . import propose as prop
@@ -123,6 +146,8 @@ def propose(
         from .features import MDEFeatureMap
         from .scores import load_scores
 
+        if no_worse_than or worst_case:
+            raise MixsurrogateError("--no-worse-than and --worst-case need a runs log")
         store = load_scores(scores)
         obj = Objective.parse(objective, store.names(), store.kinds, "the score store")
         bounds = _bounds(bound_specs, store.experts, max_epochs, corpus_dir, budget_tokens)
@@ -135,6 +160,14 @@ def propose(
     kinds, source = resolve_kinds(kind_specs, log, runs_log.targets, store)
     obj = Objective.parse(objective, runs_log.targets, kinds, source)
     bounds = _bounds(bound_specs, runs_log.domains, max_epochs, corpus_dir, budget_tokens)
+    from .constraints import parse_no_worse_than, parse_worst_case
+
+    constraints = [parse_no_worse_than(t, runs_log, obj, bounds) for t in no_worse_than]
+    worst = None if worst_case is None else parse_worst_case(worst_case, runs_log, obj, bounds)
+    if (explore or fidelities or target_fidelity) and (constraints or worst is not None):
+        raise MixsurrogateError(
+            "--no-worse-than and --worst-case apply to exploit, not --explore or --fidelities"
+        )
     if fidelities or target_fidelity:
         _multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
                        cost_factor, explore, seed, as_json)  # fmt: skip
@@ -145,7 +178,14 @@ def propose(
         result = propose_explore(runs_log, obj, q, bounds, feature_fn, seed=seed)
     else:
         result = prop.propose_exploit(
-            runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed=seed
+            runs_log,
+            PredictorSpec(predictor),
+            obj,
+            bounds,
+            feature_fn,
+            seed=seed,
+            constraints=constraints,
+            worst_case=worst,
         )
     show_proposal(result, runs_log, obj, as_json, plot_path, bounds)
 

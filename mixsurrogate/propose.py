@@ -4,12 +4,19 @@ and zero-run (minimise the experts' MDE objective when no run is logged yet).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize
 
+from .constraints import (
+    FEASIBILITY_TOLERANCE,
+    NoWorseThan,
+    OutcomeConstraints,
+    bind,
+    required_sets,
+)
 from .errors import MixsurrogateError
 from .evaluate import FeatureFn, PredictorSpec
 from .objective import Objective
@@ -36,9 +43,13 @@ class Proposal:
         default_factory=list
     )  # id, L2 distance, its objective
     notes: list[str] = field(default_factory=list)
+    #: --no-worse-than rows the proposal was held to (their sets are in ``set_losses``)
+    constraints: OutcomeConstraints | None = None
+    #: the worst-case objective's rows (tolerance 0), when it was the one minimised
+    worst_case: OutcomeConstraints | None = None
 
     def to_dict(self) -> dict:
-        return {
+        payload = {
             "mode": self.mode,
             "proposals": [
                 {
@@ -68,6 +79,41 @@ class Proposal:
             ],
             "notes": self.notes,
         }
+        for i, row in enumerate(payload["proposals"]):  # keys only when asked: JSON unchanged
+            if self.constraints is not None:
+                row["constraints"] = self.constraint_report()[i]
+            if self.worst_case is not None:
+                row["worst_case"] = self.worst_case_report()[i]
+        return payload
+
+    def _losses(self, rows: OutcomeConstraints) -> tuple[np.ndarray, list[str]]:
+        sets = list(dict.fromkeys(rows.sets))
+        return np.column_stack([self.set_losses[s] for s in sets]), sets
+
+    def constraint_report(self) -> list[list[dict]]:
+        """Per mixture, each --no-worse-than row: reference, set, losses, excess, holds."""
+        return (
+            []
+            if self.constraints is None
+            else self.constraints.report(*self._losses(self.constraints))
+        )
+
+    def worst_case_report(self) -> list[dict]:
+        """Per mixture: the reference, the worst excess and its set, every set's excess."""
+        if self.worst_case is None:
+            return []
+        losses, sets = self._losses(self.worst_case)
+        excess = self.worst_case.excess(losses, sets)
+        names = self.worst_case.sets
+        return [
+            {
+                "reference": self.worst_case.references[0],
+                "excess": float(e.max()),
+                "set": names[int(e.argmax())],
+                "excess_by_set": dict(zip(names, map(float, e), strict=True)),
+            }
+            for e in excess
+        ]
 
 
 def _num(x: float) -> float | None:
@@ -89,14 +135,25 @@ def nearest_runs(
 
 
 class FittedObjective:
-    """A multi-target surrogate fitted on the objective's sets, seen as f(W) -> objective."""
+    """A multi-target surrogate fitted on the objective's sets, seen as f(W) -> objective.
+
+    ``extra_sets`` (e.g. sets a constraint names outside the objective) are fitted too, after
+    the objective's; they carry no weight in the objective.
+    """
 
     def __init__(
-        self, spec: PredictorSpec, log: RunsLog, objective: Objective, feature_fn: FeatureFn | None
+        self,
+        spec: PredictorSpec,
+        log: RunsLog,
+        objective: Objective,
+        feature_fn: FeatureFn | None,
+        extra_sets: Sequence[str] = (),
     ):
         check_objective_sets(log, objective)
         self.spec, self.objective, self.feature_fn = spec, objective, feature_fn
-        self.sets = objective.sets
+        self.sets = objective.sets + [
+            s for s in dict.fromkeys(extra_sets) if s not in objective.sets
+        ]
         self.model = MultiTargetPredictor(spec.name, spec.params)
         Y = np.column_stack([log.loss(s) for s in self.sets])  # noqa: N806
         self.model.fit(log.W, Y, self.sets, log.domains, features=self._features(log.W))
@@ -162,17 +219,46 @@ def conformal_objective_interval(
     return predicted - half, predicted + half, how
 
 
+class LossesAt:
+    """The set losses and their forward-difference Jacobian at one mixture, remembered: SLSQP
+    asks for the objective, its gradient and every constraint at the same point, and one batched
+    predictor call of K+1 points answers them all."""
+
+    def __init__(self, set_losses: Callable[[np.ndarray], np.ndarray], k: int, step: float = 1e-6):
+        self.set_losses, self.k, self.step = set_losses, k, step
+        self._at: np.ndarray | None = None
+        self._value: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(losses (S,), Jacobian (S, K)) at ``w``."""
+        w = np.asarray(w, dtype=float)
+        if self._at is None or not np.array_equal(w, self._at):
+            out = np.atleast_2d(self.set_losses(np.vstack([w, w + self.step * np.eye(self.k)])))
+            self._at, self._value = w.copy(), (out[0], ((out[1:] - out[0]) / self.step).T)
+        return self._value
+
+
+def _violation(constraints: Sequence[dict], w: np.ndarray) -> float:
+    """Total amount by which SLSQP inequality constraints are broken at ``w`` (0 if within
+    the feasibility tolerance)."""
+    broken = sum(float(np.maximum(-np.atleast_1d(c["fun"](w)), 0.0).sum()) for c in constraints)
+    return broken if broken > FEASIBILITY_TOLERANCE else 0.0
+
+
 def minimise_on_simplex(
     f: Callable[[np.ndarray], np.ndarray],
     bounds: Bounds,
     starts: np.ndarray,
     grad: Callable[[np.ndarray], np.ndarray] | None = None,
     max_iter: int = 100,
+    constraints: Sequence[dict] = (),
 ) -> np.ndarray:
     """Multi-start SLSQP on {sum w = 1, lower <= w <= upper}; returns the best point found.
 
     Without an analytic gradient, forward differences are evaluated as one batch of K+1
-    points, which costs one predictor call instead of K+1.
+    points, which costs one predictor call instead of K+1. ``constraints`` are extra SLSQP
+    inequality dicts on w (``{"type": "ineq", "fun": w -> (m,) >= 0, "jac": w -> (m, K)}``);
+    with them the best point is the best feasible one, or the least infeasible if none is.
     """
     k = starts.shape[1]
     step = 1e-6
@@ -184,7 +270,7 @@ def minimise_on_simplex(
         vals = f(batch)
         return float(vals[0]), (vals[1:] - vals[0]) / step
 
-    best_w, best_v = None, np.inf
+    best_w, best_key = None, (np.inf, np.inf)
     for w0 in starts:
         res = minimize(
             value_and_grad,
@@ -193,14 +279,72 @@ def minimise_on_simplex(
             method="SLSQP",
             bounds=list(zip(bounds.lower, bounds.upper, strict=True)),
             constraints=[
-                {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}
+                {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)},
+                *constraints,
             ],
             options={"maxiter": max_iter, "ftol": 1e-9},
         )
         w = bounds.repair(res.x)[0]
-        v = float(f(w[None])[0])
-        if v < best_v:
-            best_w, best_v = w, v
+        key = (_violation(constraints, w), float(f(w[None])[0]))
+        if key < best_key:
+            best_w, best_key = w, key
+    return best_w
+
+
+def minimise_worst_excess(
+    losses_at: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    worst: OutcomeConstraints,
+    sets: Sequence[str],
+    bounds: Bounds,
+    starts: np.ndarray,
+    max_iter: int = 100,
+    constraints: Sequence[dict] = (),
+) -> np.ndarray:
+    """Multi-start SLSQP for ``min_w max_r L_r(w) - reference_r`` in epigraph form: the max is
+    not smooth, so minimise t over (w, t) subject to ``L_r(w) - reference_r <= t`` for every row
+    of ``worst`` (a smooth problem SLSQP solves), the simplex and the bounds; ``constraints``
+    are extra SLSQP inequality dicts on w. ``losses_at``: w -> (losses in ``sets`` order,
+    Jacobian), e.g. a :class:`LossesAt`."""
+    k = starts.shape[1]
+    lifted = [
+        {
+            "type": "ineq",
+            "fun": lambda z, c=c: c["fun"](z[:-1]),
+            "jac": lambda z, c=c: np.hstack(
+                [np.atleast_2d(c["jac"](z[:-1])), np.zeros((np.size(c["fun"](z[:-1])), 1))]
+            ),
+        }
+        for c in constraints
+    ]
+    last = np.r_[np.zeros(k), 1.0]
+    system = [
+        {
+            "type": "eq",
+            "fun": lambda z: z[:-1].sum() - 1.0,
+            "jac": lambda z: np.r_[np.ones(k), 0.0],
+        },
+        worst.slsqp_epigraph(losses_at, sets),
+        *lifted,
+    ]
+
+    def worst_at(w: np.ndarray) -> float:
+        return float(worst.worst_excess(losses_at(w)[0][None], sets)[0])
+
+    best_w, best_key = None, (np.inf, np.inf)
+    for w0 in starts:
+        res = minimize(
+            lambda z: (z[-1], last),
+            np.r_[w0, worst_at(w0)],
+            jac=True,
+            method="SLSQP",
+            bounds=[*zip(bounds.lower, bounds.upper, strict=True), (None, None)],
+            constraints=system,
+            options={"maxiter": max_iter, "ftol": 1e-9},
+        )
+        w = bounds.repair(res.x[:-1])[0]
+        key = (_violation(constraints, w), worst_at(w))
+        if key < best_key:
+            best_w, best_key = w, key
     return best_w
 
 
@@ -215,6 +359,8 @@ def propose_exploit(
     top_k: int = 100,
     seed: int = 0,
     interval_level: float | None = 0.9,
+    constraints: Sequence[NoWorseThan] = (),
+    worst_case: NoWorseThan | None = None,
 ) -> Proposal:
     """The mixture minimising the predicted objective inside the bounds, with a
     ``interval_level`` interval of its predicted objective (None: no interval).
@@ -222,24 +368,34 @@ def propose_exploit(
     Smooth predictors: the best of a Sobol candidate set (plus the logged runs inside the
     bounds) seeds multi-start SLSQP. Trees are piecewise constant, so gradients say nothing:
     as RegMix does, average the top-k candidates instead.
+
+    ``constraints`` (parsed ``--no-worse-than``) keep every constrained set's predicted loss
+    within its tolerance of the same surrogate's prediction at the reference mixture.
+    ``worst_case`` (parsed ``--worst-case``: a reference and sets, default the objective's)
+    minimises ``max_s L_s(w) - L_s(reference)`` over its sets instead of the objective (whose
+    predicted value and interval are still reported); its tolerance is ignored.
     """
     bounds = bounds or Bounds.unbounded(len(log.domains))
-    f = FittedObjective(spec, log, objective, feature_fn)
-    logged = log.W[bounds.contains(log.W)]
-    candidates = np.vstack([bounds.sample(n_candidates, seed=seed), logged])
-    values = np.concatenate(
-        [f(chunk) for chunk in np.array_split(candidates, max(1, len(candidates) // 4096))]
+    constraints = list(constraints)
+    worst_rows = [] if worst_case is None else [replace(worst_case, tolerance=0.0)]
+    extra = required_sets(constraints + worst_rows)
+    f = FittedObjective(spec, log, objective, feature_fn, extra_sets=extra)
+    checks = bind(constraints, f.set_losses, f.sets) if constraints else None
+    worst = bind(worst_rows, f.set_losses, f.sets) if worst_rows else None
+    references = [c.reference.mixture for c in constraints + worst_rows]
+    best, notes = best_mixture(
+        f,
+        bounds,
+        log.W[bounds.contains(log.W)],
+        checks,
+        worst,
+        tree=spec.name in TREE_PREDICTORS,
+        n_candidates=n_candidates,
+        n_starts=n_starts,
+        top_k=top_k,
+        seed=seed,
+        references=references,
     )
-    order = np.argsort(values)
-    notes = []
-    if spec.name in TREE_PREDICTORS:
-        best = bounds.repair(candidates[order[:top_k]].mean(axis=0))[0]
-        notes.append(
-            f"tree predictor: mean of the top {top_k} of {len(candidates)} candidates (as RegMix)"
-        )
-    else:
-        best = minimise_on_simplex(f, bounds, candidates[order[:n_starts]])
-        notes.append(f"multi-start SLSQP from the best {n_starts} of {len(candidates)} candidates")
     W = best[None]  # noqa: N806
     losses = f.set_losses(W)
     std = f.std(W)
@@ -260,7 +416,110 @@ def propose_exploit(
         set_losses={s: losses[:, j] for j, s in enumerate(f.sets)},
         nearest_run=nearest_runs(log, W, objective),
         notes=notes,
+        constraints=checks,
+        worst_case=worst,
     )
+
+
+def best_mixture(
+    f: FittedObjective,
+    bounds: Bounds,
+    extra_candidates: np.ndarray,
+    checks: OutcomeConstraints | None = None,
+    worst: OutcomeConstraints | None = None,
+    *,
+    tree: bool = False,
+    n_candidates: int = 8192,
+    n_starts: int = 3,
+    top_k: int = 100,
+    seed: int = 0,
+    references: Sequence[np.ndarray] = (),
+) -> tuple[np.ndarray, list[str]]:
+    """The exploit mixture of a fitted objective, and notes saying how it was found.
+
+    Minimises the objective, or with ``worst`` the worst excess over its reference; ``checks``
+    are rows to hold. Candidates (Sobol points inside the bounds, ``extra_candidates`` such as
+    the logged runs, and the ``references`` inside the bounds) are ranked feasible first (least
+    total violation), then by what is minimised. The references also start SLSQP, so a
+    feasible start exists whenever one lies inside the bounds (it meets its own rows).
+    Trees: the mean of the top-k feasible candidates, or the best one when that mean breaks a
+    row. With neither ``checks`` nor ``worst`` this is the plain exploit search.
+    """
+    k = len(bounds.lower)
+    constrained = checks is not None or worst is not None
+    refs = np.array(references, dtype=float).reshape(-1, k)
+    refs = refs[bounds.contains(refs)]
+    candidates = np.vstack([bounds.sample(n_candidates, seed=seed), extra_candidates, refs])
+    chunks = np.array_split(candidates, max(1, len(candidates) // 4096))
+    if not constrained:
+        score, broken = np.concatenate([f(c) for c in chunks]), np.zeros(len(candidates))
+        order = np.argsort(score)
+    else:
+        losses = np.vstack([f.set_losses(c) for c in chunks])
+        score = (
+            f.objective.combine(losses, f.sets)
+            if worst is None
+            else worst.worst_excess(losses, f.sets)
+        )
+        broken = np.zeros(len(candidates)) if checks is None else checks.violation(losses, f.sets)
+        broken = np.where(broken > FEASIBILITY_TOLERANCE, broken, 0.0)
+        order = np.lexsort((score, broken))
+    what = "the objective" if worst is None else f"the worst excess over {worst.references[0]}"
+    notes = []
+    if tree:
+        feasible = order[broken[order] == 0]
+        pool = feasible[:top_k] if len(feasible) else order[:1]
+        best = bounds.repair(candidates[pool].mean(axis=0))[0]
+        notes.append(
+            f"tree predictor: mean of the top {len(pool)} of {len(candidates)} candidates "
+            + (f"on {what} " if worst is not None else "")
+            + ("meeting the constraints " if checks is not None else "")
+            + "(as RegMix)"
+        )
+        if checks is not None and not checks.satisfied(f.set_losses(best[None]), f.sets)[0]:
+            best = candidates[pool[0]]
+            notes.append("that mean breaks a constraint, so the best feasible candidate instead")
+    elif not constrained:
+        best = minimise_on_simplex(f, bounds, candidates[order[:n_starts]])
+        notes.append(f"multi-start SLSQP from the best {n_starts} of {len(candidates)} candidates")
+    else:
+        losses_at = LossesAt(f.set_losses, k)
+        extra = [] if checks is None else [checks.slsqp(losses_at, f.sets)]
+        starts = np.vstack([candidates[order[:n_starts]], refs])
+        if worst is not None:
+            best = minimise_worst_excess(
+                losses_at, worst, f.sets, bounds, starts, constraints=extra
+            )
+            notes.append(
+                f"minimised {what} on {len(worst)} set(s) by epigraph SLSQP "
+                f"from {len(starts)} starts; the objective shown is the blended one"
+            )
+        else:
+            weights = f.objective.vector(f.sets)
+
+            def value(W: np.ndarray) -> np.ndarray:  # noqa: N803
+                return np.array([weights @ losses_at(W[0])[0]]) if len(W) == 1 else f(W)
+
+            best = minimise_on_simplex(
+                value, bounds, starts, grad=lambda w: weights @ losses_at(w)[1], constraints=extra
+            )
+            notes.append(
+                f"multi-start SLSQP under the constraints from {len(starts)} starts "
+                f"(the best {n_starts} of {len(candidates)} candidates and the references)"
+            )
+    if checks is not None:
+        final = f.set_losses(best[None])
+        notes.append(
+            f"held to {len(checks)} --no-worse-than row(s); reference losses are the "
+            "surrogate's own predictions at the reference mixtures"
+        )
+        if not checks.satisfied(final, f.sets)[0]:
+            notes.append(
+                "no mixture found inside the bounds meets every --no-worse-than row "
+                f"(predicted); this one breaks them by {checks.violation(final, f.sets)[0]:.4f} "
+                "nats in total, the least found"
+            )
+    return best, notes
 
 
 def check_objective_sets(log: RunsLog, objective: Objective) -> None:
