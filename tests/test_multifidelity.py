@@ -13,6 +13,7 @@ from mixsurrogate.fidelity import CostModel, Fidelity, FidelityMenu
 from mixsurrogate.runs import RunsLog, save_runs
 from mixsurrogate.search.multifidelity import (
     augmented_ei,
+    exploration_flops,
     fit_multifidelity_model,
     propose_multifidelity,
 )
@@ -74,6 +75,32 @@ def test_space_filling_start_at_the_cheapest_fidelity():
     assert "space-filling" in p.notes[0]
     with pytest.raises(MixsurrogateError):
         propose_multifidelity(W, F, y, ["a", "b", "c"], menu, q=2, alpha=-1)
+
+
+def test_switch_flops_two_phase():
+    W, F, y = _runs()  # noqa: N806
+    cost = CostModel()
+    spent = 12 * cost.flops(SMALL) + 4 * cost.flops(MID)
+    assert exploration_flops(F, TARGET, cost) == pytest.approx(spent)
+    with_target = np.vstack([F, TARGET.features()])
+    assert exploration_flops(with_target, TARGET, cost) == pytest.approx(spent)  # not counted
+    menu = FidelityMenu.build([SMALL, MID], TARGET)
+    args = (W, F, y, ["a", "b", "c"], menu)
+    model = fit_multifidelity_model(W, F, y)
+    # before the switch: exactly the plain multi-fidelity proposal
+    early = propose_multifidelity(*args, q=2, model=model, switch_flops=2 * spent)
+    plain = propose_multifidelity(*args, q=2, model=model)
+    np.testing.assert_array_equal(early.mixtures, plain.mixtures)
+    assert early.fidelities == plain.fidelities
+    assert not any("confirmation" in n for n in early.notes)
+    # after it: every proposal at the target, the recommendation still at the target
+    late = propose_multifidelity(*args, q=2, model=model, switch_flops=spent)
+    assert late.fidelities == [TARGET, TARGET]
+    assert np.allclose(late.flops, cost.flops(TARGET))
+    assert "confirmation phase" in late.notes[0]
+    assert late.target == TARGET and np.isfinite(late.recommended_loss)
+    with pytest.raises(MixsurrogateError, match="switch_flops"):
+        propose_multifidelity(*args, q=1, model=model, switch_flops=-1.0)
 
 
 def _log_file(tmp_path, bad_params=False):

@@ -21,6 +21,12 @@ augmented EI costs one batched posterior call per fidelity.
 Candidates are Sobol points inside the bounds plus the logged mixtures' neighbourhoods; the q
 proposals are the best (mixture, fidelity) pairs, greedily, at least ``min_distance`` apart. The
 recommendation is the mixture minimising the posterior mean at the target fidelity.
+
+Two-phase search (``switch_flops``): multi-fidelity exploration at the cheap fidelities until the
+logged runs below the target have cost ``switch_flops``, then a confirmation phase at the target
+alone (EI at the target from the mfgp fitted on every run), so that the recommendation is backed
+by target-scale runs and not only by the kernel's extrapolation. The caller fixes the length of
+the confirmation phase (``bench/search_multiscale.py``: a fixed number of target runs).
 """
 
 from __future__ import annotations
@@ -182,6 +188,7 @@ def propose_multifidelity(
     min_distance: float = 0.05,
     seed: int = 0,
     model: MFGPPredictor | None = None,
+    switch_flops: float | None = None,
 ) -> MultiFidelityProposal:
     """The next ``q`` (mixture, fidelity) runs and the recommendation at ``menu.target``.
 
@@ -189,12 +196,19 @@ def propose_multifidelity(
     values, lower is better). With fewer than ``n_initial`` runs (default K + 1) the proposals
     are Sobol mixtures at the cheapest menu fidelity (a space-filling start). A fitted
     ``model`` may be passed to skip the fit.
+
+    ``switch_flops`` is the phase switch of a two-phase search: once the logged runs at
+    fidelities other than the target have cost at least this many FLOPs (``cost`` on their
+    fidelity columns), every proposal is at ``menu.target`` (EI at the target from the model of
+    all runs; a note says so). ``None`` (the default): never switch.
     """
     cost = cost or CostModel()
     if q < 1:
         raise MixsurrogateError(f"-n must be >= 1, got {q}")
     if not alpha >= 0:
         raise MixsurrogateError(f"--cost-alpha must be >= 0, got {alpha}")
+    if switch_flops is not None and not switch_flops >= 0:
+        raise MixsurrogateError(f"switch_flops must be >= 0, got {switch_flops}")
     W = np.atleast_2d(np.asarray(W, dtype=float)).reshape(-1, len(domains))  # noqa: N806
     y = np.asarray(y, dtype=float).ravel()
     k = len(domains)
@@ -215,6 +229,15 @@ def propose_multifidelity(
             [note],
         )  # fmt: skip
     model = model or fit_multifidelity_model(W, fidelity, y, seed=seed)
+    phase_notes = []
+    if switch_flops is not None:
+        spent = exploration_flops(fidelity, menu.target, cost)
+        if spent >= switch_flops:
+            menu = FidelityMenu.build([], menu.target)
+            phase_notes.append(
+                f"confirmation phase: {spent:.3g} FLOPs spent below the target >= switch "
+                f"{switch_flops:.3g}; proposals at the target {menu.target} only"
+            )
     candidates = np.vstack(
         [bounds.sample(n_candidates, seed=rng_seed), _local(W, y, bounds, rng_seed)]
     )
@@ -232,12 +255,25 @@ def propose_multifidelity(
         if len(chosen_w) == q:
             break
     rec, rec_mean, rec_std = recommend(model, np.vstack([candidates, W]), menu.target)
-    notes = [f"fit: {n}" for n in model.fit_notes_]
+    notes = phase_notes + [f"fit: {n}" for n in model.fit_notes_]
     return MultiFidelityProposal(
         domains, np.array(chosen_w), chosen_f, np.array([cost.flops(f) for f in chosen_f]),
         np.array(chosen_v) / np.array([cost.flops(f) for f in chosen_f]) * cost.flops(menu.target),
         menu.target, rec, rec_mean, rec_std, notes,
     )  # fmt: skip
+
+
+def exploration_flops(
+    fidelity: np.ndarray,
+    target: Fidelity,
+    cost: CostModel | None = None,
+) -> float:
+    """FLOPs of the logged runs (log10 params, log10 tokens per row) not at the target."""
+    cost = cost or CostModel()
+    F = np.atleast_2d(np.asarray(fidelity, dtype=float)).reshape(-1, 2)  # noqa: N806
+    off_target = ~np.all(np.isclose(F, target.features(), rtol=0, atol=1e-9), axis=1)
+    params, tokens = 10 ** F[off_target, 0], 10 ** F[off_target, 1]
+    return float(np.sum(cost.factor * params * tokens + cost.overhead))
 
 
 def _incumbent(model: MFGPPredictor, W: np.ndarray, menu: FidelityMenu) -> float:  # noqa: N803
@@ -297,6 +333,7 @@ __all__ = [
     "MultiFidelityProposal",
     "augmented_ei",
     "describe",
+    "exploration_flops",
     "fit_multifidelity_model",
     "format_size",
     "propose_multifidelity",
