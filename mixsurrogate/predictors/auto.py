@@ -5,8 +5,8 @@ RegMix, gp leads from 16 runs, loglinear is close from 64, dml gains at 1B scale
 runs k-fold CV of every candidate *inside its own training runs* (nested inside any outer
 evaluation: the outer held-out runs never reach it), scores each candidate's out-of-fold
 predictions by Spearman (ranking mixtures is the job; MSE as the tie-break), refits the best
-on all training runs and predicts with it. ``fit_notes_`` says what was chosen and each
-candidate's inner score. Intervals and ``predict_std`` are those of the chosen predictor.
+on all training runs and predicts with it. ``fit_notes_`` says what was chosen,
+``inner_scores_`` each candidate's inner (Spearman, MSE). Intervals and ``predict_std`` are those of the chosen predictor.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class AutoPredictor(MixturePredictor):
             raise MixsurrogateError("auto: no candidate could be fitted on the inner folds")
         self.chosen_ = usable[0]
         self.model_ = self._make(self.chosen_).fit(W, y)
-        shown = ", ".join(f"{n} {self.inner_scores_[n][0]:.3f}" for n in usable)
-        self.fit_notes_.append(f"chose {self.chosen_} by {self.folds}-fold inner CV ({shown})")
+        # the scores stay in inner_scores_: a note without them counts alike across folds
+        self.fit_notes_.append(f"chose {self.chosen_} by {self.folds}-fold inner CV")
         self.fit_notes_ += list(self.model_.fit_notes_)
 
     def _predict(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
