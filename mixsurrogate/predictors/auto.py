@@ -6,7 +6,7 @@ runs k-fold CV of every candidate *inside its own training runs* (nested inside 
 evaluation: the outer held-out runs never reach it), scores each candidate's out-of-fold
 predictions by Spearman (ranking mixtures is the job; MSE as the tie-break), refits the best
 on all training runs and predicts with it. ``fit_notes_`` says what was chosen,
-``inner_scores_`` each candidate's inner (Spearman, MSE). Intervals and ``predict_std`` are those of the chosen predictor.
+``inner_scores_`` each candidate's inner (Spearman, MSE); intervals are the chosen predictor's.
 """
 
 from __future__ import annotations
