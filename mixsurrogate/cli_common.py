@@ -82,8 +82,8 @@ def mde_features(scores: str | None, log: RunsLog, kind: str):
     store = load_scores(scores).reordered(log.domains)  # same domains, another order: fine
     eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
     store.check_matches_runs(log.domains, log.targets, eval_id)
-    fmap = MDEFeatureMap(store, log.targets, kind=kind)
-    return fmap.transform, store
+    # the map itself (callable), so fits can read its ``eval_sets`` (each target's own column)
+    return MDEFeatureMap(store, log.targets, kind=kind), store
 
 
 def scores_option(help_text: str):
@@ -154,6 +154,33 @@ def show_excess(result, i: int) -> None:
         )
 
 
+def show_recommendation(rec: dict) -> None:
+    """The mixture to train at full scale now, beside the (optimistic) best observed run."""
+    interval = rec["interval"]
+    if rec.get("same_as_proposal"):
+        click.echo("recommended: train the proposal above at full scale now")
+    else:
+        shares = sorted(rec["mixture"].items(), key=lambda kv: -kv[1])
+        frame = pd.DataFrame({"domain": [d for d, _ in shares], "share": [v for _, v in shares]})
+        print_table(frame, "recommended: train at full scale now")
+        click.echo(
+            f"recommended mixture's predicted objective {rec['predicted_objective']:.4f}"
+            + (
+                ""
+                if interval is None
+                else f" ({interval['level']:.0%} interval of a new run "
+                f"{interval['lower']:.4f} - {interval['upper']:.4f})"
+            )
+        )
+    best = rec["best_observed_run"]
+    click.echo(
+        f"best observed run {best['run_id']}: observed {best['observed']:.4f}, "
+        f"the model's mean there {best['posterior_mean']:.4f}"
+    )
+    for note in rec["notes"]:
+        click.echo(f"note: {note}")
+
+
 def show_proposal(
     result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None, bounds=None
 ) -> None:
@@ -192,6 +219,8 @@ def show_proposal(
                 click.echo(
                     f"nearest logged run: {rid} (distance {dist:.3f}, its objective {val:.4f})"
                 )
+        if getattr(result, "recommendation", None):
+            show_recommendation(result.recommendation)
         for note in result.notes:
             click.echo(f"note: {note}")
         if obj.kinds_source:

@@ -70,6 +70,26 @@ from .errors import MixsurrogateError
     "--explore", is_flag=True, help="propose the next runs to train (Bayesian optimisation)"
 )
 @click.option(
+    "--strategy",
+    type=click.Choice(["qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1"]),
+    default="qlognei",
+    show_default=True,
+    help="--explore: qlognei (batch noisy EI over global, sparse and local candidates), turbo "
+    "(qLogNEI in a trust region; many domains), exploit, sobol / uniform (the design alone), "
+    "qlognei-v1 (the earlier explore: 2(K+1) Sobol start, Sobol candidates); bench/search.py "
+    "compares them",
+)
+@click.option(
+    "--initial",
+    type=click.IntRange(min=1),
+    help="--explore: space-filling runs before the model takes over [default: K+1]",
+)
+@click.option(
+    "--domains",
+    "campaign_domains",
+    help="--explore on a log that does not exist yet: its domains, comma-separated",
+)
+@click.option(
     "--fidelities",
     help="--explore at several scales: the menu of SIZE:TOKENS fidelities to train at, e.g. "
     "20M:0.4B,60M:1.2B,150M:3B (needs --target and params/tokens columns in the log)",
@@ -115,6 +135,9 @@ def propose(
     worst_case,
     q,
     explore,
+    strategy,
+    initial,
+    campaign_domains,
     fidelities,
     target_fidelity,
     cost_alpha,
@@ -130,6 +153,9 @@ def propose(
       mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 --bounds github=:0.1
       mixsurrogate propose runs.csv --scores scores/ -p linear+mde --objective val=0.5,task=0.5
       mixsurrogate propose runs.csv --explore -n 4 --objective val=1 --kinds val=code,wiki,books
+      mixsurrogate propose regmix:train-1m --explore --strategy turbo -n 4 --objective pile_cc=1
+      mixsurrogate propose new.csv --explore -n 8 --domains code,wiki,books --objective val=1
+                                   (a log not started yet: the campaign's Sobol design)
       mixsurrogate propose regmix:train-1m -p gp --objective val=1 --no-worse-than uniform:0.02
       mixsurrogate propose regmix:train-1m -p gp --objective val=1 --worst-case uniform
       mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 \\
@@ -140,6 +166,10 @@ def propose(
     from .evaluate import PredictorSpec
     from .objective import Objective
 
+    if explore and log is not None and _not_started(log):
+        _explore_empty(log, campaign_domains, objective, bound_specs, q, strategy, initial, seed,
+                       as_json, plot_path)  # fmt: skip
+        return
     if log is None:
         if not scores:
             raise MixsurrogateError("give a runs log, or --scores for zero-run mode")
@@ -164,18 +194,33 @@ def propose(
 
     constraints = [parse_no_worse_than(t, runs_log, obj, bounds) for t in no_worse_than]
     worst = None if worst_case is None else parse_worst_case(worst_case, runs_log, obj, bounds)
-    if (explore or fidelities or target_fidelity) and (constraints or worst is not None):
+    if (fidelities or target_fidelity) and (constraints or worst is not None):
         raise MixsurrogateError(
-            "--no-worse-than and --worst-case apply to exploit, not --explore or --fidelities"
+            "--no-worse-than and --worst-case apply to exploit and --explore, not --fidelities"
+        )
+    if explore and worst is not None:
+        raise MixsurrogateError(
+            "--worst-case is an exploit objective; with --explore use --no-worse-than"
         )
     if fidelities or target_fidelity:
         _multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
                        cost_factor, explore, seed, as_json)  # fmt: skip
         return
     if explore:
-        from .explore import propose_explore
+        from .search.campaign import CampaignData, propose_next_runs
 
-        result = propose_explore(runs_log, obj, q, bounds, feature_fn, seed=seed)
+        feasibility, constraint_notes = None, []
+        if constraints:
+            from .search.campaign import constraint_feasibility
+
+            feasibility, constraint_notes = constraint_feasibility(runs_log, constraints, seed)
+        result, rec = propose_next_runs(
+            CampaignData.from_log(runs_log, obj), obj, q, bounds, strategy, initial, feature_fn,
+            seed, log_feasibility=feasibility, log=runs_log,
+        )  # fmt: skip
+        result.notes += constraint_notes
+        if rec is not None:
+            result.recommendation = rec.to_dict(runs_log.domains, _complete_ids(runs_log, obj))
     else:
         result = prop.propose_exploit(
             runs_log,
@@ -188,6 +233,55 @@ def propose(
             worst_case=worst,
         )
     show_proposal(result, runs_log, obj, as_json, plot_path, bounds)
+
+
+def _not_started(log: str) -> bool:
+    """A log path with no file yet, or only a header: the campaign has not started."""
+    from pathlib import Path
+
+    if log.startswith("regmix:"):
+        return False
+    path = Path(log)
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    from .runs import read_frame
+
+    return len(read_frame(path)) == 0
+
+
+def _explore_empty(log, campaign_domains, objective, bound_specs, q, strategy, initial, seed,
+                   as_json, plot_path) -> None:  # fmt: skip
+    """--explore before any run: the first points of the campaign's space-filling design."""
+    from pathlib import Path
+
+    from .objective import Objective
+    from .runs import WEIGHT_PREFIX, read_frame
+    from .search.campaign import CampaignData, propose_next_runs
+
+    path = Path(log)
+    header = read_frame(path).columns if path.exists() and path.stat().st_size else []
+    domains = [c[len(WEIGHT_PREFIX) :] for c in header if str(c).startswith(WEIGHT_PREFIX)]
+    if not domains and campaign_domains:
+        domains = [d.strip() for d in campaign_domains.split(",") if d.strip()]
+    if not domains:
+        raise MixsurrogateError(
+            f"{log} has no runs yet: give the campaign's domains, e.g. --domains code,wiki,books"
+        )
+    sets = [c.removeprefix("loss:") for c in header if str(c).startswith("loss:")]
+    terms = [p.partition("=")[0].strip() for p in objective.split(",") if p.strip()]
+    obj = Objective.parse(objective, sets or terms, {t: "val" for t in sets or terms})
+    bounds = _bounds(bound_specs, domains, None, None, None)
+    result, _ = propose_next_runs(
+        CampaignData.from_log(None, obj, domains), obj, q, bounds, strategy, initial, seed=seed
+    )
+    show_proposal(result, None, obj, as_json, plot_path, bounds)
+
+
+def _complete_ids(runs_log, obj) -> list[str]:
+    """Run ids of the rows with every objective set (the recommendation's indices)."""
+    from .search.campaign import CampaignData
+
+    return CampaignData.from_log(runs_log, obj).run_ids
 
 
 def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_tokens):

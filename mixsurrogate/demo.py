@@ -129,7 +129,7 @@ def mde_demo(
     eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
     store.check_matches_runs(log.domains, log.targets, eval_id)
     objective = Objective.parse(MDE_DEMO_OBJECTIVE, log.targets, store.kinds)
-    feature_fn = MDEFeatureMap(store, log.targets, kind="token").transform
+    feature_fn = MDEFeatureMap(store, log.targets, kind="token")
     specs = [evaluate.PredictorSpec(n) for n in predictors]
     # single-domain runs are what the data experts are: MDE is exact there, so they are fitted
     # on but never scored (a from-scratch log too small for that scores everything)

@@ -129,6 +129,13 @@ def _features(
     return feature_fn(W)
 
 
+def feature_sets_of(feature_fn: FeatureFn | None) -> list[str] | None:
+    """The evaluation set of each column a feature function returns (an ``MDEFeatureMap``'s
+    ``eval_sets``), or None when it does not say (columns then follow the targets)."""
+    sets = getattr(feature_fn, "eval_sets", None)
+    return None if sets is None else list(sets)
+
+
 def check_specs(specs: Sequence[PredictorSpec], feature_fn: FeatureFn | None) -> None:
     """Configuration errors (unknown names, MDE without a store) stop before any fitting."""
     labels = [s.display for s in specs]
@@ -168,7 +175,10 @@ def fit_predict(
     n_runs = {t: int(np.isfinite(Y[:, j]).sum()) for j, t in enumerate(targets)}
     try:
         train_features = _features(spec, feature_fn, train.W, train)
-        model.fit(train.W, Y, targets, train.domains, features=train_features)
+        model.fit(
+            train.W, Y, targets, train.domains, features=train_features,
+            feature_sets=feature_sets_of(feature_fn),
+        )  # fmt: skip
         reasons = model.reasons()
         if model.fitted_targets_:
             test_features = _features(spec, feature_fn, W_test, test_rows)

@@ -18,7 +18,7 @@ from .constraints import (
     required_sets,
 )
 from .errors import MixsurrogateError
-from .evaluate import FeatureFn, PredictorSpec
+from .evaluate import FeatureFn, PredictorSpec, feature_sets_of
 from .objective import Objective
 from .predictors.multitarget import MultiTargetPredictor
 from .runs import RunsLog
@@ -47,6 +47,8 @@ class Proposal:
     constraints: OutcomeConstraints | None = None
     #: the worst-case objective's rows (tolerance 0), when it was the one minimised
     worst_case: OutcomeConstraints | None = None
+    #: what to train at full scale now (``search.recommend.Recommendation.to_dict``)
+    recommendation: dict | None = None
 
     def to_dict(self) -> dict:
         payload = {
@@ -79,6 +81,8 @@ class Proposal:
             ],
             "notes": self.notes,
         }
+        if self.recommendation is not None:
+            payload["recommendation"] = self.recommendation
         for i, row in enumerate(payload["proposals"]):  # keys only when asked: JSON unchanged
             if self.constraints is not None:
                 row["constraints"] = self.constraint_report()[i]
@@ -156,7 +160,10 @@ class FittedObjective:
         ]
         self.model = MultiTargetPredictor(spec.name, spec.params)
         Y = np.column_stack([log.loss(s) for s in self.sets])  # noqa: N806
-        self.model.fit(log.W, Y, self.sets, log.domains, features=self._features(log.W))
+        self.model.fit(
+            log.W, Y, self.sets, log.domains, features=self._features(log.W),
+            feature_sets=feature_sets_of(feature_fn),
+        )  # fmt: skip
         self.model.require_fitted(self.sets)  # a proposal needs every set of the objective
 
     def _features(self, W: np.ndarray) -> np.ndarray | None:  # noqa: N803
@@ -406,7 +413,9 @@ def propose_exploit(
             spec, log, objective, feature_fn, predicted, interval_level, seed=seed
         )
         interval = (interval_level, lo, hi, how)
+    recommendation = versus_best_observed(log, objective, f, best, float(predicted[0]), interval)
     return Proposal(
+        recommendation=recommendation,
         mode="exploit",
         domains=log.domains,
         mixtures=W,
@@ -419,6 +428,44 @@ def propose_exploit(
         constraints=checks,
         worst_case=worst,
     )
+
+
+def versus_best_observed(
+    log: RunsLog,
+    objective: Objective,
+    f: FittedObjective,
+    mixture: np.ndarray,
+    predicted: float,
+    interval: tuple | None,
+) -> dict:
+    """The exploit proposal as the recommendation to train at full scale, beside the best
+    observed run and what the same surrogate predicts there (the observed best of many noisy
+    runs is optimistic; the surrogate pools its neighbours)."""
+    values = objective.combine(
+        np.column_stack([log.loss(s) for s in objective.sets]), objective.sets
+    )
+    best = int(np.nanargmin(values))
+    there = float(f(log.W[best][None])[0])
+    notes = []
+    if values[best] < there:
+        notes.append(
+            f"the best observed run looks {there - values[best]:.4f} better than the surrogate "
+            "predicts there (seed noise makes the lowest of many noisy runs optimistic)"
+        )
+    return {
+        "same_as_proposal": True,
+        "mixture": dict(zip(log.domains, map(float, mixture), strict=True)),
+        "predicted_objective": predicted,
+        "interval": None
+        if interval is None
+        else {"level": interval[0], "lower": float(interval[1][0]), "upper": float(interval[2][0])},
+        "best_observed_run": {
+            "run_id": log.run_ids[best],
+            "observed": float(values[best]),
+            "posterior_mean": there,
+        },
+        "notes": notes,
+    }
 
 
 def best_mixture(

@@ -178,7 +178,19 @@ def log_csv(tmp_path_factory, log) -> str:
         (["--no-worse-than", "uniform"], "expected REF:T"),
         (["--worst-case", "r999"], "--worst-case names unknown run 'r999'"),
         (["--worst-case", "uniform@nope"], "--worst-case names unknown set 'nope'"),
-        (["--explore", "--no-worse-than", "uniform:0"], "not --explore"),
+        (["--explore", "--worst-case", "uniform"], "with --explore use --no-worse-than"),
+        (
+            [
+                "--fidelities",
+                "1M:1B",
+                "--target",
+                "1B:20B",
+                "--explore",
+                "--no-worse-than",
+                "uniform:0",
+            ],
+            "not --fidelities",
+        ),
     ],
 )
 def test_cli_bad_constraint_is_one_line(log_csv, extra, message):

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from mixsurrogate import evaluate
 from mixsurrogate.cli import main
 from mixsurrogate.datasets import regmix_runs
-from mixsurrogate.explore import propose_explore, sobol_phase_size
 from mixsurrogate.objective import Objective
 from mixsurrogate.propose import propose_exploit
 from mixsurrogate.runs import RunsLog
+from mixsurrogate.search.campaign import CampaignData, propose_next_runs
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
 
@@ -89,15 +89,16 @@ def test_exploit_tree_predictor_uses_top_k_average():
     assert Bounds.unbounded(4).contains(proposal.mixtures).all()
 
 
-def test_explore_sobol_phase_then_batch_qnei():
-    log = synthetic_log(sobol_phase_size(4) - 1)
+def test_explore_design_phase_then_batch_qnei():
+    log = synthetic_log(4)  # K + 1 = 5 runs before the model takes over
     obj = Objective.parse("a=1", log.targets)
-    early = propose_explore(log, obj, q=3)
-    assert "Sobol" in early.notes[0] and len(early.mixtures) == 3
+    early, rec = propose_next_runs(CampaignData.from_log(log, obj), obj, q=3)
+    assert "sobol design" in early.notes[0] and len(early.mixtures) == 3 and rec is None
     log = synthetic_log(30)
     bounds = Bounds.parse(["d3=0.05:0.5"], log.domains)
-    late = propose_explore(log, obj, q=3, bounds=bounds)
+    late, rec = propose_next_runs(CampaignData.from_log(log, obj), obj, q=3, bounds=bounds)
     assert "qLogNEI" in late.notes[0]
+    assert rec is not None and bounds.contains(rec.mixture[None]).all()
     assert bounds.contains(late.mixtures).all()
     assert len({tuple(w.round(6)) for w in late.mixtures}) == 3
     dist = np.linalg.norm(late.mixtures[:, None] - log.W[None], axis=2)
@@ -287,3 +288,35 @@ def test_cli_propose_max_epochs_needs_corpus_and_caps_shares(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["proposals"][0]["mixture"]["code"] <= 0.1 + 1e-6
+
+
+def test_mde_predictor_reads_its_own_sets_column_whatever_the_target_order():
+    """A target that is not first among the log's sets must read its own MDE column (it read
+    column j of the fitted targets, i.e. another set's, before)."""
+    from mixsurrogate.cli_common import mde_features
+    from mixsurrogate.predictors.multitarget import MultiTargetPredictor
+    from mixsurrogate.runs import load_runs
+
+    runs, scores = _realtext()
+    log = load_runs(runs)
+    feature_fn, _ = mde_features(str(scores), log, "token")
+    target = log.targets[-1]
+    alone = MultiTargetPredictor("mde-cal").fit(
+        log.W, log.loss(target)[:, None], [target], log.domains,
+        features=feature_fn(log.W), feature_sets=evaluate.feature_sets_of(feature_fn),
+    )  # fmt: skip
+    everything = MultiTargetPredictor("mde-cal").fit(
+        log.W, log.Y, log.targets, log.domains, features=feature_fn(log.W)
+    )
+    W = log.W[:5]  # noqa: N806
+    expected = everything.predict(W, features=feature_fn(W))[:, -1]
+    assert np.allclose(alone.predict(W, features=feature_fn(W))[:, 0], expected)
+    result = evaluate.cross_validate(
+        [evaluate.PredictorSpec("mde-cal")], log, folds=3, targets=[target], feature_fn=feature_fn
+    )
+    full = evaluate.cross_validate(
+        [evaluate.PredictorSpec("mde-cal")], log, folds=3, feature_fn=feature_fn
+    )
+    a = result.scores[result.scores.target == target].spearman.to_numpy()
+    b = full.scores[full.scores.target == target].spearman.to_numpy()
+    assert np.allclose(a, b)

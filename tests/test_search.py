@@ -196,3 +196,55 @@ def test_cli_explore_empty_log_pending_rows_and_strategy(tmp_path, one_torch_thr
         main, ["propose", str(log), "--explore", "--initial", "0", "--objective", "x=1"]
     )
     assert zero.exit_code != 0 and "--initial" in zero.output
+
+
+def test_cli_explore_with_no_worse_than_keeps_proposals_near_the_constrained_set(
+    tmp_path, one_torch_thread
+):
+    W = campaign_points(Bounds.unbounded(3), 0, 16, seed=0)  # noqa: N806
+    frame = pd.DataFrame(W, columns=["w:a", "w:b", "w:c"])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(16)])
+
+    def loss_a(X):  # noqa: N803
+        return 1 + 4 * ((X - [0.8, 0.1, 0.1]) ** 2).sum(axis=1)
+
+    def loss_b(X):  # noqa: N803
+        return 1 + 4 * ((X - [0.1, 0.1, 0.8]) ** 2).sum(axis=1)
+
+    frame["loss:a"], frame["loss:b"] = loss_a(W), loss_b(W)
+    log = tmp_path / "runs.csv"
+    frame.to_csv(log, index=False)
+    base = ["propose", str(log), "--explore", "-n", "3", "--objective", "a=1", "--json"]
+    free = CliRunner().invoke(main, base)
+    held = CliRunner().invoke(main, [*base, "--no-worse-than", "uniform:0@b"])
+    assert free.exit_code == 0 and held.exit_code == 0, held.output
+    mix = {k: np.array([list(p["mixture"].values()) for p in json.loads(r.stdout)["proposals"]])
+           for k, r in (("free", free), ("held", held))}  # fmt: skip
+    assert any("outcome constraint" in n for n in json.loads(held.stdout)["notes"])
+    uniform_b = loss_b(np.full((1, 3), 1 / 3))[0]
+    assert (loss_b(mix["held"]) <= uniform_b + 0.05).mean() > (
+        loss_b(mix["free"]) <= uniform_b + 0.05
+    ).mean()
+    worst = CliRunner().invoke(main, [*base, "--worst-case", "uniform"])
+    assert worst.exit_code != 0 and "--worst-case" in worst.output
+
+
+def test_cli_exploit_also_says_what_to_train_and_how_the_best_observed_run_compares(tmp_path):
+    W = np.repeat(campaign_points(Bounds.unbounded(3), 0, 8, seed=0), 2, axis=0)  # noqa: N806
+    frame = pd.DataFrame(W, columns=["w:a", "w:b", "w:c"])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(16)])
+    frame["loss:x"] = bowl_oracle(noise=0.05).observe(W, np.random.default_rng(1))
+    log = tmp_path / "runs.csv"
+    frame.to_csv(log, index=False)
+    out = CliRunner().invoke(
+        main, ["propose", str(log), "-p", "gp", "--objective", "x=1", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout)
+    rec = payload["recommendation"]
+    assert rec["mixture"] == payload["proposals"][0]["mixture"]
+    best = rec["best_observed_run"]
+    assert best["observed"] == pytest.approx(frame["loss:x"].min())
+    assert best["posterior_mean"] > best["observed"]  # the lowest noisy run was lucky
+    text = CliRunner().invoke(main, ["propose", str(log), "-p", "gp", "--objective", "x=1"])
+    assert "best observed run" in text.output and "train the proposal above" in text.output

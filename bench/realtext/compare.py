@@ -88,7 +88,7 @@ def evaluate_task(data: Path, task: Task, args: dict) -> tuple:
     start = time.perf_counter()
     log, _, store, _ = load_benchmark(data)
     scored = evaluate.scoring_mask(log, exclude=[VERTEX])
-    feature_fn = MDEFeatureMap(store, log.targets, kind=task.kind).transform if task.kind else None
+    feature_fn = MDEFeatureMap(store, log.targets, kind=task.kind) if task.kind else None
     params = {"seed": task.seed} if task.seed else None
     spec = evaluate.PredictorSpec(task.name, params, task.label)
     cv = evaluate.cross_validate(

@@ -62,7 +62,9 @@ class MultiTargetPredictor(BaseEstimator):
         self.name = name
         self.params = params
 
-    def _member(self, target_index: int, target: str, domains: list[str]) -> MixturePredictor:
+    def _member(
+        self, target_index: int | None, target: str, domains: list[str]
+    ) -> MixturePredictor:
         if self.name not in PREDICTORS:
             make_predictor(self.name)  # raises the registry's error listing valid names
         accepted = PREDICTORS[self.name]._get_param_names()
@@ -80,7 +82,11 @@ class MultiTargetPredictor(BaseEstimator):
         targets: list[str],
         domains: list[str],
         features: np.ndarray | None = None,
+        feature_sets: list[str] | None = None,
     ) -> MultiTargetPredictor:
+        """``feature_sets``: the evaluation set of each MDE feature column (a feature map's
+        ``eval_sets``), so each target reads its own column; None means the columns follow
+        ``targets``."""
         Y = np.atleast_2d(np.asarray(Y, dtype=float))  # noqa: N806
         if Y.shape[1] != len(targets):
             raise ValueError(f"Y has {Y.shape[1]} columns but {len(targets)} targets are named")
@@ -95,7 +101,12 @@ class MultiTargetPredictor(BaseEstimator):
         self.joint_: MixturePredictor | None = None
         if getattr(PREDICTORS.get(self.name), "joint", False):
             return self._fit_joint(W, Y, targets, features)
-        members = [self._member(j, target, list(domains)) for j, target in enumerate(targets)]
+        columns = (
+            list(range(len(targets)))
+            if feature_sets is None
+            else [list(feature_sets).index(t) if t in feature_sets else None for t in targets]
+        )
+        members = [self._member(columns[j], t, list(domains)) for j, t in enumerate(targets)]
         # targets evaluated on the same runs can share one tuning (GPs); others tune apart
         for rows, group in _groups_by_rows(has).items():
             rows = np.frombuffer(rows, dtype=bool)

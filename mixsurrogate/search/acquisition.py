@@ -31,13 +31,17 @@ SHORTLIST = 192
 
 
 def acquisition_function(
-    model: ObjectiveModel, pending: np.ndarray | None, seed: int
+    model: ObjectiveModel,
+    pending: np.ndarray | None,
+    seed: int,
+    incumbents: np.ndarray | None = None,
 ) -> qLogNoisyExpectedImprovement:
-    """qLogNEI on the model's training runs, with pending mixtures as ``X_pending``."""
+    """qLogNEI over the ``incumbents`` (default: every training run), with pending mixtures
+    as ``X_pending``."""
     x_pending = None if pending is None or len(pending) == 0 else model.design(pending)
     return qLogNoisyExpectedImprovement(
         model.botorch_model,
-        X_baseline=model.design(model.W),
+        X_baseline=model.design(model.W if incumbents is None else incumbents),
         sampler=SobolQMCNormalSampler(torch.Size([MC_SAMPLES]), seed=seed),
         prune_baseline=True,
         X_pending=x_pending,
@@ -49,10 +53,13 @@ def _values(acqf, X: torch.Tensor) -> np.ndarray:  # noqa: N803
         return torch.cat([acqf(chunk.unsqueeze(1)) for chunk in torch.split(X, CHUNK)]).numpy()
 
 
-def analytic_log_ei(model: ObjectiveModel, candidates: np.ndarray) -> np.ndarray:
-    """Closed-form LogEI over the best posterior mean of the logged runs (noise-robust
-    incumbent; the observed best would be optimistic)."""
-    incumbent = float(-model.mean(model.W).min())  # the GP models the negated objective
+def analytic_log_ei(
+    model: ObjectiveModel, candidates: np.ndarray, incumbents: np.ndarray | None = None
+) -> np.ndarray:
+    """Closed-form LogEI over the best posterior mean of the ``incumbents`` (default: the
+    logged runs; a noise-robust incumbent, the observed best would be optimistic)."""
+    rows = model.W if incumbents is None else incumbents
+    incumbent = float(-model.mean(rows).min())  # the GP models the negated objective
     return _values(
         LogExpectedImprovement(model.botorch_model, best_f=incumbent), model.design(candidates)
     )
@@ -65,16 +72,19 @@ def select_batch(
     pending: np.ndarray | None = None,
     log_feasibility: np.ndarray | None = None,
     seed: int = 0,
+    incumbents: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The ``q`` candidates chosen greedily by log-EI (+ log P(feasible)), and their values.
 
     Each pick joins the pending set before the next, so the batch spreads out (the joint
     qLogNEI of the batch grows least by repeating a point). Also returns the warnings the
-    acquisition raised (such as Cholesky jitter), counted.
+    acquisition raised (such as Cholesky jitter), counted. With outcome constraints, the
+    ``incumbents`` are the logged runs that satisfy them: improving on an infeasible run is
+    no improvement (constrained EI, Gardner et al. 2014).
     """
     penalty = np.zeros(len(candidates)) if log_feasibility is None else log_feasibility
     if len(candidates) > SHORTLIST:
-        keep = np.argsort(-(analytic_log_ei(model, candidates) + penalty))[:SHORTLIST]
+        keep = np.argsort(-(analytic_log_ei(model, candidates, incumbents) + penalty))[:SHORTLIST]
         candidates, penalty = candidates[keep], penalty[keep]
     X = model.design(candidates)  # noqa: N806
     chosen: list[int] = []
@@ -84,7 +94,7 @@ def select_batch(
         warnings.simplefilter("always")
         torch.manual_seed(seed)
         for _ in range(min(q, len(candidates))):
-            acqf = acquisition_function(model, np.array(held) if held else None, seed)
+            acqf = acquisition_function(model, np.array(held) if held else None, seed, incumbents)
             score = _values(acqf, X) + penalty
             score[chosen] = -np.inf
             best = int(np.argmax(score))

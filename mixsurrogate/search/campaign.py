@@ -51,6 +51,38 @@ class CampaignData:
         return cls(log.domains, log.W[complete], y, ids, log.W[~complete])
 
 
+def constraint_feasibility(
+    log: RunsLog, constraints: list, seed: int = 0
+) -> tuple[LogFeasibility, list[str]]:
+    """``--no-worse-than`` as outcome constraints of the acquisition: per-set GPs (fitted on
+    the runs that have each set) give every candidate's predictive mean and std, and the
+    acquisition adds log P(every constrained set within its limit). The references' losses are
+    these GPs' predictions at the reference mixtures (see ``constraints``)."""
+    from ..constraints import bind, required_sets
+    from ..predictors.multitarget import MultiTargetPredictor
+
+    completed = log.completed()
+    sets = required_sets(constraints)
+    model = MultiTargetPredictor("gp", {"seed": seed})
+    model.fit(
+        completed.W, np.column_stack([completed.loss(s) for s in sets]), sets, completed.domains
+    )
+    model.require_fitted(sets)
+    rows = bind(constraints, model.predict, sets)
+
+    def log_feasibility(candidates: np.ndarray, _objective_model) -> np.ndarray:
+        return rows.log_probability_feasible(
+            model.predict(candidates), model.predict_std(candidates), sets
+        )
+
+    notes = [
+        f"outcome constraint: {rows.sets[r]} <= {rows.limit[r]:.4f} ({rows.references[r]}'s "
+        f"predicted {rows.reference_loss[r]:.4f} + {rows.tolerance[r]:g})"
+        for r in range(len(rows))
+    ]
+    return log_feasibility, notes
+
+
 def propose_next_runs(
     data: CampaignData,
     objective: Objective,

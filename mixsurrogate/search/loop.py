@@ -19,7 +19,7 @@ from .oracle import Oracle
 from .recommend import lgbm_top_k, recommend
 from .strategies import SearchState, Strategy
 
-RECOMMENDERS = ("posterior-mean", "best-observed", "lgbm-top-k")
+RECOMMENDERS = ("posterior-mean", "gp-top-k", "best-observed", "lgbm-top-k")
 NEAR_DUPLICATE = 0.01
 
 
@@ -34,6 +34,9 @@ class Campaign:
     regret: dict[str, list[float]]
     near_duplicates: float  # share of runs within NEAR_DUPLICATE (L2) of an earlier one
     proposal_seconds: list[float] = field(default_factory=list)
+    #: the runs trained and what they observed (to score other recommenders later)
+    W: np.ndarray | None = None
+    y: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -46,6 +49,8 @@ class Campaign:
             "median_proposal_seconds": float(np.median(self.proposal_seconds))
             if self.proposal_seconds
             else None,
+            "W": None if self.W is None else np.round(self.W, 6).tolist(),
+            "y": None if self.y is None else np.round(self.y, 6).tolist(),
         }
 
 
@@ -88,9 +93,11 @@ def run_campaign(
         for point in [c for c in checkpoints if len(W) - len(step.mixtures) < c <= len(W)]:
             Wc, yc = W[:point], y[:point]  # noqa: N806
             for name in recommenders:
-                if name == "posterior-mean":
-                    model = ObjectiveModel(Wc, yc, seed=seed)
-                    mixture = recommend(model, bounds, seed=seed).mixture
+                if name in ("posterior-mean", "gp-top-k"):
+                    if model is None or len(model.W) != point:
+                        model = ObjectiveModel(Wc, yc, seed=seed)
+                    method = "top-k" if name == "gp-top-k" else "argmin"
+                    mixture = recommend(model, bounds, seed=seed, method=method).mixture
                 else:
                     mixture = recommendation(name, Wc, yc, bounds, seed)
                 regret[name].append(float(oracle.mean(mixture[None])[0] - optimum))
@@ -111,8 +118,9 @@ def recommendation(
     """The mixture recommender ``name`` would train at full scale after these runs."""
     if name == "best-observed":
         return W[int(np.argmin(y))]
-    if name == "posterior-mean":
-        return recommend(ObjectiveModel(W, y, seed=seed), bounds, seed=seed).mixture
+    if name in ("posterior-mean", "gp-top-k"):
+        method = "top-k" if name == "gp-top-k" else "argmin"
+        return recommend(ObjectiveModel(W, y, seed=seed), bounds, seed=seed, method=method).mixture
     if name == "lgbm-top-k":
         return lgbm_top_k(W, y, bounds, seed=seed)
     raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(RECOMMENDERS)}")

@@ -182,13 +182,19 @@ class TuRBO(Strategy):
 
 
 def _select(state, q, model, candidates, notes) -> Step:
-    feasibility = (
-        None if state.log_feasibility is None else state.log_feasibility(candidates, model)
-    )
-    if feasibility is not None:
-        notes.append("acquisition times P(no-worse-than constraints hold)")
+    feasibility, incumbents = None, None
+    if state.log_feasibility is not None:
+        feasibility = state.log_feasibility(candidates, model)
+        logged = state.log_feasibility(state.W, model)
+        feasible = logged > np.log(0.5)
+        # no logged run is (probably) feasible yet: improve on the most feasible one
+        incumbents = state.W[feasible] if feasible.any() else state.W[[int(np.argmax(logged))]]
+        notes.append(
+            "acquisition times P(no-worse-than constraints hold), improving on the "
+            f"{len(incumbents)} logged run(s) that probably satisfy them"
+        )
     chosen, values, warned = select_batch(
-        model, candidates, q, state.pending, feasibility, state.seed
+        model, candidates, q, state.pending, feasibility, state.seed, incumbents
     )
     notes += [f"acquisition warning: {w}" for w in warned]
     return Step(chosen, "model", model, values, notes)
