@@ -26,8 +26,11 @@ import math
 import gpytorch
 import numpy as np
 import torch
+from botorch.fit import fit_gpytorch_mll
 from botorch.models import KroneckerMultiTaskGP, MultiTaskGP, SingleTaskGP
+from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
 
 from ..errors import NotEnoughRunsError
@@ -37,6 +40,7 @@ from .gp import (
     GPPredictor,
     _hyper_parameters,
     _one_thread_if_small,
+    _warning_label,
     gaussian_interval,
 )
 
@@ -150,6 +154,37 @@ class MTGPPredictor(GPPredictor):
             X, Y, task_feature=-1, covar_module=_data_kernel(d, list(range(d))),
             rank=self.rank, outcome_transform=None, all_tasks=list(range(self.n_targets_)),
         )  # fmt: skip
+
+    def _fitted_model(self, X: torch.Tensor, Y: torch.Tensor):  # noqa: N803
+        """``gp``'s seeded fit; when its first attempt fails, BoTorch restarts from
+        hyper-parameters drawn from their priors, but the LKJ prior of the Kronecker model's
+        between-set covariance cannot be drawn into the model (RuntimeError). Then the first
+        attempt is kept, its warnings accepted and counted, and a note says so."""
+        try:
+            return super()._fitted_model(X, Y)
+        except RuntimeError as err:
+            if "inverse transform" not in str(err):
+                raise
+        accepted: list[str] = []
+
+        def accept(warning) -> bool:
+            accepted.append(_warning_label(warning))
+            return True
+
+        # the usual failure is a kernel matrix that is not p.d. along the way: more jitter
+        with torch.random.fork_rng(devices=[]), gpytorch.settings.cholesky_jitter(1e-4, 1e-4):
+            torch.manual_seed(self.seed)
+            model = self._model(X, Y)
+            fit_gpytorch_mll(
+                ExactMarginalLogLikelihood(model.likelihood, model),
+                optimizer=fit_gpytorch_mll_scipy,
+                optimizer_kwargs={"options": {"maxiter": self.max_iter}},
+                warning_handler=accept,
+                max_attempts=1,
+            )
+        note = "first attempt failed and the between-set prior cannot be sampled for restarts"
+        self._note_fit([f"{note}; refitted once with Cholesky jitter 1e-4", *accepted])
+        return model
 
     # --- prediction -------------------------------------------------------------------------
 
