@@ -156,6 +156,10 @@ def propose(
       mixsurrogate propose regmix:train-1m --explore --strategy turbo -n 4 --objective pile_cc=1
       mixsurrogate propose new.csv --explore -n 8 --domains code,wiki,books --objective val=1
                                    (a log not started yet: the campaign's Sobol design)
+      mixsurrogate propose runs.csv --explore -n 4 --objective val=1 --no-worse-than uniform:0.02
+                                   (outcome constraints in the acquisition)
+      mixsurrogate propose runs.csv --explore -n 4 --objective val=1 \\
+          --fidelities 20M:0.4B,60M:1.2B --target 1B:20B     (mixture, size, tokens) triples
       mixsurrogate propose regmix:train-1m -p gp --objective val=1 --no-worse-than uniform:0.02
       mixsurrogate propose regmix:train-1m -p gp --objective val=1 --worst-case uniform
       mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 \\
