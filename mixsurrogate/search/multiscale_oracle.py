@@ -22,6 +22,7 @@ from scipy.optimize import minimize
 from ..fidelity import Fidelity, fidelity_features, regmix_all_scales
 from ..predictors.mfgp import MFGPPredictor
 from ..simplex import Bounds
+from .oracle import MEAN_OBJECTIVE, REGMIX_GROUPS
 
 #: RegMix's logged fidelities (params, tokens)
 REGMIX_SCALES = {
@@ -29,15 +30,8 @@ REGMIX_SCALES = {
     "60M": Fidelity(6e7, 1e9),
     "1B": Fidelity(1e9, 25e9),
 }
-#: a 5-group split of RegMix's 17 training domains (by kind of text)
-GROUPS = {
-    "web": ["pile_cc", "hackernews", "enron_emails", "ubuntu_irc"],
-    "academic": ["arxiv", "pubmed_central", "pubmed_abstracts", "nih_exporter", "philpapers"],
-    "reference": ["wikipedia_en", "freelaw", "uspto_backgrounds", "europarl"],
-    "code_math": ["github", "stackexchange", "dm_mathematics"],
-    "books": ["gutenberg_pg_19"],
-}
-MEAN_OBJECTIVE = "mean"
+#: the same 5 domain groups as the single-scale oracle
+GROUPS = REGMIX_GROUPS
 
 
 @dataclass

@@ -37,19 +37,13 @@ class Oracle:
 
     name: str
     domains: list[str]
-    model: GPPredictor
+    model: GPPredictor  # any fitted object with ``predict(W)``
     noise_std: float
-    #: (K, K_model) map from this oracle's mixture to the model's domains (identity if None)
-    expand: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
-
-    def model_weights(self, W: np.ndarray) -> np.ndarray:  # noqa: N803
-        W = np.atleast_2d(W)  # noqa: N806
-        return W if self.expand is None else W @ self.expand
 
     def mean(self, W: np.ndarray) -> np.ndarray:  # noqa: N803
         """The true (noise-free) objective of each mixture."""
-        return self.model.predict(self.model_weights(W))
+        return self.model.predict(np.atleast_2d(W))
 
     def observe(self, W: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # noqa: N803
         """What a trained run would log: the true objective plus seed noise."""
