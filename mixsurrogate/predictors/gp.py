@@ -47,12 +47,12 @@ PREDICT_CHUNK = 256  # query points per posterior call, see GPPredictor._posteri
 
 #: starts of the multi-start refit after a failed first attempt (see GPPredictor._fitted_model)
 RETRY_STARTS = 8
-#: below this many runs a GP runs on one torch thread (see ``_one_thread_if_small``)
+#: below this many runs a GP runs on one torch thread (see ``one_thread_if_small``)
 SMALL_GP_ROWS = 2048
 
 
 @contextmanager
-def _one_thread_if_small(n_rows: int) -> Iterator[None]:
+def one_thread_if_small(n_rows: int) -> Iterator[None]:
     """Run small GP algebra on one thread, restoring the caller's setting afterwards.
 
     At a few hundred runs a step is dominated by thread hand-offs, not arithmetic: on 2 busy
@@ -83,7 +83,7 @@ def transform_weights(W: np.ndarray, kind: str, eps: float) -> np.ndarray:  # no
     )
 
 
-def _warning_label(warning: warnings.WarningMessage) -> str:
+def warning_label(warning: warnings.WarningMessage) -> str:
     """A short, stable label for a fit warning (so repeats across folds can be counted)."""
     text = str(warning.message)
     if "ITERATIONS REACHED LIMIT" in text.upper() or "maxiter" in text:
@@ -104,7 +104,7 @@ def gaussian_interval(
     return mean - z * std, mean + z * std
 
 
-def _hyper_parameters(model: SingleTaskGP) -> dict[str, torch.Tensor]:
+def hyper_parameters(model: SingleTaskGP) -> dict[str, torch.Tensor]:
     """The model's state without its outcome transform (which belongs to the data it saw)."""
     return {k: v for k, v in model.state_dict().items() if "outcome_transform" not in k}
 
@@ -165,10 +165,10 @@ class GPPredictor(MixturePredictor):
         X = torch.tensor(self.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
         target = _log_target(y, self.name) if self.log_target else y
         Y = torch.tensor(target, dtype=torch.float64).unsqueeze(-1)  # noqa: N806
-        with _one_thread_if_small(len(X)):
+        with one_thread_if_small(len(X)):
             hypers = self.__dict__.pop("_joint_hypers", None)  # from tune_jointly, used once
             if hypers is None:
-                hypers = _hyper_parameters(self._tuned_model(X, Y))
+                hypers = hyper_parameters(self._tuned_model(X, Y))
             self.model_ = self._model(X, Y)
             self.model_.load_state_dict(hypers, strict=False)
             self.model_.eval()
@@ -219,12 +219,12 @@ class GPPredictor(MixturePredictor):
         X = torch.tensor(first.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
         target = _log_target(Y, first.name) if first.log_target else Y
         Yt = torch.tensor(target, dtype=torch.float64)  # noqa: N806
-        with _one_thread_if_small(len(X)):
+        with one_thread_if_small(len(X)):
             try:
-                batched = _hyper_parameters(first._tuned_model(X, Yt))
+                batched = hyper_parameters(first._tuned_model(X, Yt))
             finally:  # a failed joint fit's notes must not reach ``first``'s own fit
                 notes = first.__dict__.pop("_pending_notes", [])
-            single = _hyper_parameters(first._model(X[:2], Yt[:2, :1]))
+            single = hyper_parameters(first._model(X[:2], Yt[:2, :1]))
         notes = [f"{n} (joint fit of {len(members)} targets)" for n in notes]
         sliced = [  # every slice first, so a failure hands no member a partial set
             {k: _slice_output(v, j, single[k], k) for k, v in batched.items()}
@@ -269,7 +269,7 @@ class GPPredictor(MixturePredictor):
         accepted: list[str] = []
 
         def accept(warning: warnings.WarningMessage) -> bool:
-            accepted.append(_warning_label(warning))
+            accepted.append(warning_label(warning))
             return True
 
         def fit(**options) -> SingleTaskGP:
@@ -303,7 +303,7 @@ class GPPredictor(MixturePredictor):
                 ]
             else:
                 labels = []
-        self._note_fit(labels + accepted + [_warning_label(w) for w in other])
+        self._note_fit(labels + accepted + [warning_label(w) for w in other])
         return model
 
     def _note_fit(self, labels: list[str]) -> None:
@@ -328,7 +328,7 @@ class GPPredictor(MixturePredictor):
         """
         X = torch.as_tensor(self.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
         means, stds = [], []
-        with torch.no_grad(), _one_thread_if_small(len(self.model_.train_targets)):
+        with torch.no_grad(), one_thread_if_small(len(self.model_.train_targets)):
             for chunk in torch.split(X, PREDICT_CHUNK):
                 if with_std:
                     post = self.model_.posterior(chunk, observation_noise=observation_noise)

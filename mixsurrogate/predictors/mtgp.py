@@ -38,10 +38,10 @@ from .base import MixturePredictor, check_features, check_weights
 from .gp import (
     PREDICT_CHUNK,
     GPPredictor,
-    _hyper_parameters,
-    _one_thread_if_small,
-    _warning_label,
     gaussian_interval,
+    hyper_parameters,
+    one_thread_if_small,
+    warning_label,
 )
 
 #: fewest runs (with at least one loss) a joint fit accepts
@@ -129,8 +129,8 @@ class MTGPPredictor(GPPredictor):
             Zt = torch.tensor(Z[run, task], dtype=torch.float64).unsqueeze(-1)  # noqa: N806
         else:
             Zt = torch.tensor(Z, dtype=torch.float64)  # noqa: N806
-        with _one_thread_if_small(len(X)):
-            hypers = _hyper_parameters(self._tuned_model(X, Zt))
+        with one_thread_if_small(len(X)):
+            hypers = hyper_parameters(self._tuned_model(X, Zt))
             self.model_ = self._model(X, Zt)
             self.model_.load_state_dict(hypers, strict=False)
             self.model_.eval()
@@ -168,7 +168,7 @@ class MTGPPredictor(GPPredictor):
         accepted: list[str] = []
 
         def accept(warning) -> bool:
-            accepted.append(_warning_label(warning))
+            accepted.append(warning_label(warning))
             return True
 
         # the usual failure is a kernel matrix that is not p.d. along the way: more jitter
@@ -205,7 +205,7 @@ class MTGPPredictor(GPPredictor):
         """Standardised posterior mean and std, points x sets, in chunks (see ``gp``)."""
         X = self._query(W, features)  # noqa: N806
         means, stds = [], []
-        with torch.no_grad(), _one_thread_if_small(self._n_train()):
+        with torch.no_grad(), one_thread_if_small(self._n_train()):
             for chunk in torch.split(X, PREDICT_CHUNK):
                 if with_std and self.layout_ == "kronecker":  # exact, see _set_covariances
                     cov = self._set_covariances(chunk)
@@ -276,7 +276,7 @@ class MTGPPredictor(GPPredictor):
         X = self._query(W, features)  # noqa: N806
         c = torch.as_tensor(a * self.y_scale_, dtype=torch.float64)
         stds = []
-        with torch.no_grad(), _one_thread_if_small(self._n_train()):
+        with torch.no_grad(), one_thread_if_small(self._n_train()):
             for chunk in torch.split(X, PREDICT_CHUNK):
                 cov = self._set_covariances(chunk)
                 stds.append(torch.einsum("i,bij,j->b", c, cov, c).clamp_min(0).sqrt())

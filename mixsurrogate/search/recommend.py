@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..predictors.gp import one_thread_if_small
 from ..propose import minimise_on_simplex
 from ..simplex import Bounds
 from .candidates import local_candidates, sparse_candidates
@@ -54,7 +55,14 @@ class Recommendation:
         }
 
 
-def recommend(
+def recommend(*args, **kwargs) -> Recommendation:
+    """See :func:`recommend_posterior_mean` (on one torch thread for small logs)."""
+    model = args[0] if args else kwargs["model"]
+    with one_thread_if_small(len(model.W)):
+        return recommend_posterior_mean(*args, **kwargs)
+
+
+def recommend_posterior_mean(
     model: ObjectiveModel,
     bounds: Bounds,
     seed: int = 0,
@@ -63,6 +71,7 @@ def recommend(
     method: str = "argmin",
 ) -> Recommendation:
     """Minimise the posterior mean over logged runs (inside ``bounds``) and candidates.
+    Runs on one torch thread for small logs (see ``one_thread_if_small``).
 
     ``method="top-k"`` (a variant added after the first closed-loop results, see
     bench/results/search.md) recommends instead the mean of the ``TOP_K`` best candidates by
