@@ -80,6 +80,16 @@ from .errors import MixsurrogateError
     "compares them",
 )
 @click.option(
+    "--recommend",
+    "recommend_method",
+    type=click.Choice(["argmin", "top-k"]),
+    default="argmin",
+    show_default=True,
+    help="--explore: the mixture to train at full scale: the GP posterior mean's minimiser, or "
+    "the mean of its 100 best candidates (top-k, added after the first closed-loop results; "
+    "better with few runs in many domains, bench/results/search_posthoc.md)",
+)
+@click.option(
     "--initial",
     type=click.IntRange(min=1),
     help="--explore: space-filling runs before the model takes over [default: K+1]",
@@ -136,6 +146,7 @@ def propose(
     q,
     explore,
     strategy,
+    recommend_method,
     initial,
     campaign_domains,
     fidelities,
@@ -220,7 +231,7 @@ def propose(
             feasibility, constraint_notes = constraint_feasibility(runs_log, constraints, seed)
         result, rec = propose_next_runs(
             CampaignData.from_log(runs_log, obj), obj, q, bounds, strategy, initial, feature_fn,
-            seed, log_feasibility=feasibility, log=runs_log,
+            seed, log_feasibility=feasibility, log=runs_log, recommend_method=recommend_method,
         )  # fmt: skip
         result.notes += constraint_notes
         if rec is not None:

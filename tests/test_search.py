@@ -188,6 +188,23 @@ def test_cli_explore_empty_log_pending_rows_and_strategy(tmp_path, one_torch_thr
     rec = payload["recommendation"]
     assert rec["best_observed_run"]["run_id"] in frame.run_id.tolist()[:10]
     assert rec["interval"]["lower"] < rec["predicted_objective"] < rec["interval"]["upper"]
+    top = CliRunner().invoke(
+        main,
+        [
+            "propose",
+            str(log),
+            "--explore",
+            "-n",
+            "2",
+            "--objective",
+            "x=1",
+            "--recommend",
+            "top-k",
+            "--json",
+        ],
+    )
+    assert top.exit_code == 0, top.output
+    assert "mean of the 100 lowest" in json.loads(top.stdout)["recommendation"]["notes"][0]
     bad = CliRunner().invoke(
         main, ["propose", str(tmp_path / "none.csv"), "--explore", "--objective", "x=1"]
     )

@@ -95,6 +95,7 @@ def propose_next_runs(
     log_feasibility: LogFeasibility | None = None,
     log: RunsLog | None = None,
     interval_level: float = 0.9,
+    recommend_method: str = "argmin",
 ) -> tuple[Proposal, Recommendation | None]:
     """The next ``q`` runs by ``strategy``, and (once a model is fitted) the recommendation."""
     k = len(data.domains)
@@ -113,7 +114,9 @@ def propose_next_runs(
     if step.model is not None:
         notes += [f"GP fit: {n}" for n in step.model.notes]
         mean, std = step.model.mean(step.mixtures), step.model.std(step.mixtures)
-        recommendation = recommend(step.model, bounds, seed=seed, level=interval_level)
+        recommendation = recommend(
+            step.model, bounds, seed=seed, level=interval_level, method=recommend_method
+        )
     proposal = Proposal(
         mode=f"explore ({chosen.name})",
         domains=data.domains,
