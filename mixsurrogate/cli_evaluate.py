@@ -149,7 +149,8 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     "-p",
     "predictors",
     multiple=True,
-    help="repeatable; default: every rates predictor (+mde ones with --scores)",
+    help="repeatable; default: every rates predictor (+mde ones with --scores) except the slow "
+    "mtgp, mtgp+mde (multi-task GP over sets) and auto (chosen by inner CV), which -p names",
 )
 @scores_option("score store: adds MDE predictors")
 @mde_kind_option
@@ -257,7 +258,7 @@ def cv(
     """
     from . import evaluate
     from .objective import Objective
-    from .predictors import MDE_PREDICTORS, RATE_PREDICTORS
+    from .predictors import MDE_PREDICTORS, OPT_IN_PREDICTORS, RATE_PREDICTORS
 
     runs_log = resolve_log(log)
     targets = select_targets(runs_log, target)
@@ -266,7 +267,11 @@ def cv(
     if objective_spec:
         kinds, source = resolve_kinds(kind_specs, log, targets, store)
         obj = Objective.parse(objective_spec, targets, kinds, source)
-    names = list(predictors) or list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
+    names = list(predictors) or [
+        n
+        for n in list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
+        if n not in OPT_IN_PREDICTORS
+    ]
     specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
     evaluate.check_specs(specs, feature_fn)
     pairs = _parse_compare(compare_pairs, names)

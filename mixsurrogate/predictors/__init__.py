@@ -54,6 +54,9 @@ RATE_PREDICTORS: list[str] = [
     n for n, c in PREDICTORS.items() if not (c.uses_features or getattr(c, "uses_fidelity", 0))
 ]
 MDE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if c.uses_features]
+#: left out of ``cv``'s default list: several times gp's cost per fit (mtgp's joint covariance
+#: over all sets; auto's inner cross-validation); name them with ``-p``
+OPT_IN_PREDICTORS: tuple[str, ...] = ("mtgp", "mtgp+mde", "auto")
 #: predictors that also need the runs' fidelity columns (params, tokens): see ``fidelity.py``
 FIDELITY_PREDICTORS: list[str] = [
     n for n, c in PREDICTORS.items() if getattr(c, "uses_fidelity", 0)
@@ -68,6 +71,7 @@ def make_predictor(name: str, **params) -> MixturePredictor:
 
 
 __all__ = [
+    "OPT_IN_PREDICTORS",
     "FIDELITY_PREDICTORS",
     "MDE_PREDICTORS",
     "PREDICTORS",
