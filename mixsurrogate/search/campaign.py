@@ -1,8 +1,8 @@
 """A search step on a real runs log: the next runs to train, and what to train at scale now.
 
-Rows of the log are split three ways for the objective: runs with every objective set
-(the model's data), runs in flight or not yet evaluated on every objective set (pending:
-never proposed again, and in batch acquisition as ``X_pending``), and nothing else. An empty
+Rows of the log are split two ways for the objective: runs with every objective set (the
+model's data), and runs in flight or not yet evaluated on every objective set (pending: never
+proposed again, and in batch acquisition as ``X_pending``). An empty
 log (or none, with the domains given) starts the campaign's space-filling design.
 """
 
