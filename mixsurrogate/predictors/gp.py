@@ -174,8 +174,14 @@ class GPPredictor(MixturePredictor):
             self.model_.eval()
         self.fit_notes_ += self.__dict__.pop("_pending_notes", [])
 
-    def _tuned_model(self, X: torch.Tensor, Y: torch.Tensor) -> SingleTaskGP:  # noqa: N803
-        """Hyper-parameters by marginal likelihood on at most ``hyper_runs`` runs.
+    def _tuned_model(
+        self,
+        X: torch.Tensor,  # noqa: N803
+        Y: torch.Tensor,  # noqa: N803
+        restart: bool = True,
+    ) -> SingleTaskGP:
+        """Hyper-parameters by marginal likelihood on at most ``hyper_runs`` runs
+        (``restart``: see ``_fitted_model``).
 
         The GP then conditions on every run with them. Each L-BFGS step costs an O(n^3)
         Cholesky backward; on RegMix (512 runs, 3 targets) hyper-parameters from 256 runs
@@ -184,7 +190,7 @@ class GPPredictor(MixturePredictor):
         if len(X) > self.hyper_runs:
             rows = np.random.default_rng(self.seed).choice(len(X), self.hyper_runs, replace=False)
             X, Y = X[rows], Y[rows]  # noqa: N806
-        return self._fitted_model(X, Y)
+        return self._fitted_model(X, Y, restart=restart)
 
     @classmethod
     def tune_jointly(
@@ -221,15 +227,14 @@ class GPPredictor(MixturePredictor):
         Yt = torch.tensor(target, dtype=torch.float64)  # noqa: N806
         with one_thread_if_small(len(X)):
             try:
-                batched = hyper_parameters(first._tuned_model(X, Yt))
+                # No batched restarts: they would keep the best *summed* likelihood, which can
+                # leave single targets at a noise-only optimum (RegMix, 32 runs: 4 of 13 sets
+                # at Spearman ~0.1, 0.92-0.99 when fitted alone); if the first attempt fails,
+                # the caller tunes each target apart, with its own restarts.
+                batched = hyper_parameters(first._tuned_model(X, Yt, restart=False))
             finally:  # a failed joint fit's notes must not reach ``first``'s own fit
                 notes = first.__dict__.pop("_pending_notes", [])
             single = hyper_parameters(first._model(X[:2], Yt[:2, :1]))
-        if any(n.startswith("first attempt failed") for n in notes):
-            # The batched restarts keep the best *summed* likelihood, which can leave single
-            # targets at a noise-only optimum (RegMix, 32 runs: 4 of 13 sets at Spearman
-            # ~0.1, 0.92-0.99 when fitted alone); per-target fits restart each target apart.
-            raise RuntimeError("the joint fit's first attempt failed")
         notes = [f"{n} (joint fit of {len(members)} targets)" for n in notes]
         sliced = [  # every slice first, so a failure hands no member a partial set
             {k: _slice_output(v, j, single[k], k) for k, v in batched.items()}
@@ -253,8 +258,16 @@ class GPPredictor(MixturePredictor):
         )
         return SingleTaskGP(X, Y, covar_module=kernel, outcome_transform=Standardize(m=Y.shape[-1]))
 
-    def _fitted_model(self, X: torch.Tensor, Y: torch.Tensor) -> SingleTaskGP:  # noqa: N803
+    def _fitted_model(
+        self,
+        X: torch.Tensor,  # noqa: N803
+        Y: torch.Tensor,  # noqa: N803
+        restart: bool = True,
+    ) -> SingleTaskGP:
         """Maximise the marginal likelihood, deterministically given ``seed``.
+
+        When the first attempt fails, ``restart`` refits from several prior draws; without it
+        a ``RuntimeError`` says the first attempt failed.
 
         ``fit_gpytorch_mll`` retries a failed attempt from hyper-parameters drawn from their
         priors with torch's *global* generator, so the fit runs on a forked, seeded generator:
@@ -295,6 +308,8 @@ class GPPredictor(MixturePredictor):
             warnings.simplefilter("always")
             torch.manual_seed(self.seed)
             model = fit()
+            if attempts > 1 and not restart:
+                raise RuntimeError("the first attempt failed")
             if attempts > 1:
                 # The first attempt failed and BoTorch kept the first restart that did not,
                 # which can be a noise-only optimum (RegMix stackexchange: Spearman 0.38).

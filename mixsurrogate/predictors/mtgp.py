@@ -155,13 +155,13 @@ class MTGPPredictor(GPPredictor):
             rank=self.rank, outcome_transform=None, all_tasks=list(range(self.n_targets_)),
         )  # fmt: skip
 
-    def _fitted_model(self, X: torch.Tensor, Y: torch.Tensor):  # noqa: N803
+    def _fitted_model(self, X: torch.Tensor, Y: torch.Tensor, restart: bool = True):  # noqa: N803
         """``gp``'s seeded fit; when its first attempt fails, BoTorch restarts from
         hyper-parameters drawn from their priors, but the LKJ prior of the Kronecker model's
         between-set covariance cannot be drawn into the model (RuntimeError). Then the first
         attempt is kept, its warnings accepted and counted, and a note says so."""
         try:
-            return super()._fitted_model(X, Y)
+            return super()._fitted_model(X, Y, restart=restart)
         except RuntimeError as err:
             if "inverse transform" not in str(err):
                 raise
