@@ -229,13 +229,11 @@ def propose(
             from .search.campaign import constraint_feasibility
 
             feasibility, constraint_notes = constraint_feasibility(runs_log, constraints, seed)
-        result, rec = propose_next_runs(
+        result, _ = propose_next_runs(
             CampaignData.from_log(runs_log, obj), obj, q, bounds, strategy, initial, feature_fn,
             seed, log_feasibility=feasibility, log=runs_log, recommend_method=recommend_method,
         )  # fmt: skip
         result.notes += constraint_notes
-        if rec is not None:
-            result.recommendation = rec.to_dict(runs_log.domains, _complete_ids(runs_log, obj))
     else:
         result = prop.propose_exploit(
             runs_log,
@@ -290,13 +288,6 @@ def _explore_empty(log, campaign_domains, objective, bound_specs, q, strategy, i
         CampaignData.from_log(None, obj, domains), obj, q, bounds, strategy, initial, seed=seed
     )
     show_proposal(result, None, obj, as_json, plot_path, bounds)
-
-
-def _complete_ids(runs_log, obj) -> list[str]:
-    """Run ids of the rows with every objective set (the recommendation's indices)."""
-    from .search.campaign import CampaignData
-
-    return CampaignData.from_log(runs_log, obj).run_ids
 
 
 def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_tokens):

@@ -441,9 +441,7 @@ def versus_best_observed(
     """The exploit proposal as the recommendation to train at full scale, beside the best
     observed run and what the same surrogate predicts there (the observed best of many noisy
     runs is optimistic; the surrogate pools its neighbours)."""
-    values = objective.combine(
-        np.column_stack([log.loss(s) for s in objective.sets]), objective.sets
-    )
+    values = objective_values(log, objective)  # NaN where a run lacks an objective set
     best = int(np.nanargmin(values))
     there = float(f(log.W[best][None])[0])
     notes = []

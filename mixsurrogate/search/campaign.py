@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import MixsurrogateError
 from ..objective import Objective
-from ..propose import Proposal, nearest_runs
+from ..propose import Proposal, check_objective_sets, nearest_runs
 from ..runs import RunsLog
 from ..simplex import Bounds
 from .model import FeatureFn
@@ -39,11 +39,7 @@ class CampaignData:
                 raise MixsurrogateError("an empty campaign needs its domains (--domains a,b,c)")
             k = len(domains)
             return cls(list(domains), np.empty((0, k)), np.empty(0), [], np.empty((0, k)))
-        missing = [s for s in objective.sets if s not in log.targets]
-        if missing:
-            raise MixsurrogateError(
-                f"the runs log has no loss for objective set(s): {', '.join(missing)}"
-            )
+        check_objective_sets(log, objective)
         losses = np.column_stack([log.loss(s) for s in objective.sets])
         complete = np.isfinite(losses).all(axis=1)
         y = objective.combine(losses[complete], objective.sets)
@@ -97,7 +93,8 @@ def propose_next_runs(
     interval_level: float = 0.9,
     recommend_method: str = "argmin",
 ) -> tuple[Proposal, Recommendation | None]:
-    """The next ``q`` runs by ``strategy``, and (once a model is fitted) the recommendation."""
+    """The next ``q`` runs by ``strategy``, and (once a model is fitted) the recommendation,
+    also in the proposal's ``recommendation`` (run ids of the runs with every objective set)."""
     k = len(data.domains)
     bounds = bounds or Bounds.unbounded(k)
     chosen = make_strategy(strategy, k, initial)
@@ -125,5 +122,6 @@ def propose_next_runs(
         objective_std=None if step.model is None else std,
         nearest_run=[] if log is None or not len(data.W) else nearest_runs(log, step.mixtures, objective),
         notes=notes,
+        recommendation=None if recommendation is None else recommendation.to_dict(data.domains, data.run_ids),
     )  # fmt: skip
     return proposal, recommendation

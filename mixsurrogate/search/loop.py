@@ -19,7 +19,9 @@ from .oracle import Oracle
 from .recommend import lgbm_top_k, recommend
 from .strategies import SearchState, Strategy
 
-RECOMMENDERS = ("posterior-mean", "gp-top-k", "best-observed", "lgbm-top-k")
+#: recommenders from the GP of the objective -> their ``recommend`` method
+GP_RECOMMENDERS = {"posterior-mean": "argmin", "gp-top-k": "top-k"}
+RECOMMENDERS = (*GP_RECOMMENDERS, "best-observed", "lgbm-top-k")
 NEAR_DUPLICATE = 0.01
 
 
@@ -81,9 +83,10 @@ def run_campaign(
     W, y = np.empty((0, k)), np.empty(0)  # noqa: N806
     regret: dict[str, list[float]] = {r: [] for r in recommenders}
     seconds = []
-    model = None  # the posterior-mean recommender's model, reused by the next step
+    model = None  # the GP recommenders' model at the last checkpoint
     while len(W) < budget:
-        state = SearchState(W, y, bounds, seed=seed, model=model)
+        fitted = model if model is not None and len(model.W) == len(W) else None
+        state = SearchState(W, y, bounds, seed=seed, model=fitted)  # reused: same runs, seed
         start = time.perf_counter()
         step = strategy.propose(state, min(q, budget - len(W)))
         if step.phase == "model":
@@ -92,20 +95,15 @@ def run_campaign(
         y = np.concatenate([y, oracle.observe(step.mixtures, noise)])
         for point in [c for c in checkpoints if len(W) - len(step.mixtures) < c <= len(W)]:
             Wc, yc = W[:point], y[:point]  # noqa: N806
+            uses_gp = any(name in GP_RECOMMENDERS for name in recommenders)
+            model = ObjectiveModel(Wc, yc, seed=seed) if uses_gp else None
             for name in recommenders:
-                if name in ("posterior-mean", "gp-top-k"):
-                    if model is None or len(model.W) != point:
-                        model = ObjectiveModel(Wc, yc, seed=seed)
-                    method = "top-k" if name == "gp-top-k" else "argmin"
-                    mixture = recommend(model, bounds, seed=seed, method=method).mixture
-                else:
-                    mixture = recommendation(name, Wc, yc, bounds, seed)
+                mixture = recommendation(name, Wc, yc, bounds, seed, model)
                 regret[name].append(float(oracle.mean(mixture[None])[0] - optimum))
-        if model is not None and len(model.W) != len(W):
-            model = None
     return Campaign(
-        oracle.name, strategy.name, seed, checkpoints, regret, near_duplicate_share(W), seconds
-    )
+        oracle.name, strategy.name, seed, checkpoints, regret, near_duplicate_share(W), seconds,
+        W, y,
+    )  # fmt: skip
 
 
 def recommendation(
@@ -114,13 +112,15 @@ def recommendation(
     y: np.ndarray,
     bounds: Bounds,
     seed: int,
+    model: ObjectiveModel | None = None,
 ) -> np.ndarray:
-    """The mixture recommender ``name`` would train at full scale after these runs."""
+    """The mixture recommender ``name`` would train at full scale after these runs
+    (``model``: a GP already fitted on exactly these runs with ``seed``)."""
     if name == "best-observed":
         return W[int(np.argmin(y))]
-    if name in ("posterior-mean", "gp-top-k"):
-        method = "top-k" if name == "gp-top-k" else "argmin"
-        return recommend(ObjectiveModel(W, y, seed=seed), bounds, seed=seed, method=method).mixture
+    if name in GP_RECOMMENDERS:
+        model = model or ObjectiveModel(W, y, seed=seed)
+        return recommend(model, bounds, seed=seed, method=GP_RECOMMENDERS[name]).mixture
     if name == "lgbm-top-k":
         return lgbm_top_k(W, y, bounds, seed=seed)
     raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(RECOMMENDERS)}")

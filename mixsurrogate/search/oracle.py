@@ -53,10 +53,8 @@ class Oracle:
 
 def regmix_objective_values(target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Weights and objective values of all 768 RegMix 1M runs (train + test)."""
-    logs = [
-        regmix_runs("train-1m"),
-        regmix_runs("test-1m").with_domain_order(regmix_runs("train-1m").domains),
-    ]
+    train = regmix_runs("train-1m")
+    logs = [train, regmix_runs("test-1m").with_domain_order(train.domains)]
     W = np.vstack([log.W for log in logs])  # noqa: N806
     if target == MEAN_OBJECTIVE:
         y = np.concatenate([log.Y.mean(axis=1) for log in logs])

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..predictors.gp import one_thread_if_small
 from ..propose import minimise_on_simplex
 from ..simplex import Bounds
 from .candidates import local_candidates, sparse_candidates
@@ -55,14 +54,7 @@ class Recommendation:
         }
 
 
-def recommend(*args, **kwargs) -> Recommendation:
-    """See :func:`recommend_posterior_mean` (on one torch thread for small logs)."""
-    model = args[0] if args else kwargs["model"]
-    with one_thread_if_small(len(model.W)):
-        return recommend_posterior_mean(*args, **kwargs)
-
-
-def recommend_posterior_mean(
+def recommend(
     model: ObjectiveModel,
     bounds: Bounds,
     seed: int = 0,
@@ -71,7 +63,6 @@ def recommend_posterior_mean(
     method: str = "argmin",
 ) -> Recommendation:
     """Minimise the posterior mean over logged runs (inside ``bounds``) and candidates.
-    Runs on one torch thread for small logs (see ``one_thread_if_small``).
 
     ``method="top-k"`` (a variant added after the first closed-loop results, see
     bench/results/search.md) recommends instead the mean of the ``TOP_K`` best candidates by

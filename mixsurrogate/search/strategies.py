@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..predictors.gp import one_thread_if_small
 from ..simplex import Bounds
 from .acquisition import select_batch, top_by_acquisition
 from .candidates import dedupe, local_candidates, mixed_candidates
@@ -100,12 +99,8 @@ class Strategy:
                     f"campaign's sequence (seed {state.seed}; {initial} before the model takes over)"
                 ],
             )
-        # small GP algebra is several times faster on one thread (thread hand-offs dominate)
-        with one_thread_if_small(len(state.W)):
-            model = state.model or ObjectiveModel(
-                state.W, state.y, state.feature_fn, seed=state.seed
-            )
-            return self.model_step(state, q, model)
+        model = state.model or ObjectiveModel(state.W, state.y, state.feature_fn, seed=state.seed)
+        return self.model_step(state, q, model)
 
     def model_step(self, state: SearchState, q: int, model: ObjectiveModel) -> Step:
         raise NotImplementedError
