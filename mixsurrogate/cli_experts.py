@@ -117,6 +117,9 @@ def experts_train(corpus, out, preset_name, domains, seed, device, quiet, as_jso
 def experts_score(experts_dir, corpus, out, float16, device, quiet, as_json) -> None:
     """Score every expert on the corpus evaluation sequences into the score store OUT.
 
+    EXPERTS holds experts trained by 'experts train' or your own models recorded by
+    'experts import' (each checked again before any is scored).
+
     \b
     Example:
       mixsurrogate experts score experts/ corpus/ scores/
@@ -148,6 +151,72 @@ def experts_score(experts_dir, corpus, out, float16, device, quiet, as_json) -> 
     for n, s in store.eval_sets.items():
         _, seqs, pos = s.logp.shape
         _echo(f"{n:<24} {s.kind:<5} {seqs:>9} {pos:>9} {s.n_tokens:>9}")
+
+
+@experts.command("import")
+@click.argument("models", metavar="DIR...", nargs=-1, required=True)
+@click.option(
+    "--corpus", required=True, type=click.Path(file_okay=False), help="the corpus to score on"
+)
+@click.option(
+    "--out", "out", required=True, type=click.Path(file_okay=False), help="experts folder to write"
+)
+@click.option(
+    "--preset",
+    "preset_name",
+    default="tiny-cpu",
+    show_default=True,
+    help="the preset of your proxy runs: it fixes the evaluation sequences (context, windows, "
+    "task items) so the score store matches their runs log; " + _PRESET_HELP,
+)
+@click.option(
+    "--model-dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default="float32",
+    show_default=True,
+    help="dtype the weights are loaded in for scoring (log-probabilities are float32 anyway)",
+)
+@_JSON
+@_one_line_errors
+def experts_import(models, corpus, out, preset_name, model_dtype, as_json) -> None:
+    """Record your own Hugging Face causal LMs, one per domain, as experts in OUT.
+
+    Each DIR (or DOMAIN=DIR; the domain is otherwise the folder's name) holds a model saved
+    with save_pretrained: config.json and safetensors weights (pytorch_model.bin is refused:
+    nothing is unpickled), any architecture AutoModelForCausalLM loads without remote code.
+    All must read the corpus tokenizer: tokenizer files in a folder must be that tokenizer
+    (same vocabulary and encodings); a folder without them is scored with it. The vocabulary
+    must cover the corpus ids and the context the preset's. Weights are not copied: OUT/<domain>/
+    meta.json points at DIR. Then score them as trained experts with 'experts score'.
+
+    \b
+    Example:
+      mixsurrogate experts import hf/code hf/books web=hf/web-1b --corpus corpus/ \\
+          --out my-experts/ --preset tiny-cpu
+      mixsurrogate experts score my-experts/ corpus/ scores/
+    """
+    from .experts.hf_import import import_experts, parse_model_args
+
+    metas = import_experts(parse_model_args(models), corpus, out, _preset(preset_name), model_dtype)
+    keys = (
+        "domain",
+        "model_dir",
+        "model_type",
+        "params",
+        "vocab_size",
+        "max_positions",
+        "tokenizer",
+    )
+    if as_json:
+        _echo(json.dumps([{k: m[k] for k in keys} for m in metas], indent=2))
+        return
+    _echo(f"{'domain':<16} {'model':<12} {'params':>12} {'vocab':>8}  tokenizer")
+    for m in metas:
+        _echo(
+            f"{m['domain']:<16} {m['model_type']:<12} {m['params']:>12,} {m['vocab_size']:>8,}  "
+            f"{m['tokenizer']}"
+        )
+    _echo(f"experts in {out}; score them with 'mixsurrogate experts score {out} {corpus} OUT'")
 
 
 @click.command("train")

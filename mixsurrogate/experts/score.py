@@ -1,4 +1,8 @@
-"""Experts -> score store: every expert's log-probabilities on the same evaluation sequences."""
+"""Experts -> score store: every expert's log-probabilities on the same evaluation sequences.
+
+An expert is one trained here (``experts train``) or a user's own Hugging Face causal LM recorded
+by ``experts import`` (:mod:`.hf_import`); both are scored by the same :func:`token_logprobs`.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ from ..errors import ScoreStoreError
 from ..scores import EvalSetScores, write_scores
 from .corpus_store import Corpus
 from .evalsets import build_eval_suite
+from .hf_import import is_imported, load_causal_lm, recheck_imported
 from .lm_eval import token_logprobs
 from .model import load_trained, select_device
 from .presets import preset_from_dict
 from .publish import read_expert_meta
+
+IMPORTED_FACTS = ("model_dir", "model_type", "architectures", "model_dtype", "tokenizer")
 
 
 def find_experts(experts_dir: Path, corpus: Corpus) -> list[tuple[str, Path, dict]]:
@@ -29,7 +36,8 @@ def find_experts(experts_dir: Path, corpus: Corpus) -> list[tuple[str, Path, dic
     if not found:
         raise ScoreStoreError(
             f"{experts_dir}: no finished expert for any corpus domain "
-            f"({', '.join(corpus.domains)}); train them with 'mixsurrogate experts train'"
+            f"({', '.join(corpus.domains)}); train them with 'mixsurrogate experts train' "
+            "or record your own models with 'mixsurrogate experts import'"
         )
     for domain, _, meta in found:
         if meta.get("tokenizer_sha256") != corpus.tokenizer_sha256:
@@ -40,7 +48,18 @@ def find_experts(experts_dir: Path, corpus: Corpus) -> list[tuple[str, Path, dic
     hashes = {meta["preset_sha256"] for _, _, meta in found}
     if len(hashes) > 1:
         raise ScoreStoreError(f"{experts_dir}: experts of different presets cannot share a store")
+    imported = [(d, meta) for d, _, meta in found if is_imported(meta)]
+    if imported:  # every model folder checked again before any is scored
+        context = int(found[0][2]["preset"]["model"]["context"])
+        recheck_imported(imported, corpus, context)
     return found
+
+
+def load_expert(folder: Path, meta: dict, device):
+    """The model of a trained expert or of an imported one (its folder is named in ``meta``)."""
+    if is_imported(meta):
+        return load_causal_lm(Path(meta["model_dir"]), device, meta.get("model_dtype", "float32"))
+    return load_trained(folder, device)  # ExpertError names a damaged file and the fix
 
 
 def score_experts(
@@ -69,8 +88,8 @@ def score_experts(
     with tqdm(
         total=len(experts) * len(suite.sets), desc="score", disable=not progress, leave=False
     ) as bar:
-        for i, (domain, folder, _) in enumerate(experts):
-            model = load_trained(folder, dev)  # ExpertError names a damaged file and the fix
+        for i, (domain, folder, meta) in enumerate(experts):
+            model = load_expert(folder, meta, dev)
             for name, seqs in suite.sets.items():
                 bar.set_postfix(expert=domain, set=name, refresh=False)
                 logp[name][i] = token_logprobs(model, seqs, preset.eval.batch_size, dev)
@@ -84,7 +103,11 @@ def score_experts(
         "preset_sha256": preset.sha256,
         "experts": {
             domain: {
-                k: meta.get(k) for k in ("seed", "steps", "tokens", "params", "final_train_loss")
+                **{
+                    k: meta.get(k)
+                    for k in ("seed", "steps", "tokens", "params", "final_train_loss")
+                },
+                **{k: meta[k] for k in IMPORTED_FACTS if k in meta},
             }
             for domain, _, meta in experts
         },

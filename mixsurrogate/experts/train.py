@@ -222,6 +222,11 @@ def train_experts(
     }
     for d in domains:
         meta = read_expert_meta(out / d)
+        if meta and meta.get("format") != EXPERT_FORMAT:
+            raise CheckpointError(
+                f"{out / d}: not an expert trained here (format {meta.get('format')!r}, e.g. a "
+                "model recorded by 'experts import'); use another OUT folder"
+            )
         if meta and meta.get("preset_sha256") != preset.sha256:
             raise CheckpointError(
                 f"{out / d}: expert of preset {meta.get('preset', {}).get('name')!r}, not "
