@@ -241,12 +241,17 @@ def experts_import(models, corpus, out, preset_name, model_dtype, as_json) -> No
     type=click.IntRange(min=1),
     help="also evaluate every N optimiser steps and log each checkpoint as a row <run>@<tokens>",
 )
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="train only rows I, I+N, I+2N, ... of MIXTURES (1-based; one Slurm array task each)",
+)
 @_DEVICE
 @_QUIET
 @_JSON
 @_one_line_errors
 def runs_train(
-    corpus, mixtures, log, preset_name, seed, resume_dir, eval_every, device, quiet, as_json
+    corpus, mixtures, log, preset_name, seed, resume_dir, eval_every, shard, device, quiet, as_json
 ) -> None:
     """Train one proxy model per mixture and append its losses to the runs log LOG.
 
@@ -261,22 +266,30 @@ def runs_train(
     fewer tokens, run_id <run>@<tokens>, notes 'intermediate checkpoint'. They are a free lower
     fidelity, not short runs: their learning rate has not decayed yet.
 
+    --shard I/N trains the I-th share of MIXTURES: rows I, I+N, I+2N, ... in file order
+    (round-robin), so N workers started at once (a Slurm array) train every row once and
+    append to the one LOG under its lock; a rerun skips what is logged.
+
     \b
     Examples:
       mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv
       mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv --eval-every 200
+      mixsurrogate runs train corpus/ mixtures.csv --preset gpu-70m runs.csv \\
+          --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"
     """
-    from .experts.proxy_runs import train_proxy_runs
+    from .experts.proxy_runs import Shard, train_proxy_runs
 
+    share = Shard.parse(shard) if shard is not None else None  # before anything is read
     rows = train_proxy_runs(
         corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device,
-        progress=not quiet, eval_every=eval_every or 0,
+        progress=not quiet, eval_every=eval_every or 0, shard=share,
     )  # fmt: skip
     if as_json:
         _echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        _echo(f"nothing to train: every run of {mixtures} is already in {log}")
+        what = f"shard {share} of {mixtures}" if share else mixtures
+        _echo(f"nothing to train: every run of {what} is already in {log}")
         return
     losses = [c for c in rows[0] if c.startswith("loss:")]
     _echo(f"{'run_id':<16} {'seconds':>8} " + " ".join(f"{c[5:][:12]:>12}" for c in losses))

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import MixsurrogateError
@@ -58,15 +58,21 @@ def save_checkpoint(
         "identity": identity,
         "param_groups": state["param_groups"],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(
-            {k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata={"state": json.dumps(meta)}
-        )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    cpu = {k: v.cpu() for k, v in tensors.items()}
+    for attempt in range(3):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            save_file(cpu, str(tmp), metadata={"state": json.dumps(meta)})
+            os.replace(tmp, path)
+            return
+        except (SafetensorError, OSError):
+            # a folder shared by concurrent workers (runs train --shard) is removed by the one
+            # that finds it empty at its end: make it again, unless that is not what failed
+            if path.parent.is_dir() or attempt == 2:
+                raise
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def recovery_hint(path: Path) -> str:

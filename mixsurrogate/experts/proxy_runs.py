@@ -6,6 +6,11 @@ A run is logged as pending (weights, no loss) when its training starts, so that 
 see it in flight, and filled in when it ends; a pending row already in the log (e.g. a proposed
 run) is trained and filled in. With ``eval_every``, intermediate checkpoints are logged as rows
 of their own: same mixture, fewer tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
+
+Cluster array jobs: with ``shard`` I/N a worker trains rows I, I + N, I + 2N, ... (1-based, in
+the mixtures file's row order), and every worker appends to the same log under its lock.
+Round-robin rather than contiguous blocks: shares differ by at most one row, and rows appended
+to the file later leave every earlier row in its shard.
 """
 
 from __future__ import annotations
@@ -83,6 +88,38 @@ def read_mixtures(path: str | Path, corpus: Corpus) -> list[Mixture]:
             )
         )
     return mixtures
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The I-th of N shares of a mixtures file (1-based): rows I, I + N, I + 2N, ..."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``I/N`` with 1 <= I <= N, or one line saying what is wrong."""
+        index, sep, count = str(text).strip().partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+            raise MixsurrogateError(
+                f"--shard {text!r}: expected I/N, two whole numbers (e.g. --shard 1/4)"
+            )
+        i, n = int(index), int(count)
+        if n < 1:
+            raise MixsurrogateError(f"--shard {text!r}: N, the number of shards, must be >= 1")
+        if not 1 <= i <= n:
+            raise MixsurrogateError(
+                f"--shard {text!r}: I must be between 1 and {n} (shards are numbered from 1)"
+            )
+        return cls(i, n)
+
+    def select(self, mixtures: list[Mixture]) -> list[Mixture]:
+        """This shard's rows, in file order."""
+        return mixtures[self.index - 1 :: self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 def _safe_name(run_id: str) -> str:
@@ -198,6 +235,7 @@ def train_proxy_runs(
     progress: bool = True,
     experts_dir: str | Path | None = None,
     eval_every: int = 0,
+    shard: Shard | None = None,
 ) -> list[dict]:
     """Train one model per mixture, evaluate it on every evaluation set, log it in ``log``.
 
@@ -210,7 +248,9 @@ def train_proxy_runs(
     evaluated, not trained again. With ``eval_every`` N > 0 steps, the model is also evaluated
     after steps N, 2N, ... and each checkpoint logged as its own row, run id
     ``<run>@<tokens>`` (intermediate checkpoints a resumed run has passed are not redone).
-    Returns the logged rows, final and intermediate, each with its ``seconds``.
+    With ``shard`` I/N only that share of the mixtures file is trained (the whole file is
+    still validated, so every shard refuses the same bad file). Returns the logged rows, final
+    and intermediate, each with its ``seconds``.
     """
     if eval_every < 0:
         raise MixsurrogateError(
@@ -221,6 +261,8 @@ def train_proxy_runs(
     mixtures = read_mixtures(mixtures_path, corpus)
     # corpus order, the order of the experts in a score store (check_matches_runs compares them)
     domains = [d for d in corpus.domains if d in mixtures[0].weights]
+    if shard is not None:
+        mixtures = shard.select(mixtures)
     suite = build_eval_suite(
         corpus, preset.model.context, preset.eval.val_sequences, preset.eval.task_items
     )
@@ -296,7 +338,10 @@ def train_proxy_runs(
             rows.append({**row, "seconds": round(result.seconds, 2)})
         barrier()
     if resume.is_dir() and not any(resume.iterdir()):
-        resume.rmdir()
+        try:
+            resume.rmdir()
+        except OSError:  # another worker (shard) has put a checkpoint there since
+            pass
     return rows
 
 
