@@ -186,8 +186,8 @@ def experts_import(models, corpus, out, preset_name, model_dtype, as_json) -> No
     nothing is unpickled), any architecture AutoModelForCausalLM loads without remote code.
     All must read the corpus tokenizer: tokenizer files in a folder must be that tokenizer
     (same vocabulary and encodings); a folder without them is scored with it. The vocabulary
-    must cover the corpus ids and the context the preset's. Weights are not copied: OUT/<domain>/
-    meta.json points at DIR. Then score them as trained experts with 'experts score'.
+    must cover the corpus ids and the context the preset's. Weights are not copied: the
+    meta.json written in OUT/<domain>/ points at DIR. Then score them as trained experts with 'experts score'.
 
     \b
     Example:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -37,7 +38,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 def gpt2(folder: Path, vocab: int = 300, positions: int = 64, seed: int = 0) -> Path:
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=vocab, n_positions=positions, n_embd=16, n_layer=1, n_head=2)
+    config = GPT2Config(
+        vocab_size=vocab, n_positions=positions, n_embd=16, n_layer=1, n_head=2,
+        bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
 
@@ -190,6 +194,13 @@ def test_bad_models_are_one_line_and_write_nothing(world, tmp_path):
                    load_preset(world["preset"]))  # fmt: skip
     (gone / "model.safetensors").unlink()
     with pytest.raises(ExpertError, match="holds no"):
+        score_experts(tmp_path / "ex", world["corpus"], store, progress=False)
+    # or a weight (transformers would initialise it at random, with a warning)
+    gpt2(gone)
+    tensors = load_file(gone / "model.safetensors")
+    del tensors["transformer.h.0.mlp.c_fc.weight"]
+    save_file(tensors, gone / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ExpertError, match="1 weight.*missing.*c_fc.weight"):
         score_experts(tmp_path / "ex", world["corpus"], store, progress=False)
     assert not store.exists()
 

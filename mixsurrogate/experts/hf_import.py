@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +102,8 @@ def read_model_facts(domain: str, folder: Path) -> ModelFacts:
             "re-save it with model.save_pretrained(DIR, safe_serialization=True)"
         )
     try:
-        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as err:
         raise ExpertError(
             f"model {domain!r}: {folder / 'config.json'}: unreadable ({err})"
@@ -151,7 +154,7 @@ def check_shapes(facts: ModelFacts, corpus: Corpus, context: int) -> None:
         raise ExpertError(
             f"model {facts.domain!r}: vocabulary of {facts.vocab_size:,} ids, the corpus "
             f"tokenizer has {corpus.vocab_size:,}: token ids >= {facts.vocab_size:,} would not "
-            "embed; use models trained with the corpus tokenizer"
+            "embed; build the corpus with the models' tokenizer ('corpus build --tokenizer DIR')"
         )
     if facts.max_positions is not None and facts.max_positions < context:
         raise ExpertError(
@@ -203,7 +206,8 @@ def model_view(facts: ModelFacts, texts: list[str]) -> TokenizerView:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(facts.folder, local_files_only=True)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(facts.folder, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ExpertError(
             f"model {facts.domain!r}: the tokenizer files in {facts.folder} do not load ({err}); "
@@ -250,7 +254,8 @@ def check_tokenizers(models: list[ModelFacts], corpus: Corpus) -> dict[str, str]
         raise ExpertError(
             f"model {first.domain!r}: its tokenizer ({first.folder}) is not the corpus "
             f"tokenizer ({corpus.tokenizer_path}): {why}; build the corpus with the models' "
-            "tokenizer, so the evaluation sequences are ids the models read"
+            "tokenizer ('corpus build --tokenizer DIR'), so the evaluation sequences are ids "
+            "the models read"
         )
     used |= {f.domain: "own tokenizer, identical to the corpus tokenizer" for f in with_files}
     return used
@@ -328,15 +333,49 @@ def recheck_imported(experts: list[tuple[str, dict]], corpus: Corpus, context: i
     check_models([(d, Path(m["model_dir"])) for d, m in experts], corpus, context)
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No transformers warnings or progress bars: what goes wrong is our one line instead.
+
+    (A weight missing from the files, the warning that matters, is refused by
+    :func:`load_causal_lm`.)
+    """
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
 def load_causal_lm(folder: Path, device, dtype: str = "float32"):
-    """``AutoModelForCausalLM`` from local safetensors only, in eval mode on ``device``."""
+    """``AutoModelForCausalLM`` from local safetensors only, in eval mode on ``device``.
+
+    A weight the files lack would be initialised at random by transformers, with a warning:
+    such a model's scores mean nothing, so it is refused.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, use_safetensors=True, dtype=getattr(torch, dtype)
-        )
+        with quiet_transformers():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                folder, local_files_only=True, use_safetensors=True, dtype=getattr(torch, dtype),
+                output_loading_info=True,
+            )  # fmt: skip
     except (OSError, ValueError, RuntimeError) as err:
         raise ExpertError(f"{folder}: the model does not load ({err})") from err
+    bad = sorted(info.get("missing_keys") or []) + sorted(
+        str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []
+    )
+    if bad:
+        raise ExpertError(
+            f"{folder}: {len(bad)} weight(s) missing from its safetensors or of another shape "
+            f"than config.json says (e.g. {bad[0]}); they would be random: re-save the model"
+        )
     return model.to(device).eval()
