@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mixsurrogate import evaluate
+from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.predictors import make_predictor
 from mixsurrogate.predictors.intervals import conformal_quantile
 from mixsurrogate.runs import RunsLog
@@ -29,18 +30,42 @@ def test_conformal_quantile_is_the_finite_sample_one():
     assert conformal_quantile(np.append(r, np.nan), 0.8) == 9.0
 
 
-@pytest.mark.parametrize("name", ["linear", "lgbm", "dml", "gp"])
-def test_90_percent_intervals_cover_about_90_percent_of_new_runs(name):
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("linear", {}), ("lgbm", {}), ("dml", {}), ("gp", {}), ("gp", {"interval": "posterior"})],
+)
+def test_90_percent_intervals_cover_about_90_percent_of_new_runs(name, params):
     W, y = noisy_linear(80, seed=1)  # noqa: N806
     Wt, yt = noisy_linear(2000, seed=2)  # noqa: N806
-    model = make_predictor(name).fit(W, y)
+    model = make_predictor(name, **params).fit(W, y)
     lo, hi = model.predict_interval(Wt, level=0.9)
     coverage = np.mean((yt >= lo) & (yt <= hi))
     assert np.all(lo < hi)
     assert 0.80 <= coverage <= 0.98, coverage
 
 
-def test_held_out_losses_never_reach_the_interval_calibration():
+def test_gp_cv_interval_is_the_posterior_scaled_by_a_training_run_quantile():
+    """The calibrated interval has the posterior's centre and shape, scaled by one factor that
+    comes from standardised CV residuals of the training runs; the same fit gives it again."""
+    W, y = noisy_linear(30, seed=4)  # noqa: N806
+    Wt, _ = noisy_linear(50, seed=5)  # noqa: N806
+    gp = make_predictor("gp").fit(W, y)
+    lo, hi = gp.predict_interval(Wt, level=0.9)
+    again = make_predictor("gp").fit(W, y).predict_interval(Wt, level=0.9)
+    np.testing.assert_array_equal(lo, again[0])
+    gp.interval = "posterior"
+    plo, phi = gp.predict_interval(Wt, level=0.9)
+    np.testing.assert_allclose((lo + hi) / 2, (plo + phi) / 2, atol=1e-12)
+    scale = (hi - lo) / (phi - plo)
+    np.testing.assert_allclose(scale, scale[0], rtol=1e-9)
+    assert scale[0] != 1.0
+    gp.interval = "laplace"
+    with pytest.raises(MixsurrogateError, match="gp interval 'laplace'"):
+        gp.predict_interval(Wt)
+
+
+@pytest.mark.parametrize("name", ["linear", "gp"])
+def test_held_out_losses_never_reach_the_interval_calibration(name):
     W, y = noisy_linear(40, seed=3)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])
     frame.insert(0, "run_id", [f"r{i}" for i in range(40)])
@@ -50,7 +75,7 @@ def test_held_out_losses_never_reach_the_interval_calibration():
     changed.loc[split.test, "loss:a"] += 5.0  # only the held-out rows differ
     outcomes = [
         evaluate.fit_predict(
-            evaluate.PredictorSpec("linear"), RunsLog(f).subset(split.train),
+            evaluate.PredictorSpec(name), RunsLog(f).subset(split.train),
             RunsLog(f).W[split.test], ["a"], interval_level=0.9,
         )
         for f in (frame, changed)

@@ -39,6 +39,7 @@ from scipy.stats import norm
 
 from ..errors import MixsurrogateError
 from .base import MixturePredictor, check_features, check_weights
+from .intervals import conformal_quantile, cv_residuals
 
 #: ``sqrt``: the Hellinger embedding of the simplex (distances between distributions,
 #: stretched near zero shares); ``log``: log(w + eps) rescaled to [0, 1]; ``raw``: w itself.
@@ -49,6 +50,9 @@ PREDICT_CHUNK = 256  # query points per posterior call, see GPPredictor._posteri
 RETRY_STARTS = 8
 #: below this many runs a GP runs on one torch thread (see ``one_thread_if_small``)
 SMALL_GP_ROWS = 2048
+#: ``cv``: the posterior predictive std scaled by the conformal quantile of standardised
+#: cross-validated residuals on the training runs; ``posterior``: the Gaussian posterior alone
+INTERVAL_KINDS = ("cv", "posterior")
 
 
 @contextmanager
@@ -141,6 +145,7 @@ class GPPredictor(MixturePredictor):
         max_iter: int = 100,
         hyper_runs: int = 256,
         seed: int = 0,
+        interval: str = "cv",
     ):
         self.inputs = inputs
         self.eps = eps
@@ -148,6 +153,7 @@ class GPPredictor(MixturePredictor):
         self.max_iter = max_iter
         self.hyper_runs = hyper_runs
         self.seed = seed
+        self.interval = interval
 
     def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
         # The marginal likelihood regularises the lengthscales; a handful of runs suffices
@@ -378,10 +384,66 @@ class GPPredictor(MixturePredictor):
         features: np.ndarray | None = None,
         level: float = 0.9,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Central ``level`` interval of the posterior predictive: the latent loss plus the
-        fitted observation noise (a new run is one noisy draw), Gaussian."""
+        """``level`` interval of a new run's loss around the posterior predictive (the latent
+        loss plus the fitted observation noise: a new run is one noisy draw).
+
+        ``interval="posterior"``: its Gaussian quantiles. ``interval="cv"`` (default): its
+        std times the conformal quantile of the training runs' standardised 5-fold CV
+        residuals (normalised split conformal; each fold refits the GP, hyper-parameters
+        included). With 16-64 runs the marginal-likelihood hyper-parameters are
+        over-confident (RegMix Pile-CC, 16 runs: 0.77 coverage of the posterior's 90%
+        interval); closed-form leave-one-out residuals with the same hyper-parameters were
+        no better (0.85 / 0.81 / 0.79 at 16 / 32 / 64 runs), refitted folds were.
+        """
+        if self.interval not in INTERVAL_KINDS:
+            raise MixsurrogateError(
+                f"gp interval {self.interval!r}: choose one of {', '.join(INTERVAL_KINDS)}"
+            )
         W = check_weights(W)  # noqa: N806
         features = check_features(features, len(W)) if self.uses_features else None
-        mean, std = self._posterior(W, features, observation_noise=True)
-        lo, hi = gaussian_interval(mean, std, level)
+        center, std = self._predictive(W, features)
+        if self.interval == "posterior":
+            lo, hi = gaussian_interval(center, std, level)
+        else:
+            half = conformal_quantile(self._cv_standardized_residuals(), level) * std
+            lo, hi = center - half, center + half
         return (np.exp(lo), np.exp(hi)) if self.log_target else (lo, hi)
+
+    def _predictive(
+        self,
+        W: np.ndarray,  # noqa: N803
+        features: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and std of a new run's loss in the model's space (log loss for a log
+        target): the posterior predictive."""
+        return self._posterior(W, features, observation_noise=True)
+
+    def standardized_residuals(
+        self,
+        W: np.ndarray,  # noqa: N803
+        y: np.ndarray,
+        features: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``(y - centre) / std`` of the posterior predictive at runs with losses ``y``."""
+        W = check_weights(W)  # noqa: N806
+        features = check_features(features, len(W)) if self.uses_features else None
+        center, std = self._predictive(W, features)
+        target = np.log(y) if self.log_target else np.asarray(y, float)
+        return (target - center) / std
+
+    def _cv_standardized_residuals(self) -> np.ndarray:
+        """Out-of-fold standardised residuals of the training runs, computed once per fit."""
+        if self.conformal_residuals_ is None:
+            W_fit, y_fit, f_fit = self.training_data_  # noqa: N806
+            residuals = cv_residuals(
+                self, W_fit, y_fit, f_fit, seed=self.seed,
+                residual=lambda model, W, y, f: model.standardized_residuals(W, y, f),
+            )  # fmt: skip
+            failed = int(np.isnan(residuals).sum())
+            if failed:
+                self.fit_notes_.append(
+                    f"interval calibration: {failed} of {len(residuals)} runs in folds too "
+                    "small to fit"
+                )
+            self.conformal_residuals_ = residuals
+        return self.conformal_residuals_

@@ -11,6 +11,7 @@ conservative for the model fitted on all of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import clone
@@ -35,8 +36,11 @@ def cv_residuals(
     features: np.ndarray | None,
     folds: int = CONFORMAL_FOLDS,
     seed: int = 0,
+    residual: Callable | None = None,
 ) -> np.ndarray:
-    """Out-of-fold residuals ``y - prediction`` of clones of ``predictor`` on its training runs.
+    """Out-of-fold residuals of clones of ``predictor`` on its training runs: ``y -
+    prediction``, or ``residual(fitted_clone, W, y, features)`` of the held-out fold (a GP
+    standardises them by its predictive std).
 
     A fold whose fit fails (too few runs for the predictor) leaves NaN residuals, which the
     quantile ignores.
@@ -50,7 +54,11 @@ def cv_residuals(
         try:
             model = clone(predictor).fit(W[train], y[train], fold_features)
             test_features = None if features is None else features[test]
-            residuals[test] = y[test] - model.predict(W[test], test_features)
+            residuals[test] = (
+                y[test] - model.predict(W[test], test_features)
+                if residual is None
+                else residual(model, W[test], y[test], test_features)
+            )
         except Exception:  # noqa: BLE001, S112 - a fold too small for this predictor
             continue
     return residuals

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MixsurrogateError, UnsupportedTargetError
-from .base import MixturePredictor, check_features, check_weights
-from .gp import GPPredictor, gaussian_interval
+from .base import MixturePredictor, check_features
+from .gp import GPPredictor
 from .lgbm import LGBMPredictor
 from .linear import LinearPredictor
 
@@ -190,14 +190,7 @@ class GPResidualMDEPredictor(GPPredictor):
     def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
         return self._calibrated(features) + super()._predict(W, None)
 
-    def predict_interval(
-        self,
-        W: np.ndarray,  # noqa: N803
-        features: np.ndarray | None = None,
-        level: float = 0.9,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _predictive(self, W: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         """The residual GP's posterior predictive around the calibrated MDE loss."""
-        W = check_weights(W)  # noqa: N806
-        features = check_features(features, len(W))
         mean, std = self._posterior(W, None, observation_noise=True)
-        return gaussian_interval(self._calibrated(features) + mean, std, level)
+        return self._calibrated(features) + mean, std
