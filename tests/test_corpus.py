@@ -256,8 +256,9 @@ def test_tokenizer_round_trip_and_stream_layout() -> None:
 
 def test_vocab_size_out_of_range(tmp_path: Path) -> None:
     data, _ = make_user_dirs(tmp_path)
-    with pytest.raises(CorpusError, match="vocab size"):
-        build_corpus(tmp_path / "o", from_dir=data, vocab_size=70000, progress=False)
+    for size in (100, (1 << 32) + 1):  # below the byte alphabet; beyond a uint32 stream
+        with pytest.raises(CorpusError, match="vocab size"):
+            build_corpus(tmp_path / "o", from_dir=data, vocab_size=size, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
