@@ -28,7 +28,12 @@ from .report import curve_table, headline_table, per_set_table, problems_table
 @click.option("--predictor", "-p", default="linear", show_default=True)
 @scores_option("score store for +mde predictors")
 @mde_kind_option
-@click.option("--target", "-t", multiple=True, help="evaluation set(s) to fit (default: all)")
+@click.option(
+    "--target",
+    "-t",
+    multiple=True,
+    help="evaluation set(s): names and globs, comma lists, repeatable: -t 'arc_*,piqa' -t hellaswag (default: all)",
+)
 @click.option(
     "--summary", is_flag=True, help="statsmodels OLS table of per-domain effects (linear)"
 )
@@ -174,9 +179,17 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     show_default=True,
     help="runs-log columns the multi-fidelity predictor (mfgp) takes as inputs",
 )
-@click.option("--target", "-t", multiple=True, help="evaluation set(s) (default: all)")
 @click.option(
-    "--objective", "objective_spec", help="also score a blended objective, e.g. val=0.5,task=0.5"
+    "--target",
+    "-t",
+    multiple=True,
+    help="evaluation set(s): names and globs, comma lists, repeatable: -t 'arc_*,piqa' -t hellaswag (default: all)",
+)
+@click.option(
+    "--objective",
+    "objective_spec",
+    help="also score a blended objective, e.g. val=0.5,task=0.5, \"qa='*arc*,*piqa*'=1\" "
+    "(a family of globs) or @objective.toml (see README)",
 )
 @kinds_option
 @click.option(

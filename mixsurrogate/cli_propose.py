@@ -25,7 +25,9 @@ from .errors import MixsurrogateError
     "--objective",
     default="val=1",
     show_default=True,
-    help="e.g. val=0.5,task=0.5 or code=1,arc_easy=2",
+    help="e.g. val=0.5,task=0.5, code=1,arc_easy=2, \"'*arc*'=0.5,pile_cc=0.5\" (a glob), "
+    "\"code='*humaneval*,*mbpp*'=0.4,qa='*arc*,*piqa*'=0.6\" (families: the weight split "
+    "over the sets matched), or @objective.toml (a file of [sets] and [families.NAME])",
 )
 @kinds_option
 @click.option("--bounds", "bound_specs", multiple=True, help="DOMAIN=LO:HI, repeatable")
@@ -38,9 +40,23 @@ from .errors import MixsurrogateError
     "--corpus",
     "corpus_dir",
     type=click.Path(exists=True, file_okay=False),
-    help="corpus whose training token counts --max-epochs uses",
+    help="corpus whose training token counts --max-epochs and --prior natural use",
 )
 @click.option("--budget-tokens", type=int, help="training tokens of the run the mixture is for")
+@click.option(
+    "--prior",
+    "prior_spec",
+    metavar="natural|uniform|FILE",
+    help="with --kl: the mixture the proposal is pulled towards (natural: --corpus's token "
+    "shares; FILE: CSV domain,weight or JSON {domain: weight})",
+)
+@click.option(
+    "--kl",
+    "kl_text",
+    metavar="LAMBDA|auto",
+    help="minimise predicted objective + LAMBDA x KL(w || --prior) (Olmix); auto: LAMBDA chosen "
+    "on the logged runs by cross-fitting halves (see README)",
+)
 @click.option(
     "--no-worse-than",
     "no_worse_than",
@@ -141,6 +157,8 @@ def propose(
     max_epochs,
     corpus_dir,
     budget_tokens,
+    prior_spec,
+    kl_text,
     no_worse_than,
     worst_case,
     q,
@@ -176,11 +194,25 @@ def propose(
       mixsurrogate propose regmix:train-1m -p gp --objective pile_cc=1 \\
           --no-worse-than uniform:0@github,arxiv --no-worse-than train-1m-69:0.05
       mixsurrogate propose --scores scores/ --objective val=0.5,task=0.5     (zero-run mode)
+      mixsurrogate propose regmix:train-1m -p linear --objective pile_cc=1 --prior uniform --kl 0.05
+      mixsurrogate propose runs.csv -p gp --objective val=1 --prior natural --corpus corpus/ --kl auto
     """
     from . import propose as prop
     from .evaluate import PredictorSpec
+    from .kl_prior import parse_kl
     from .objective import Objective
 
+    lam = parse_kl(kl_text)
+    if (lam is None) != (prior_spec is None):
+        raise MixsurrogateError(
+            "--prior and --kl go together: e.g. --prior natural --corpus DIR --kl auto, "
+            "or --prior uniform --kl 0.05"
+        )
+    if lam is not None and (explore or log is None or fidelities or target_fidelity):
+        raise MixsurrogateError(
+            "--prior/--kl regularise the exploit proposal of a runs log: not with --explore, "
+            "--fidelities or zero-run mode"
+        )
     if explore and log is not None and _not_started(log):
         _explore_empty(log, campaign_domains, objective, bound_specs, q, strategy, initial, seed,
                        as_json, plot_path)  # fmt: skip
@@ -217,6 +249,15 @@ def propose(
         raise MixsurrogateError(
             "--worst-case is an exploit objective; with --explore use --no-worse-than"
         )
+    kl = None
+    if lam is not None:
+        from .kl_prior import KLSetting, resolve_prior
+
+        if worst is not None:
+            raise MixsurrogateError(
+                "--kl pulls the blended objective to a prior; not with --worst-case"
+            )
+        kl = KLSetting(resolve_prior(prior_spec, runs_log.domains, corpus_dir), lam)
     if fidelities or target_fidelity:
         _multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
                        cost_factor, explore, seed, as_json)  # fmt: skip
@@ -244,6 +285,7 @@ def propose(
             seed=seed,
             constraints=constraints,
             worst_case=worst,
+            kl=kl,
         )
     show_proposal(result, runs_log, obj, as_json, plot_path, bounds)
 
@@ -281,7 +323,14 @@ def _explore_empty(log, campaign_domains, objective, bound_specs, q, strategy, i
             f"{log} has no runs yet: give the campaign's domains, e.g. --domains code,wiki,books"
         )
     sets = [c.removeprefix("loss:") for c in header if str(c).startswith("loss:")]
-    terms = [p.partition("=")[0].strip() for p in objective.split(",") if p.strip()]
+    from .objective import parse_terms
+
+    terms = [n for t in parse_terms(objective) for n in t.patterns]
+    if not sets and any(t.kind in ("glob", "family") for t in parse_terms(objective)):
+        raise MixsurrogateError(
+            f"{log} has no runs and no loss columns yet: globs and families need the set names; "
+            "name the sets in --objective (e.g. code=1,books=1)"
+        )
     obj = Objective.parse(objective, sets or terms, {t: "val" for t in sets or terms})
     bounds = _bounds(bound_specs, domains, None, None, None)
     result, _ = propose_next_runs(

@@ -1,21 +1,256 @@
 """Blended objectives: a weighted sum of evaluation-set losses.
 
 ``val=0.5,task=0.5`` weighs two groups (the mean over validation domains, the mean over
-end-task sets); ``code=1,arc_easy=2`` (or ``loss:code=1``) weighs sets explicitly; the two
+end-task sets); ``code=1,arc_easy=2`` (or ``loss:code=1``) weighs sets explicitly; a glob
+term (``'*arc*'=0.5``) and a named family of globs (``qa='*arc*,*piqa*'=0.6``) split their
+weight equally over the sets they match; ``@objective.toml`` reads the terms from a file. The
 styles can be mixed. Each set is predicted separately, then combined, so one surrogate per
 set serves every objective.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .errors import MixsurrogateError
 
 GROUPS = ("val", "task")
+GLOB_CHARS = frozenset("*?[")
+#: names an error lists before it says "... and N more"
+SHOWN_NAMES = 10
+
+
+def is_glob(text: str) -> bool:
+    return any(c in GLOB_CHARS for c in text)
+
+
+def name_list(names: Sequence[str], limit: int = SHOWN_NAMES, label: str = "valid") -> str:
+    """``valid: a, b`` or, past ``limit`` names, ``valid (110): a, b, ... and 100 more``."""
+    names = list(names)
+    if len(names) <= limit:
+        return f"{label}: {', '.join(names)}"
+    return f"{label} ({len(names)}): {', '.join(names[:limit])}, ... and {len(names) - limit} more"
+
+
+def glob_example(names: Sequence[str], option: str = "-t") -> str:
+    """``use a glob such as -t 'arc_*'``, the glob made from a real name."""
+    if not names:
+        return ""
+    stems = [str(n)[: str(n).index("_") + 1] for n in names if "_" in str(n)]
+    # the prefix most names share (ties: the first), else the first name's first letters
+    stem = max(stems, key=stems.count) if stems else str(names[0])[:3]
+    if option == "--objective":
+        return f"use a glob term such as --objective \"'{stem}*'=1\""
+    return f"use a glob such as {option} '{stem}*'"
+
+
+def unknown_name_error(
+    what: str,
+    name: str,
+    valid: Sequence[str],
+    option: str = "-t",
+    extra: Sequence[str] = (),
+    prefix: str = "",
+) -> MixsurrogateError:
+    """One line for an unknown name: the valid names (cut when long), the close matches and,
+    for long lists, a glob to try. ``extra`` names (e.g. val, task) are listed first."""
+    valid = list(valid)
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    parts = [f"{prefix}unknown {what} {name!r}{hint}", name_list([*extra, *valid])]
+    if len(extra) + len(valid) > SHOWN_NAMES:
+        parts.append(glob_example(valid, option))
+    return MixsurrogateError("; ".join(p for p in parts if p))
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split at ``sep`` outside single or double quotes (the quotes are kept)."""
+    parts, current, quote = [], [], ""
+    for ch in text:
+        if quote:
+            current.append(ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            current.append(ch)
+        elif ch == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if quote:
+        raise MixsurrogateError(f"objective {text!r}: a {quote} quote is not closed")
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _unquote(text: str) -> tuple[str, bool]:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1], True
+    return text, False
+
+
+def match_names(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The names (in ``names`` order, once each) equal to a pattern or matching its glob
+    (case-sensitive)."""
+    return [n for n in names if any(n == p or fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One objective term: a group (val/task), a set, a glob, or a named family of globs."""
+
+    text: str
+    kind: str  # "group" | "set" | "glob" | "family"
+    name: str
+    patterns: tuple[str, ...]
+    weight: float
+
+
+def _weight(text: str, value: str, has_value: bool) -> float:
+    try:
+        amount = float(value) if has_value else 1.0
+    except ValueError as err:
+        raise MixsurrogateError(f"objective term {text!r}: {value!r} is not a number") from err
+    if amount < 0 or not np.isfinite(amount):
+        raise MixsurrogateError(f"objective term {text!r}: weights must be finite and >= 0")
+    return amount
+
+
+def parse_term(text: str) -> Term:
+    """``code=1``, ``loss:code``, ``val=0.5``, ``'*arc*'=0.5``, ``arc_*=0.5``,
+    ``qa='*arc*,*piqa*'=0.6`` or ``qa=*arc*=0.6`` (a family of one glob)."""
+    if text[0] in "'\"":  # a quoted glob (or set name), then =WEIGHT
+        end = text.find(text[0], 1)
+        pattern, rest = text[1:end], text[end + 1 :].strip()
+        if rest and not rest.startswith("="):
+            raise MixsurrogateError(f"objective term {text!r}: expected '=WEIGHT' after the quotes")
+        patterns = tuple(p.strip() for p in pattern.split(",") if p.strip())
+        weight = _weight(text, rest[1:].strip(), bool(rest))
+        if not patterns:
+            raise MixsurrogateError(f"objective term {text!r}: the quotes hold no pattern")
+        return Term(text, "glob", pattern, patterns, weight)
+    name, sep, value = text.partition("=")
+    name = name.strip().removeprefix("loss:")
+    value = value.strip()
+    quoted = value[:1] in ("'", '"')
+    if quoted or "=" in value:  # NAME='PAT,PAT'=WEIGHT or NAME=PAT=WEIGHT
+        if quoted:
+            end = value.find(value[0], 1)
+            inner, rest = value[1:end], value[end + 1 :].strip()
+            if rest and not rest.startswith("="):
+                raise MixsurrogateError(
+                    f"objective term {text!r}: expected '=WEIGHT' after the quoted patterns"
+                )
+            weight = _weight(text, rest[1:].strip(), bool(rest))
+        else:
+            inner, _, weight_text = value.partition("=")
+            weight = _weight(text, weight_text.strip(), True)
+        patterns = tuple(p.strip() for p in inner.split(",") if p.strip())
+        if not name or not patterns:
+            raise MixsurrogateError(
+                f"objective term {text!r}: a family reads NAME='PATTERN,PATTERN'=WEIGHT"
+            )
+        return Term(text, "family", name, patterns, weight)
+    weight = _weight(text, value, bool(sep))
+    if name in GROUPS:
+        return Term(text, "group", name, (name,), weight)
+    return Term(text, "glob" if is_glob(name) else "set", name, (name,), weight)
+
+
+def parse_terms(spec: str) -> list[Term]:
+    """A spec's terms (commas inside quotes do not split), or a file's (``@FILE``)."""
+    spec = spec.strip()
+    if spec.startswith("@"):
+        return read_objective_file(spec[1:])
+    return [parse_term(part) for part in split_top_level(spec)]
+
+
+def read_objective_file(path: str) -> list[Term]:
+    """An objective file (TOML, or YAML when it ends .yaml/.yml)::
+
+    [sets]                 # set names, globs and groups -> weight
+    pile_cc = 0.2
+    "*arc*" = 0.2
+
+    [families.code]        # a family: its weight split over the sets its patterns match
+    patterns = ["*humaneval*", "*mbpp*"]
+    weight = 0.4
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise MixsurrogateError(f"objective file {path!r} does not exist")
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise MixsurrogateError(f"objective file {path}: not valid YAML ({err})") from err
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise MixsurrogateError(f"objective file {path}: not valid TOML ({err})") from err
+    if not isinstance(data, dict):
+        raise MixsurrogateError(
+            f"objective file {path}: expected tables [sets] and [families.NAME]"
+        )
+    unknown = [k for k in data if k not in ("sets", "families")]
+    if unknown:
+        raise MixsurrogateError(
+            f"objective file {path}: unknown key {unknown[0]!r}; it holds [sets] and [families.NAME]"
+        )
+    terms: list[Term] = []
+    sets = data.get("sets", {}) or {}
+    families = data.get("families", {}) or {}
+    if not isinstance(sets, dict) or not isinstance(families, dict):
+        raise MixsurrogateError(f"objective file {path}: [sets] and [families] must be tables")
+    for name, weight in sets.items():
+        text = f"{name}={weight}"
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise MixsurrogateError(
+                f"objective file {path}: sets.{name} = {weight!r} is not a number"
+            )
+        term = parse_term(f"'{name}'={weight}") if is_glob(name) else parse_term(text)
+        terms.append(term)
+    for name, body in families.items():
+        where = f"objective file {path}: families.{name}"
+        if not isinstance(body, dict) or "patterns" not in body:
+            raise MixsurrogateError(f'{where} needs patterns = ["GLOB", ...] (and weight)')
+        extra = [k for k in body if k not in ("patterns", "weight")]
+        if extra:
+            raise MixsurrogateError(f"{where}: unknown key {extra[0]!r} (patterns, weight)")
+        patterns = body["patterns"]
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        if (
+            not isinstance(patterns, list)
+            or not patterns
+            or not all(isinstance(p, str) and p.strip() for p in patterns)
+        ):
+            raise MixsurrogateError(f"{where}: patterns must be a non-empty list of strings")
+        weight = body.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise MixsurrogateError(f"{where}: weight {weight!r} is not a number")
+        text = f"{name}='{','.join(patterns)}'={weight}"
+        terms.append(
+            Term(text, "family", str(name), tuple(p.strip() for p in patterns),
+                 _weight(text, str(weight), True))
+        )  # fmt: skip
+    if not terms:
+        raise MixsurrogateError(f"objective file {path}: no [sets] or [families.NAME] term")
+    return terms
 
 
 def parse_kinds(specs: Sequence[str], sets: Sequence[str]) -> dict[str, str]:
@@ -28,7 +263,7 @@ def parse_kinds(specs: Sequence[str], sets: Sequence[str]) -> dict[str, str]:
             raise MixsurrogateError(f"--kinds {text!r}: give val=SET,SET or task=SET,SET")
         for name in filter(None, (n.strip() for n in names.split(","))):
             if name not in sets:
-                raise MixsurrogateError(f"--kinds names unknown set {name!r}")
+                raise unknown_name_error("set", name, sets, "--kinds val=", prefix="--kinds names ")
             if kinds.get(name, kind) != kind:
                 raise MixsurrogateError(f"--kinds gives {name!r} two kinds")
             kinds[name] = kind
@@ -42,6 +277,8 @@ class Objective:
     weights: dict[str, float]
     spec: str = ""
     kinds_source: str = ""  # where the val/task kinds of a group term came from (for output)
+    #: the sets each glob or family term matched (term text -> sets), for output
+    matched: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def sets(self) -> list[str]:
@@ -55,31 +292,28 @@ class Objective:
         kinds: Mapping[str, str] | None = None,
         kinds_source: str = "",
     ) -> Objective:
-        """Parse a spec against the known sets; ``kinds`` maps set -> 'val' | 'task'.
+        """Parse a spec (or ``@FILE``) against the known sets; ``kinds`` maps set -> 'val' |
+        'task'.
 
         A group term (``val``, ``task``) needs every set's kind from somewhere explicit (a
         score store, ``--kinds``, a built-in log's metadata): guessing would silently count
-        end-task sets as validation sets. ``kinds_source`` says where they came from.
+        end-task sets as validation sets. ``kinds_source`` says where they came from. A glob
+        or family term splits its weight equally over the sets it matches; one that matches
+        none is an error, and so is each pattern of a family that matches none.
         """
         kinds = dict(kinds or {})
+        sets = list(sets)
         weights: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            name, sep, value = part.partition("=")
-            name = name.strip().removeprefix("loss:")
-            try:
-                amount = float(value) if sep else 1.0
-            except ValueError as err:
-                raise MixsurrogateError(
-                    f"objective term {part!r}: {value!r} is not a number"
-                ) from err
-            if amount < 0 or not np.isfinite(amount):
-                raise MixsurrogateError(f"objective term {part!r}: weights must be finite and >= 0")
-            if name in GROUPS:
+        matched: dict[str, list[str]] = {}
+        terms = parse_terms(spec)
+        for term in terms:
+            if term.kind == "group":
+                name = term.name
                 unknown = [s for s in sets if s not in kinds]
                 if unknown:
                     raise MixsurrogateError(
                         f"objective group {name!r} needs every set's kind (val or task), and "
-                        f"{', '.join(unknown)} have none: pass --scores (the store knows them) "
+                        f"{_cut(unknown)} have none: pass --scores (the store knows them) "
                         "or name them, e.g. --kinds val=code,books --kinds task=arc_easy"
                     )
                 members = [s for s in sets if kinds[s] == name]
@@ -88,20 +322,35 @@ class Objective:
                         f"objective group {name!r} has no evaluation sets"
                         + ("; pass --scores so end-task sets are known" if name == "task" else "")
                     )
-                for s in members:
-                    weights[s] = weights.get(s, 0.0) + amount / len(members)
-            elif name in sets:
-                weights[name] = weights.get(name, 0.0) + amount
+            elif term.kind == "set":
+                if term.name not in sets:
+                    raise unknown_name_error(
+                        "set", term.name, sets, "--objective", GROUPS, "objective names "
+                    )
+                members = [term.name]
             else:
-                raise MixsurrogateError(
-                    f"objective names unknown set {name!r}; valid: {', '.join(GROUPS)}, {', '.join(sets)}"
-                )
+                for p in term.patterns:
+                    if not match_names([p], sets):
+                        what = (
+                            f"objective family {term.name!r}: pattern {p!r}"
+                            if term.kind == "family"
+                            else f"objective glob {p!r}"
+                        )
+                        raise MixsurrogateError(
+                            f"{what} matches no evaluation set; {name_list(sets)}"
+                        )
+                members = match_names(term.patterns, sets)
+                matched[term.text] = members
+            for s in members:
+                weights[s] = weights.get(s, 0.0) + term.weight / len(members)
         if not weights or sum(weights.values()) == 0:
             raise MixsurrogateError(f"objective {spec!r} gives no set a positive weight")
-        uses_groups = any(
-            p.partition("=")[0].strip() in GROUPS for p in spec.split(",") if p.strip()
-        )
-        return cls(weights, spec, kinds_source if uses_groups else "")
+        uses_groups = any(t.kind == "group" for t in terms)
+        return cls(weights, spec, kinds_source if uses_groups else "", matched)
+
+    def describe_matches(self) -> list[str]:
+        """``'*arc*'=0.5 -> arc_easy, arc_challenge (0.25 each)`` per glob or family term."""
+        return [f"{text} -> {_cut(sets)}" for text, sets in self.matched.items()]
 
     def vector(self, sets: Sequence[str]) -> np.ndarray:
         """The weights in the order of ``sets`` (0 for sets the objective does not use)."""
@@ -114,3 +363,10 @@ class Objective:
     def combine_std(self, stds: np.ndarray, sets: Sequence[str]) -> np.ndarray:
         """Objective std from per-set stds, treating the sets' errors as independent."""
         return np.sqrt((np.atleast_2d(stds) ** 2) @ (self.vector(sets) ** 2))
+
+
+def _cut(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, ... and {len(names) - limit} more"

@@ -19,6 +19,7 @@ from .constraints import (
 )
 from .errors import MixsurrogateError
 from .evaluate import FeatureFn, PredictorSpec, feature_sets_of
+from .kl_prior import KLPenalty, KLResult, KLSetting
 from .objective import Objective
 from .predictors.multitarget import MultiTargetPredictor
 from .runs import RunsLog
@@ -49,6 +50,8 @@ class Proposal:
     worst_case: OutcomeConstraints | None = None
     #: what to train at full scale now (``search.recommend.Recommendation.to_dict``)
     recommendation: dict | None = None
+    #: --prior/--kl: the prior, lambda and each mixture's KL to the prior (``kl_prior``)
+    kl: KLResult | None = None
 
     def to_dict(self) -> dict:
         payload = {
@@ -83,11 +86,15 @@ class Proposal:
         }
         if self.recommendation is not None:
             payload["recommendation"] = self.recommendation
+        if self.kl is not None:
+            payload["kl"] = self.kl.to_dict(self.domains)
         for i, row in enumerate(payload["proposals"]):  # keys only when asked: JSON unchanged
             if self.constraints is not None:
                 row["constraints"] = self.constraint_report()[i]
             if self.worst_case is not None:
                 row["worst_case"] = self.worst_case_report()[i]
+            if self.kl is not None:
+                row["kl_to_prior"] = float(self.kl.kl[i])
         return payload
 
     def _losses(self, rows: OutcomeConstraints) -> tuple[np.ndarray, list[str]]:
@@ -368,6 +375,7 @@ def propose_exploit(
     interval_level: float | None = 0.9,
     constraints: Sequence[NoWorseThan] = (),
     worst_case: NoWorseThan | None = None,
+    kl: KLSetting | None = None,
 ) -> Proposal:
     """The mixture minimising the predicted objective inside the bounds, with a
     ``interval_level`` interval of its predicted objective (None: no interval).
@@ -381,8 +389,16 @@ def propose_exploit(
     ``worst_case`` (parsed ``--worst-case``: a reference and sets, default the objective's)
     minimises ``max_s L_s(w) - L_s(reference)`` over its sets instead of the objective (whose
     predicted value and interval are still reported); its tolerance is ignored.
+
+    ``kl`` (``--prior``, ``--kl``) minimises ``objective + lambda * KL(w || prior)`` instead
+    (Olmix); lambda 0 is the plain proposal, ``auto`` chooses lambda on the logged runs by
+    cross-fitting (``kl_prior.choose_lambda``). Not with ``worst_case``.
     """
     bounds = bounds or Bounds.unbounded(len(log.domains))
+    if kl is not None and worst_case is not None:
+        raise MixsurrogateError(
+            "--kl pulls the blended objective to a prior; not with --worst-case"
+        )
     constraints = list(constraints)
     worst_rows = [] if worst_case is None else [replace(worst_case, tolerance=0.0)]
     extra = required_sets(constraints + worst_rows)
@@ -390,6 +406,17 @@ def propose_exploit(
     checks = bind(constraints, f.set_losses, f.sets) if constraints else None
     worst = bind(worst_rows, f.set_losses, f.sets) if worst_rows else None
     references = [c.reference.mixture for c in constraints + worst_rows]
+    lam, how, grid = None, "", {}
+    if kl is not None:
+        from .kl_prior import choose_lambda
+
+        if kl.auto:
+            lam, grid, how = choose_lambda(
+                log, spec, objective, bounds, kl.prior.mixture, feature_fn, seed=seed
+            )
+        else:
+            lam, how = float(kl.lam), "given by --kl"
+    penalty = KLPenalty(kl.prior.mixture, lam) if lam else None
     best, notes = best_mixture(
         f,
         bounds,
@@ -402,7 +429,18 @@ def propose_exploit(
         top_k=top_k,
         seed=seed,
         references=references,
+        penalty=penalty,
     )
+    kl_result = None
+    if kl is not None:
+        from .kl_prior import kl_divergence
+
+        solver = notes[0] if notes else ""
+        if lam == 0:
+            solver = "lambda 0: the plain exploit search (" + solver + ")"
+        kl_result = KLResult(
+            kl.prior, lam, how, solver, kl_divergence(best[None], kl.prior.mixture), grid
+        )
     W = best[None]  # noqa: N806
     losses = f.set_losses(W)
     std = f.std(W)
@@ -427,6 +465,7 @@ def propose_exploit(
         notes=notes,
         constraints=checks,
         worst_case=worst,
+        kl=kl_result,
     )
 
 
@@ -479,6 +518,7 @@ def best_mixture(
     top_k: int = 100,
     seed: int = 0,
     references: Sequence[np.ndarray] = (),
+    penalty: KLPenalty | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The exploit mixture of a fitted objective, and notes saying how it was found.
 
@@ -489,20 +529,28 @@ def best_mixture(
     feasible start exists whenever one lies inside the bounds (it meets its own rows).
     Trees: the mean of the top-k feasible candidates, or the best one when that mean breaks a
     row. With neither ``checks`` nor ``worst`` this is the plain exploit search.
+
+    ``penalty`` (``lambda * KL(w || prior)``) is added to the objective everywhere it is
+    ranked or minimised (not with ``worst``); an affine objective without ``checks`` is then
+    solved exactly by cvxpy when it is installed (``kl_prior.solve_affine``).
     """
+    if penalty is not None and worst is not None:
+        raise MixsurrogateError("a KL penalty applies to the blended objective, not --worst-case")
     k = len(bounds.lower)
     constrained = checks is not None or worst is not None
     refs = np.array(references, dtype=float).reshape(-1, k)
     refs = refs[bounds.contains(refs)]
     candidates = np.vstack([bounds.sample(n_candidates, seed=seed), extra_candidates, refs])
     chunks = np.array_split(candidates, max(1, len(candidates) // 4096))
+    pen = (lambda W: penalty(W)) if penalty is not None else (lambda W: 0.0)  # noqa: N803
     if not constrained:
-        score, broken = np.concatenate([f(c) for c in chunks]), np.zeros(len(candidates))
+        score = np.concatenate([f(c) + pen(c) for c in chunks])
+        broken = np.zeros(len(candidates))
         order = np.argsort(score)
     else:
         losses = np.vstack([f.set_losses(c) for c in chunks])
         score = (
-            f.objective.combine(losses, f.sets)
+            f.objective.combine(losses, f.sets) + pen(candidates)
             if worst is None
             else worst.worst_excess(losses, f.sets)
         )
@@ -510,6 +558,8 @@ def best_mixture(
         broken = np.where(broken > FEASIBILITY_TOLERANCE, broken, 0.0)
         order = np.lexsort((score, broken))
     what = "the objective" if worst is None else f"the worst excess over {worst.references[0]}"
+    if penalty is not None:
+        what = f"the objective + {penalty.lam:g} x KL(w || prior)"
     notes = []
     if tree:
         feasible = order[broken[order] == 0]
@@ -517,13 +567,15 @@ def best_mixture(
         best = bounds.repair(candidates[pool].mean(axis=0))[0]
         notes.append(
             f"tree predictor: mean of the top {len(pool)} of {len(candidates)} candidates "
-            + (f"on {what} " if worst is not None else "")
+            + (f"on {what} " if worst is not None or penalty is not None else "")
             + ("meeting the constraints " if checks is not None else "")
             + "(as RegMix)"
         )
         if checks is not None and not checks.satisfied(f.set_losses(best[None]), f.sets)[0]:
             best = candidates[pool[0]]
             notes.append("that mean breaks a constraint, so the best feasible candidate instead")
+    elif not constrained and penalty is not None:
+        best = _minimise_penalised(f, penalty, bounds, candidates[order[:n_starts]], notes)
     elif not constrained:
         best = minimise_on_simplex(f, bounds, candidates[order[:n_starts]])
         notes.append(f"multi-start SLSQP from the best {n_starts} of {len(candidates)} candidates")
@@ -543,14 +595,18 @@ def best_mixture(
             weights = f.objective.vector(f.sets)
 
             def value(W: np.ndarray) -> np.ndarray:  # noqa: N803
-                return np.array([weights @ losses_at(W[0])[0]]) if len(W) == 1 else f(W)
+                out = np.array([weights @ losses_at(W[0])[0]]) if len(W) == 1 else f(W)
+                return out + pen(W)
 
-            best = minimise_on_simplex(
-                value, bounds, starts, grad=lambda w: weights @ losses_at(w)[1], constraints=extra
-            )
+            def gradient(w: np.ndarray) -> np.ndarray:
+                g = weights @ losses_at(w)[1]
+                return g if penalty is None else g + penalty.grad(w)
+
+            best = minimise_on_simplex(value, bounds, starts, grad=gradient, constraints=extra)
             notes.append(
                 f"multi-start SLSQP under the constraints from {len(starts)} starts "
                 f"(the best {n_starts} of {len(candidates)} candidates and the references)"
+                + (f" on {what}" if penalty is not None else "")
             )
     if checks is not None:
         final = f.set_losses(best[None])
@@ -565,6 +621,40 @@ def best_mixture(
                 "nats in total, the least found"
             )
     return best, notes
+
+
+def _minimise_penalised(
+    f: FittedObjective,
+    penalty: KLPenalty,
+    bounds: Bounds,
+    starts: np.ndarray,
+    notes: list[str],
+) -> np.ndarray:
+    """``min f(w) + lambda KL(w || prior)``: exactly by cvxpy when ``f`` is affine in ``w``
+    and cvxpy is installed, otherwise multi-start SLSQP (the notes say which)."""
+    from .kl_prior import affine_coefficients, solve_affine
+
+    k = starts.shape[1]
+    c = affine_coefficients(f, k)
+    if c is not None:
+        best = solve_affine(c, penalty.prior, penalty.lam, bounds)
+        if best is not None:
+            notes.append(
+                f"the objective is affine in w: objective + {penalty.lam:g} x KL(w || prior) "
+                "solved exactly by cvxpy (convex)"
+            )
+            return best
+    best = minimise_on_simplex(lambda W: f(W) + penalty(W), bounds, starts)  # noqa: N803
+    why = (
+        " (affine objective, but cvxpy is not installed or failed: pip install cvxpy)"
+        if c is not None
+        else ""
+    )
+    notes.append(
+        f"multi-start SLSQP on the objective + {penalty.lam:g} x KL(w || prior) from "
+        f"{len(starts)} starts{why}"
+    )
+    return best
 
 
 def check_objective_sets(log: RunsLog, objective: Objective) -> None:
