@@ -6,14 +6,17 @@ resolution and shared options. It imports no command module, so command modules 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
-import pandas as pd
 
 from .errors import MixsurrogateError
-from .metrics import json_safe
-from .runs import RunsLog, load_runs
+
+if TYPE_CHECKING:  # pandas, scipy (metrics) and the runs log load where used: a fast start-up
+    import pandas as pd
+
+    from .runs import RunsLog
 
 
 class ErrorLineGroup(click.Group):
@@ -44,6 +47,7 @@ def format_number(value) -> str:
 
 def print_table(frame: pd.DataFrame, title: str = "", caption: str = "") -> None:
     """A readable table of a frame (rich), numbers formatted, missing values as '-'."""
+    import pandas as pd
     from rich.table import Table
 
     table = Table(title=title or None, caption=caption or None, show_lines=False)
@@ -57,11 +61,15 @@ def print_table(frame: pd.DataFrame, title: str = "", caption: str = "") -> None
 
 def echo_json(payload) -> None:
     """Valid JSON on stdout: NaN and infinities become null (``allow_nan=False`` checks it)."""
+    from .metrics import json_safe
+
     click.echo(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
 def resolve_log(spec: str) -> RunsLog:
     """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b)."""
+    from .runs import load_runs
+
     if spec.startswith("regmix:"):
         from .datasets import regmix_runs
 
@@ -157,6 +165,8 @@ def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
 def show_excess(result, i: int) -> None:
     """Mixture ``i``'s --no-worse-than rows (excess over the reference, whether each holds) and
     its worst-case excess, when the proposal has them."""
+    import pandas as pd
+
     if getattr(result, "constraints", None) is not None:
         rows = result.constraint_report()[i]
         frame = pd.DataFrame(
@@ -181,6 +191,8 @@ def show_excess(result, i: int) -> None:
 
 def show_recommendation(rec: dict) -> None:
     """The mixture to train at full scale now, beside the (optimistic) best observed run."""
+    import pandas as pd
+
     interval = rec["interval"]
     if rec.get("same_as_proposal"):
         click.echo("recommended: train the proposal above at full scale now")
@@ -210,6 +222,8 @@ def show_proposal(
     result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None, bounds=None
 ) -> None:
     """A proposal as tables (or JSON), with notes and an optional bar chart."""
+    import pandas as pd
+
     from .propose import objective_values
 
     if as_json:

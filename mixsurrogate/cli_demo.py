@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from .cli_common import print_table, show_proposal
-from .report import curve_table, headline_table
 
 #: the demo's plots go to a fresh temporary folder by default, not into the current folder
 #: (where they would land in a checkout's working tree)
@@ -85,6 +84,7 @@ def demo(
     """
     from . import demo as demos
     from .objective import Objective
+    from .report import curve_table, headline_table
 
     plots_dir = demo_output_dir(out_dir)
     if scratch_dir:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 import numpy as np
-import pandas as pd
 
 from .cli_common import (
     echo_json,
@@ -20,7 +19,6 @@ from .cli_common import (
     select_targets,
 )
 from .errors import MixsurrogateError
-from .report import curve_table, headline_table, per_set_table, problems_table
 
 
 @click.command()
@@ -60,6 +58,8 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
       mixsurrogate fit regmix:train-1m --predictor linear --target pile_cc --summary
       mixsurrogate fit runs.csv --predictor dml --json
     """
+    import pandas as pd
+
     from .evaluate import PredictorSpec, check_specs, fit_predict
     from .metrics import metrics
 
@@ -269,6 +269,8 @@ def cv(
     mfgp models the loss over (mixture, log params, log tokens), so it can fit small and a few
     larger runs together; the other predictors see the mixture only.
     """
+    import pandas as pd
+
     from . import evaluate
     from .objective import Objective
     from .predictors import MDE_PREDICTORS, OPT_IN_PREDICTORS, RATE_PREDICTORS
@@ -398,6 +400,7 @@ def _compare_targets(obj, set_mean: str, result) -> list[str]:
 
 def _print_report(mode, summary, targets, set_mean, set_left_out, obj, comparisons, result):
     from .evaluate import OBJECTIVE_TARGET
+    from .report import headline_table, per_set_table, problems_table
 
     if set_mean in result.set_means:
         caption = "mean over splits [95% bootstrap interval]; pooled: out-of-fold Spearman"
@@ -422,6 +425,7 @@ def _print_report(mode, summary, targets, set_mean, set_left_out, obj, compariso
 
 def _print_curve(curve_summary, curve, obj, curve_mean, draws):
     from .evaluate import OBJECTIVE_TARGET
+    from .report import curve_table
 
     sets = curve.sets
     target = OBJECTIVE_TARGET if obj is not None else (sets[0] if len(sets) == 1 else curve_mean)

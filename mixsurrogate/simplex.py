@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import qmc
 
 from .errors import MixsurrogateError
 
@@ -60,6 +59,8 @@ def sobol_simplex(n: int, k: int, seed: int = 0) -> np.ndarray:
     """
     if k == 1:
         return np.ones((n, 1))
+    from scipy.stats import qmc  # here, not at the top: scipy.stats costs the CLI 0.3-1 s
+
     sampler = qmc.Sobol(d=k, scramble=True, seed=seed)
     m = int(np.ceil(np.log2(max(n, 2))))
     u = sampler.random_base2(m)[:n]
