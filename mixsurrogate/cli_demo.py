@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import print_table, show_proposal
+from .cli_common import echo_json, print_table, show_proposal
 
 #: the demo's plots go to a fresh temporary folder by default, not into the current folder
 #: (where they would land in a checkout's working tree)
@@ -62,6 +62,12 @@ def demo_output_dir(out_dir: str | None) -> Path:
     default=None,
     help=f"where the PNGs go [default: a new temporary folder {DEMO_DIR_PREFIX}*]",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="print the comparison, learning curve and proposal as one JSON object",
+)
 def demo(
     data: str,
     scratch_dir: str | None,
@@ -69,6 +75,7 @@ def demo(
     vocab_size: int,
     n_sobol: int,
     out_dir: str | None,
+    as_json: bool,
 ) -> None:
     """The whole method on built-in data, no training (under 2 minutes on 2 cores).
 
@@ -81,6 +88,7 @@ def demo(
       mixsurrogate demo                       # committed real-text runs and data experts (MDE)
       mixsurrogate demo --data regmix         # RegMix's public runs (rates only, Pile-CC)
       mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
+      mixsurrogate demo --json | jq .proposal.mixtures
     """
     from . import demo as demos
     from .objective import Objective
@@ -103,14 +111,25 @@ def demo(
         result = demos.mde_demo(runs_path, scores_path, plots_dir)
     else:
         result = demos.regmix_demo(plots_dir)
+    headline = headline_table(result.comparison, result.target)
+    curve = curve_table(result.curve, result.target)
+    if as_json:
+        echo_json({
+            "description": result.description, "target": result.target,
+            "comparison": headline.reset_index().to_dict(orient="records"),
+            "learning_curve": curve.reset_index().to_dict(orient="records"),
+            "proposal": result.proposal.to_dict(),
+            "figures": [str(f) for f in result.figures], "plots_dir": str(plots_dir),
+        })  # fmt: skip
+        return
     click.echo(result.description)
     print_table(
-        headline_table(result.comparison, result.target),
+        headline,
         f"held-out accuracy of each predictor on {result.target}",
         "mean over splits [95% bootstrap interval]",
     )
     print_table(
-        curve_table(result.curve, result.target),
+        curve,
         "learning curve: Spearman vs number of training runs (mean over draws)",
     )
     objective = Objective(dict.fromkeys(result.proposal.set_losses, 1.0), "")

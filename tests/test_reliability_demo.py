@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import mixsurrogate.cli  # noqa: F401 - first, while cli.py and cli_demo.py import each other
-from mixsurrogate import cli_demo
+from mixsurrogate import cli_demo, report
 from mixsurrogate import demo as demos
 
 
@@ -31,7 +32,9 @@ def recorded(monkeypatch) -> list[Path]:
             description="stub",
             comparison=pd.DataFrame({"predictor": ["gp"], "spearman": [0.5]}),
             curve=curve,
-            proposal=SimpleNamespace(set_losses={"a": 1.0}),
+            proposal=SimpleNamespace(
+                set_losses={"a": 1.0}, to_dict=lambda: {"mixtures": [[0.5, 0.5]]}
+            ),
             figures=[figure],
             target="objective",
         )
@@ -40,9 +43,11 @@ def recorded(monkeypatch) -> list[Path]:
     monkeypatch.setattr(demos, "mde_demo", fake_demo)
     monkeypatch.setattr(demos, "regmix_demo", fake_demo)
     # the tables and the proposal are not what this tests (and their helpers are being renamed)
-    names = ("print_table", "show_proposal", "_show_proposal", "headline_table", "curve_table")
-    for name in names:
-        monkeypatch.setattr(cli_demo, name, lambda *a, **k: None, raising=False)
+    for name in ("print_table", "show_proposal"):
+        monkeypatch.setattr(cli_demo, name, lambda *a, **k: None)
+    table = pd.DataFrame({"predictor": ["gp"], "spearman": [0.5]}).set_index("predictor")
+    for name in ("headline_table", "curve_table"):  # imported by the command when it runs
+        monkeypatch.setattr(report, name, lambda *a, **k: table)
     return seen
 
 
@@ -65,3 +70,14 @@ def test_demo_out_is_still_honoured(tmp_path, recorded):
     assert result.exit_code == 0, result.output
     assert recorded == [tmp_path / "p"]
     assert f"plots in {tmp_path / 'p'}" in result.output
+
+
+def test_demo_json_is_one_valid_object(tmp_path, recorded):
+    result = CliRunner().invoke(
+        cli_demo.demo, ["--data", "regmix", "--out", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["comparison"] == [{"predictor": "gp", "spearman": 0.5}]
+    assert payload["proposal"] == {"mixtures": [[0.5, 0.5]]}
+    assert payload["plots_dir"] == str(tmp_path)
