@@ -190,6 +190,12 @@ class FittedObjective:
         return self.objective.combine(self.set_losses(W), self.sets)
 
     def std(self, W: np.ndarray) -> np.ndarray | None:  # noqa: N803
+        """Posterior std of the objective: with the sets' posterior covariance for a joint
+        model (``mtgp``: correlated sets add up), else from per-set stds taken as independent."""
+        if hasattr(self.model, "predict_objective_std"):
+            W = np.atleast_2d(W)  # noqa: N806
+            weights = {s: self.objective.weights.get(s, 0.0) for s in self.sets}
+            return self.model.predict_objective_std(W, weights, features=self._features(W))
         if not hasattr(self.model, "predict_std"):
             return None
         try:

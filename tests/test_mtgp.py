@@ -118,3 +118,26 @@ def test_mtgp_mde_through_the_evaluation():
     scores = result.scores
     assert (scores["status"] == "ok").all()
     assert scores["spearman"].min() > 0.8 and scores["coverage"].between(0.5, 1).all()
+
+
+def test_a_proposal_with_mtgp_carries_the_objectives_std_with_the_set_covariance():
+    """propose's objective std for a joint model is its predict_objective_std (correlated sets
+    add up), not the independent-sets formula the per-set predictors use."""
+    from mixsurrogate.objective import Objective
+    from mixsurrogate.propose import propose_exploit
+
+    W, Y = data(24, seed=8)  # noqa: N806
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(K)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(len(W))])
+    for j in range(3):
+        frame[f"loss:s{j}"] = Y[:, j]
+    log = RunsLog(frame)
+    objective = Objective.parse("s0=0.5,s1=0.5", log.targets)
+    proposal = propose_exploit(log, evaluate.PredictorSpec("mtgp"), objective, interval_level=None)
+    # propose fits the objective's sets only
+    model = MultiTargetPredictor("mtgp").fit(log.W, log.Y[:, :2], ["s0", "s1"], log.domains)
+    expected = model.predict_objective_std(proposal.mixtures, {"s0": 0.5, "s1": 0.5})
+    np.testing.assert_allclose(proposal.objective_std, expected, rtol=1e-9)
+    per_set = model.predict_std(proposal.mixtures)
+    independent = 0.5 * np.sqrt(per_set[:, 0] ** 2 + per_set[:, 1] ** 2)
+    assert proposal.objective_std[0] > independent[0]
