@@ -9,6 +9,7 @@ import click
 
 from .cli_common import ErrorLineGroup
 from .errors import MixsurrogateError
+from .import_formats import FORMATS
 
 
 @click.group(cls=ErrorLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,24 +34,111 @@ def runs() -> None:
 
 
 @runs.command("import")
-@click.option("--format", "fmt", type=click.Choice(["regmix"]), default="regmix", show_default=True)
-@click.argument("mixture_csv", type=click.Path(exists=True, dir_okay=False))
-@click.argument("loss_csv", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="regmix",
+    show_default=True,
+    help="the source: RegMix's pair of files, Olmix's ratios + metrics, a W&B runs-table "
+    "export, or any CSV",
+)
+@click.option(
+    "--weights",
+    "weight_patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="weight columns, a glob whose * is the domain name (repeatable; wandb, csv; olmix: "
+    "default every column but the id and name)",
+)
+@click.option(
+    "--losses",
+    "loss_patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="loss/metric columns, a glob whose * is the set name (repeatable; as --weights)",
+)
+@click.option(
+    "--run-id",
+    "run_id",
+    metavar="COLUMN",
+    help="the run-id column (default: the first of run_id, run, ID, id, Name, name; "
+    "olmix: run or run_id)",
+)
+@click.option(
+    "--rename", "renames", multiple=True, metavar="OLD=NEW", help="rename a domain or set"
+)
+@click.option(
+    "--units",
+    type=click.Choice(["nats", "bpb"]),
+    default=None,
+    help="units of the source's losses, kept in the log's metadata  [default: nats; olmix: bpb]",
+)
+@click.option(
+    "--higher-is-better",
+    "higher_is_better",
+    multiple=True,
+    metavar="PATTERN",
+    help="metrics (source column or set name glob) where higher is better: imported as "
+    "1 - value (values in [0, 1]) or 1 - value/100 (percentages)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
-def runs_import(fmt: str, mixture_csv: str, loss_csv: str, out: str) -> None:
-    """Convert a foreign runs log into mixsurrogate's format (CSV or JSONL by OUT's suffix).
+def runs_import(
+    fmt, weight_patterns, loss_patterns, run_id, renames, units, higher_is_better, as_json,
+    sources, out,
+) -> None:  # fmt: skip
+    """Convert foreign runs logs into mixsurrogate's format (CSV or JSONL by OUT's suffix).
+
+    Units and direction go to OUT.meta.json beside the log. Empty or NaN cells stay missing
+    (not evaluated); weights that do not sum to 1 (token counts) are normalised, with a note.
 
     \b
-    Example (RegMix's pair of files, joined on `index`):
+    Examples:
       mixsurrogate runs import --format regmix train_mixture_1m.csv train_pile_loss_1m.csv runs.csv
+      mixsurrogate runs import --format olmix ratios.csv metrics.csv runs.csv
+      mixsurrogate runs import --format wandb wandb_export.csv runs.csv \\
+          --weights 'config.mix.*' --losses 'summary.eval/*/loss'
+      mixsurrogate runs import --format wandb wandb_export.csv runs.csv \\
+          --weights 'config.mix.*' --losses 'summary.eval/*' --higher-is-better '*/acc'
+      mixsurrogate runs import --format csv sweep.csv runs.jsonl \\
+          --weights 'mix_*' --losses 'val_*' --run-id job --rename cc=pile_cc
     """
-    from .runs import import_regmix, save_runs
+    from .cli_common import echo_json
+    from .importers import import_runs, write_import
 
-    log = import_regmix(mixture_csv, loss_csv)
-    save_runs(log, out)
-    click.echo(
-        f"wrote {len(log)} runs, {len(log.domains)} domains, {len(log.targets)} evaluation sets to {out}"
+    if any(Path(s).resolve() == Path(out).resolve() for s in sources):
+        raise MixsurrogateError(f"OUT {out} is one of the source files; write the log elsewhere")
+    imported = import_runs(
+        fmt,
+        sources,
+        weights=weight_patterns,
+        losses=loss_patterns,
+        run_id=run_id,
+        renames=renames,
+        units=units,
+        higher_is_better=higher_is_better,
     )
+    write_import(imported, out)
+    summary = imported.summary(out)
+    if as_json:
+        echo_json(summary)
+        return
+    targets = summary["targets"]
+    click.echo(
+        f"wrote {summary['runs']} runs, {len(summary['domains'])} domains, {len(targets)} "
+        f"evaluation sets to {out} (units and direction: {summary['metadata']})"
+    )
+    name_width = max(len("loss:" + t) for t in targets)
+    count_width = len(str(summary["runs"]))
+    for target, info in targets.items():
+        click.echo(
+            f"  {'loss:' + target:<{name_width}}  {info['runs']:>{count_width}}/{summary['runs']}"
+            f" runs  {info['units']}"
+        )
+    for note in summary["notes"]:
+        click.echo(f"note: {note}")
 
 
 @runs.command("design")
@@ -84,9 +172,10 @@ def runs_import(fmt: str, mixture_csv: str, loss_csv: str, out: str) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--prefix", default="run", show_default=True, help="run_id prefix")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 @click.argument("out", type=click.Path(dir_okay=False))
 def runs_design(
-    domains, corpus_dir, n, method, alpha, vertices, bound_specs, seed, prefix, out
+    domains, corpus_dir, n, method, alpha, vertices, bound_specs, seed, prefix, as_json, out
 ) -> None:
     """Write mixtures to train (run_id and w:<domain> columns) as CSV or JSONL.
 
@@ -121,6 +210,23 @@ def runs_design(
     )
     path = Path(out)
     atomic_write_text(path, frame_to_text(frame, path))
+    if as_json:
+        from .cli_common import echo_json
+
+        # the keys of `runs import --json`: mixtures to train have no evaluation set yet
+        echo_json(
+            {
+                "out": out,
+                "runs": len(frame),
+                "domains": names,
+                "targets": {},
+                "units": None,
+                "method": method,
+                "seed": seed,
+                "notes": [],
+            }
+        )
+        return
     click.echo(f"wrote {len(frame)} mixtures over {len(names)} domains to {out}")
 
 

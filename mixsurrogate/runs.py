@@ -20,7 +20,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -417,37 +417,115 @@ def _with_values(frame: pd.DataFrame, run_id: str, values: dict, source: str) ->
     return frame
 
 
-# --- adapters for foreign formats -------------------------------------------------------------
+# --- metadata: what a log's numbers are -------------------------------------------------------
 
-REGMIX_WEIGHT_PREFIX = "train_the_pile_"
-REGMIX_LOSS_PREFIX = "metric/the_pile_"
-REGMIX_LOSS_SUFFIX = "_val_loss"
+METADATA_SUFFIX = ".meta.json"
+METADATA_VERSION = 1
+#: the units a loss column may be in: the contract's nats per token, or bits per byte
+LOSS_UNITS = ("nats", "bpb")
+
+
+@dataclass
+class LogMetadata:
+    """What a log's ``loss:`` columns hold, kept beside the log in ``<log>.meta.json``.
+
+    A sidecar, not a header row or extra columns: it is the same for CSV and JSONL, and a log's
+    readers, which know nothing of it, are unchanged. ``units`` is the log's default (``nats``,
+    the contract, when no sidecar exists); ``targets`` may give a set its own: for each set
+    ``units``, ``source_column``, ``source_direction`` (``lower`` or ``higher``) and
+    ``transform`` (how a higher-is-better metric became the column, e.g. ``1 - value``). Every
+    ``loss:`` column is lower-is-better, whatever its source was (``direction`` says so).
+    """
+
+    units: str = "nats"
+    targets: dict[str, dict] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def units_of(self, target: str) -> str:
+        """What the loss column of ``target`` is in: ``nats``, ``bpb``, or a transform of a
+        higher-is-better metric such as ``1 - value``."""
+        return str(self.targets.get(target, {}).get("units", self.units))
+
+    def units_label(self, targets: list[str] | None = None) -> str:
+        """One label for a table that shows ``targets`` (default: every set the metadata
+        names): their units when they share them, else ``mixed: nats (3), 1 - value (2)``."""
+        names = list(self.targets) if targets is None else list(targets)
+        units = [self.units_of(t) for t in names] or [self.units]
+        distinct = list(dict.fromkeys(units))
+        if len(distinct) == 1:
+            return distinct[0]
+        return "mixed: " + ", ".join(f"{u} ({units.count(u)})" for u in distinct)
+
+    def to_dict(self) -> dict:
+        return {
+            "version": METADATA_VERSION,
+            "units": self.units,
+            "direction": "lower",
+            "targets": self.targets,
+            "source": self.source,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "metadata") -> LogMetadata:
+        if not isinstance(data, dict) or data.get("version") != METADATA_VERSION:
+            raise RunsLogError(f"{source}: not a version-{METADATA_VERSION} runs-log metadata file")
+        targets = data.get("targets") or {}
+        if not isinstance(targets, dict) or not all(isinstance(v, dict) for v in targets.values()):
+            raise RunsLogError(f"{source}: 'targets' must map each set to an object")
+        return cls(
+            units=str(data.get("units", "nats")),
+            targets={str(k): dict(v) for k, v in targets.items()},
+            source=dict(data.get("source") or {}),
+            notes=[str(n) for n in data.get("notes") or []],
+        )
+
+
+def metadata_path(path: str | Path) -> Path:
+    """The sidecar of the log at ``path``: ``runs.csv`` -> ``runs.csv.meta.json``."""
+    path = Path(path)
+    return path.with_name(path.name + METADATA_SUFFIX)
+
+
+def load_log_metadata(path: str | Path) -> LogMetadata:
+    """The metadata of the log at ``path`` (a CSV or JSONL log, or a built-in log's name).
+
+    A log without a sidecar (built-in RegMix logs, logs written by ``runs train``) gets the
+    contract's defaults: every set in nats per token, lower is better.
+    """
+    sidecar = metadata_path(path)
+    if not sidecar.is_file():
+        return LogMetadata()
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunsLogError(f"{sidecar}: cannot read the log's metadata ({err})") from err
+    return LogMetadata.from_dict(data, source=str(sidecar))
+
+
+def save_log_metadata(path: str | Path, metadata: LogMetadata) -> Path:
+    """Write the sidecar of the log at ``path`` atomically; returns the sidecar's path.
+
+    A caller that also rewrites the log holds :func:`log_lock` around both writes.
+    """
+    sidecar = metadata_path(path)
+    text = json.dumps(metadata.to_dict(), indent=2, allow_nan=False, sort_keys=False)
+    atomic_write_text(sidecar, text + "\n")
+    return sidecar
+
+
+# --- adapters for foreign formats -------------------------------------------------------------
 
 
 def import_regmix(mixture_csv: str | Path, loss_csv: str | Path, run_prefix: str = "") -> RunsLog:
-    """Join RegMix's mixture and loss CSVs on ``index`` into the runs-log format."""
-    mixture = pd.read_csv(mixture_csv)
-    losses = pd.read_csv(loss_csv)
-    for name, frame in (("mixture", mixture), ("loss", losses)):
-        if "index" not in frame.columns:
-            raise RunsLogError(f"{name} file has no 'index' column: is it a RegMix file?")
-    weight_cols = [c for c in mixture.columns if c.startswith(REGMIX_WEIGHT_PREFIX)]
-    loss_cols = [
-        c
-        for c in losses.columns
-        if c.startswith(REGMIX_LOSS_PREFIX) and c.endswith(REGMIX_LOSS_SUFFIX)
-    ]
-    if not weight_cols:
-        raise RunsLogError(f"{mixture_csv}: no '{REGMIX_WEIGHT_PREFIX}*' columns")
-    if not loss_cols:
-        raise RunsLogError(f"{loss_csv}: no '{REGMIX_LOSS_PREFIX}*{REGMIX_LOSS_SUFFIX}' columns")
-    joined = mixture[["index", *weight_cols]].merge(losses[["index", *loss_cols]], on="index")
-    if joined.empty:
-        raise RunsLogError("the mixture and loss files share no 'index' value")
-    out = pd.DataFrame({"run_id": [f"{run_prefix}{i}" for i in joined["index"]]})
-    for col in weight_cols:
-        out[WEIGHT_PREFIX + col[len(REGMIX_WEIGHT_PREFIX) :]] = joined[col].to_numpy()
-    for col in loss_cols:
-        name = col[len(REGMIX_LOSS_PREFIX) : -len(REGMIX_LOSS_SUFFIX)]
-        out[LOSS_PREFIX + name] = joined[col].to_numpy()
-    return RunsLog(validate_frame(out, source=f"{mixture_csv} + {loss_csv}"))
+    """Join RegMix's mixture and loss CSVs on ``index`` into the runs-log format.
+
+    Either kind of RegMix file: the released pair (``train_the_pile_*`` and
+    ``metric/the_pile_*_val_loss`` columns) or the 1000-run files headed by the Pile's display
+    names (``Pile-CC``, ``Wikipedia (en)``, ...); see :func:`mixsurrogate.importers.from_regmix`,
+    which also gives the log's metadata.
+    """
+    from .importers import from_regmix  # the importers build on this module
+
+    return from_regmix(mixture_csv, loss_csv, run_prefix=run_prefix).log
