@@ -80,6 +80,19 @@ def resolve_log(spec: str) -> RunsLog:
     return load_runs(spec)
 
 
+def loss_units(spec: str, targets: list[str]) -> tuple[str, dict[str, str]]:
+    """What the log's loss columns are in, for a table's caption and for JSON: one label
+    (``nats``, ``bpb``, ``mixed: ...``) and each set's units, from the ``.meta.json`` beside
+    the log that ``runs import`` writes (a log without one: nats, the contract)."""
+    from .runs import load_log_metadata
+
+    meta = load_log_metadata(spec)
+    label = f"losses in {meta.units_label(targets)}, lower is better"
+    if any(meta.targets.get(t, {}).get("source_direction") == "higher" for t in targets):
+        label += " (higher-is-better metrics converted on import)"
+    return label, {t: meta.units_of(t) for t in targets}
+
+
 def mde_features(scores: str | None, log: RunsLog, kind: str):
     """MDE features for a log's targets from a score store: (transform, store), or Nones."""
     if not scores:

@@ -10,6 +10,7 @@ import numpy as np
 from .cli_common import (
     echo_json,
     kinds_option,
+    loss_units,
     mde_features,
     mde_kind_option,
     print_table,
@@ -65,6 +66,7 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
 
     runs_log = resolve_log(log)
     targets = select_targets(runs_log, target)
+    units_label, units = loss_units(log, targets)
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)
     spec = PredictorSpec(predictor)
     check_specs([spec], feature_fn)
@@ -95,6 +97,7 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
                 "predictor": predictor,
                 "n_runs": len(runs_log.completed()),
                 "n_pending": int(runs_log.pending_mask.sum()),
+                "units": units,
                 "in_sample": rows,
                 "not_fitted": problems,
                 "notes": outcome.notes,
@@ -108,7 +111,7 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
             table = pd.DataFrame(rows)
             if (table["runs"] == len(runs_log.completed())).all():
                 table = table.drop(columns="runs")  # said once, in the title
-            print_table(table, title)
+            print_table(table, title, f"rmse and half-width: {units_label}")
         for t, p in problems.items():
             click.echo(f"{p['status']} {t}: {p['reason']}")
         for t, notes in outcome.notes.items():
@@ -350,6 +353,7 @@ def cv(
             "objective": objective_spec,
             "set_mean": {"name": set_mean, "sets": result.set_means.get(set_mean, []),
                          "left_out": set_left_out},
+            "units": loss_units(log, targets)[1],
             "results": summary.to_dict(orient="records"),
             "per_split": result.scores.to_dict(orient="records"),
         }  # fmt: skip
@@ -361,6 +365,7 @@ def cv(
         echo_json(out)
     else:
         _print_report(mode, summary, targets, set_mean, set_left_out, obj, comparisons, result)
+        click.echo(f"{loss_units(log, targets)[0]} (mse, regret and widths are in these units)")
         if curve_summary is not None:
             _print_curve(curve_summary, curve, obj, curve_mean, draws)
     if plot_dir:

@@ -426,3 +426,21 @@ def test_runs_design_json(tmp_path):
     assert payload["out"] == str(out) and payload["runs"] == 4
     assert payload["domains"] == ["a", "b", "c"] and payload["targets"] == {}
     assert payload["notes"] == [] and len(pd.read_csv(out)) == 4
+
+
+def test_fit_and_cv_say_what_units_the_imported_losses_are_in(tmp_path):
+    """The units the import recorded reach later tables and JSON (a bpb log says bpb)."""
+    ratios, metrics = _olmix_pair(tmp_path)
+    out = tmp_path / "runs.csv"
+    assert _invoke(["--format", "olmix", ratios, metrics, out]).exit_code == 0
+    fitted = CliRunner().invoke(main, ["fit", str(out), "-p", "mean", "-t", "arc_*"])
+    assert fitted.exit_code == 0, fitted.output
+    assert "losses in bpb, lower is better" in fitted.output
+    payload = json.loads(
+        CliRunner().invoke(main, ["fit", str(out), "-p", "mean", "-t", "arc_*", "--json"]).output
+    )
+    assert payload["units"] == {"arc_challenge_bpb": "bpb"}
+    checked = CliRunner().invoke(main, ["cv", str(out), "-p", "mean", "--folds", "2"])
+    assert "losses in bpb, lower is better" in checked.output, checked.output
+    builtin = CliRunner().invoke(main, ["fit", "regmix:test-1b", "-p", "mean", "-t", "pile_cc"])
+    assert "losses in nats, lower is better" in builtin.output
