@@ -14,7 +14,13 @@ from .import_formats import FORMATS
 
 @click.group(cls=ErrorLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mixsurrogate")
-def main() -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    envvar="MIXSURROGATE_JOBS",
+    help="at most this many CPU threads (torch, OpenMP, BLAS, tokenizers) [env: MIXSURROGATE_JOBS]",
+)
+def main(jobs: int | None) -> None:
     """Choose a language-model data mixture from few proxy runs and cheap data experts.
 
     \b
@@ -22,7 +28,12 @@ def main() -> None:
       mixsurrogate demo      # real-text runs + data experts: CV, learning curve, proposal
       mixsurrogate cv regmix:train-1m --test regmix:test-1m -p linear -p lgbm -p gp
       mixsurrogate propose regmix:train-1m --predictor gp --objective pile_cc=1
+      mixsurrogate --jobs 4 runs train corpus/ mixtures.csv runs.csv   # 4 cores of a shared node
     """
+    if jobs is not None:
+        from .cpu import cap_cpu_threads
+
+        cap_cpu_threads(jobs)
 
 
 # --- runs -------------------------------------------------------------------------------------
