@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mixsurrogate.cli import main
 from mixsurrogate.errors import MixsurrogateError, RunsLogError
+from mixsurrogate.import_columns import safe_name
 from mixsurrogate.importers import (
     PILE_DISPLAY_NAMES,
     from_csv,
@@ -21,7 +22,6 @@ from mixsurrogate.importers import (
     from_regmix,
     from_wandb,
     import_runs,
-    safe_name,
     write_import,
 )
 from mixsurrogate.runs import (
