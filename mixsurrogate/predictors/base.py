@@ -71,12 +71,22 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         computed once, on first use (it refits the predictor on each fold). GPs override this
         with their posterior predictive.
         """
-        from .intervals import conformal_quantile, cv_residuals
+        from .intervals import conformal_quantile
 
         pred = self.predict(W, features)
+        half = conformal_quantile(self.calibration_residuals(), level)
+        return pred - half, pred + half
+
+    def calibration_residuals(self, residual=None) -> np.ndarray:
+        """Out-of-fold residuals of the training runs (``intervals.cv_residuals``; a GP
+        passes ``residual`` to standardise them), computed once per fit, failures noted."""
+        from .intervals import cv_residuals
+
         if self.conformal_residuals_ is None:
             W_fit, y_fit, f_fit = self.training_data_  # noqa: N806
-            residuals = cv_residuals(self, W_fit, y_fit, f_fit, seed=getattr(self, "seed", 0))
+            residuals = cv_residuals(
+                self, W_fit, y_fit, f_fit, seed=getattr(self, "seed", 0), residual=residual
+            )
             failed = int(np.isnan(residuals).sum())
             if failed:
                 self.fit_notes_.append(
@@ -84,8 +94,7 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
                     "small to fit"
                 )
             self.conformal_residuals_ = residuals
-        half = conformal_quantile(self.conformal_residuals_, level)
-        return pred - half, pred + half
+        return self.conformal_residuals_
 
     def predict(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         W = check_weights(W)

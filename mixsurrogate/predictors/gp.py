@@ -39,7 +39,7 @@ from scipy.stats import norm
 
 from ..errors import MixsurrogateError
 from .base import MixturePredictor, check_features, check_weights
-from .intervals import conformal_quantile, cv_residuals
+from .intervals import conformal_quantile
 
 #: ``sqrt``: the Hellinger embedding of the simplex (distances between distributions,
 #: stretched near zero shares); ``log``: log(w + eps) rescaled to [0, 1]; ``raw``: w itself.
@@ -433,17 +433,6 @@ class GPPredictor(MixturePredictor):
 
     def _cv_standardized_residuals(self) -> np.ndarray:
         """Out-of-fold standardised residuals of the training runs, computed once per fit."""
-        if self.conformal_residuals_ is None:
-            W_fit, y_fit, f_fit = self.training_data_  # noqa: N806
-            residuals = cv_residuals(
-                self, W_fit, y_fit, f_fit, seed=self.seed,
-                residual=lambda model, W, y, f: model.standardized_residuals(W, y, f),
-            )  # fmt: skip
-            failed = int(np.isnan(residuals).sum())
-            if failed:
-                self.fit_notes_.append(
-                    f"interval calibration: {failed} of {len(residuals)} runs in folds too "
-                    "small to fit"
-                )
-            self.conformal_residuals_ = residuals
-        return self.conformal_residuals_
+        return self.calibration_residuals(
+            residual=lambda model, W, y, f: model.standardized_residuals(W, y, f)
+        )
