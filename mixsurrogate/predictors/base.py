@@ -68,8 +68,8 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         """(lower, upper) of a ``level`` prediction interval for a new run's observed loss.
 
         Split conformal on cross-validated residuals of the training runs (``intervals``),
-        computed once, on first use (it refits the predictor on each fold). GPs override this
-        with their posterior predictive.
+        computed once, on first use (it refits the predictor on each fold). GPs override this:
+        their posterior predictive, scaled by a conformal quantile of standardised residuals.
         """
         from .intervals import conformal_quantile
 

@@ -153,8 +153,9 @@ class GPResidualMDEPredictor(GPPredictor):
         max_iter: int = 100,
         hyper_runs: int = 256,
         seed: int = 0,
+        interval: str = "cv",
     ):
-        super().__init__(inputs, eps, False, max_iter, hyper_runs, seed)
+        super().__init__(inputs, eps, False, max_iter, hyper_runs, seed, interval)
         self.target_feature = target_feature
 
     def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
