@@ -183,9 +183,13 @@ def summarise(evaluation: Evaluation, group: list[str]) -> pd.DataFrame:
                 row[f"{m}_lo"], row[f"{m}_hi"] = _interval(evaluation, predictor, target, cell, m)
         if "repeat" in evaluation.key_columns and status == "ok":
             row["spearman_pooled"] = _pooled_spearman(evaluation, predictor, target)
+        # notes are counted per (predictor, target) over every split, so with groups (curve
+        # sizes) the count is out of all of that pair's fits, and says so
         counter = evaluation.notes.get((predictor, target), Counter())
+        fits = int(((scores["predictor"] == predictor) & (scores["target"] == target)).sum())
+        scope = f", over every {'/'.join(group)}" if group else ""
         row["notes"] = "; ".join(
-            f"{n} [{c} of {len(cell)} fits]" for n, c in sorted(counter.items())
+            f"{n} [{c} of {fits} fits{scope}]" for n, c in sorted(counter.items())
         )
         rows.append(row)
     return pd.DataFrame(rows)
