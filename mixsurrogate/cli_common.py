@@ -143,35 +143,11 @@ def resolve_kinds(
     return None, ""
 
 
-def expand_names(specs, names: list[str], what: str = "evaluation set", option: str = "-t"):
-    """``-t 'arc_*,piqa' -t hellaswag``: each value a comma list of names and globs, matched
-    against ``names`` (globs case-sensitive, in ``names`` order); each name once, in the order
-    first given. One clear line for a name or glob that matches nothing."""
-    from .objective import is_glob, match_names, name_list, split_top_level, unknown_name_error
-
-    chosen: list[str] = []
-    for spec in specs:
-        for part in split_top_level(spec):
-            part = part.strip().strip("'\"").removeprefix("loss:")
-            if not part:
-                continue
-            if is_glob(part):
-                found = match_names([part], names)
-                if not found:
-                    raise MixsurrogateError(
-                        f"{option} {part!r} matches no {what}; {name_list(names)}"
-                    )
-            elif part in names:
-                found = [part]
-            else:
-                raise unknown_name_error(what, part, names, option)
-            chosen += [n for n in found if n not in chosen]
-    return chosen
-
-
 def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
     """The named evaluation sets, default all: each ``-t`` a comma list of names and globs
     (``-t 'arc_*,piqa' -t hellaswag``), one clear error for a name or glob matching none."""
+    from .objective import expand_names
+
     return expand_names(target, log.targets) or log.targets
 
 

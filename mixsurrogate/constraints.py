@@ -145,16 +145,12 @@ def parse_worst_case(
 
 
 def _named_sets(spec: str, named: str, log: RunsLog, option: str) -> list[str]:
-    sets = [s.strip().removeprefix("loss:") for s in named.split(",") if s.strip()]
-    if not sets:
+    """The sets after '@': names and globs, comma-separated (``@'arc_*',piqa``), as ``-t``."""
+    from .objective import expand_names
+
+    if not named.strip():
         raise MixsurrogateError(f"{option} {spec!r}: name at least one set after '@'")
-    unknown = [s for s in sets if s not in log.targets]
-    if unknown:
-        raise MixsurrogateError(
-            f"{option} names unknown set {unknown[0]!r}; the runs log has: "
-            + ", ".join(log.targets)
-        )
-    return list(dict.fromkeys(sets))
+    return expand_names([named], log.targets, "set", option, prefix=f"{option} names ")
 
 
 def required_sets(constraints: Sequence[NoWorseThan]) -> list[str]:

@@ -104,6 +104,32 @@ def match_names(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
     return [n for n in names if any(n == p or fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
+def expand_names(
+    specs, names: list[str], what: str = "evaluation set", option: str = "-t", prefix: str = ""
+):
+    """``-t 'arc_*,piqa' -t hellaswag``: each value a comma list of names and globs, matched
+    against ``names`` (globs case-sensitive, in ``names`` order); each name once, in the order
+    first given. One clear line for a name or glob that matches nothing."""
+    chosen: list[str] = []
+    for spec in specs:
+        for part in split_top_level(spec):
+            part = part.strip().strip("'\"").removeprefix("loss:")
+            if not part:
+                continue
+            if is_glob(part):
+                found = match_names([part], names)
+                if not found:
+                    raise MixsurrogateError(
+                        f"{option} {part!r} matches no {what}; {name_list(names)}"
+                    )
+            elif part in names:
+                found = [part]
+            else:
+                raise unknown_name_error(what, part, names, option, prefix=prefix)
+            chosen += [n for n in found if n not in chosen]
+    return chosen
+
+
 @dataclass(frozen=True)
 class Term:
     """One objective term: a group (val/task), a set, a glob, or a named family of globs."""

@@ -133,6 +133,11 @@ def test_run_reference_and_uniform_inside_bounds(log, objective):
     np.testing.assert_allclose(rows.reference_loss, [20 * log.W[5, 1], 10 * log.W[5, 0]])
 
 
+def test_sets_after_at_take_globs_as_t_does(log, objective):
+    assert parse_no_worse_than("uniform:0@'*'", log, objective).sets == ("a", "b")
+    assert parse_no_worse_than("uniform:0@b,'a*',b", log, objective).sets == ("b", "a")
+
+
 def test_probability_feasible_is_the_product_of_normal_cdfs():
     rows = OutcomeConstraints(("b", "a"), np.array([1.0, 2.0]), np.array([0.1, 0.0]), ("u", "u"))
     sets = ["a", "b", "c"]
@@ -172,6 +177,7 @@ def log_csv(tmp_path_factory, log) -> str:
     ("extra", "message"),
     [
         (["--no-worse-than", "uniform:0.02@nope"], "unknown set 'nope'"),
+        (["--no-worse-than", "uniform:0.02@'z*'"], "--no-worse-than 'z*' matches no set"),
         (["--no-worse-than", "r999:0.02"], "unknown run 'r999'"),
         (["--no-worse-than", "uniform:-0.1"], "T must be a number >= 0"),
         (["--no-worse-than", "uniform:lots"], "T must be a number >= 0"),
