@@ -213,15 +213,15 @@ def read_prior_file(path: Path, domains: list[str]) -> np.ndarray:
 
 
 def _check_mixture(data: dict, domains: list[str], where: str) -> np.ndarray:
-    from .objective import _cut
+    from .objective import cut_names
 
     missing = [d for d in domains if d not in data]
     if missing:
-        raise MixsurrogateError(f"{where} has no weight for domain(s): {_cut(missing)}")
+        raise MixsurrogateError(f"{where} has no weight for domain(s): {cut_names(missing)}")
     extra = [str(d) for d in data if d not in domains]
     if extra:
         raise MixsurrogateError(
-            f"{where} names domain(s) the runs log lacks: {_cut(extra)}; domains: {_cut(domains)}"
+            f"{where} names domain(s) the runs log lacks: {cut_names(extra)}; domains: {cut_names(domains)}"
         )
     values = []
     for d in domains:

@@ -339,7 +339,7 @@ class Objective:
                 if unknown:
                     raise MixsurrogateError(
                         f"objective group {name!r} needs every set's kind (val or task), and "
-                        f"{_cut(unknown)} have none: pass --scores (the store knows them) "
+                        f"{cut_names(unknown)} have none: pass --scores (the store knows them) "
                         "or name them, e.g. --kinds val=code,books --kinds task=arc_easy"
                     )
                 members = [s for s in sets if kinds[s] == name]
@@ -376,7 +376,7 @@ class Objective:
 
     def describe_matches(self) -> list[str]:
         """``'*arc*'=0.5 -> arc_easy, arc_challenge (0.25 each)`` per glob or family term."""
-        return [f"{text} -> {_cut(sets)}" for text, sets in self.matched.items()]
+        return [f"{text} -> {cut_names(sets)}" for text, sets in self.matched.items()]
 
     def vector(self, sets: Sequence[str]) -> np.ndarray:
         """The weights in the order of ``sets`` (0 for sets the objective does not use)."""
@@ -391,7 +391,8 @@ class Objective:
         return np.sqrt((np.atleast_2d(stds) ** 2) @ (self.vector(sets) ** 2))
 
 
-def _cut(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
+def cut_names(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
+    """``a, b, c`` or, past ``limit`` names, ``a, b, ... and 100 more`` (for error lines)."""
     names = list(names)
     if len(names) <= limit:
         return ", ".join(names)
