@@ -373,7 +373,8 @@ class GPPredictor(MixturePredictor):
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Posterior std of the latent loss (no observation noise), in nats."""
         W = check_weights(W)  # noqa: N806
-        features = check_features(features, len(W)) if self.uses_features else None
+        if self.uses_features:  # else passed on as given (mfgp's fidelity inputs), as in fit
+            features = check_features(features, len(W))
         mean, std = self._posterior(W, features)
         # log target: delta method, d exp(m) = exp(m) dm
         return np.exp(mean) * std if self.log_target else std
@@ -400,7 +401,8 @@ class GPPredictor(MixturePredictor):
                 f"gp interval {self.interval!r}: choose one of {', '.join(INTERVAL_KINDS)}"
             )
         W = check_weights(W)  # noqa: N806
-        features = check_features(features, len(W)) if self.uses_features else None
+        if self.uses_features:  # else passed on as given (mfgp's fidelity inputs), as in fit
+            features = check_features(features, len(W))
         center, std = self._predictive(W, features)
         if self.interval == "posterior":
             lo, hi = gaussian_interval(center, std, level)
@@ -426,7 +428,8 @@ class GPPredictor(MixturePredictor):
     ) -> np.ndarray:
         """``(y - centre) / std`` of the posterior predictive at runs with losses ``y``."""
         W = check_weights(W)  # noqa: N806
-        features = check_features(features, len(W)) if self.uses_features else None
+        if self.uses_features:  # else passed on as given (mfgp's fidelity inputs), as in fit
+            features = check_features(features, len(W))
         center, std = self._predictive(W, features)
         target = np.log(y) if self.log_target else np.asarray(y, float)
         return (target - center) / std

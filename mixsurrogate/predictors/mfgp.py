@@ -50,8 +50,7 @@ from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.priors import LogNormalPrior, NormalPrior
 
 from ..errors import MixsurrogateError
-from .base import check_weights
-from .gp import GPPredictor, gaussian_interval, transform_weights
+from .gp import GPPredictor, transform_weights
 
 
 def check_fidelity_features(features, n_rows: int, n_columns: int) -> np.ndarray:
@@ -123,7 +122,9 @@ class MFGPPredictor(GPPredictor):
         seed: int = 0,
     ):
         self.fidelity = fidelity
-        super().__init__(inputs, eps, log_target, max_iter, hyper_runs, seed)
+        # intervals: the plain posterior predictive (CV calibration, gp's default, has not
+        # been evaluated for the multi-fidelity kernel)
+        super().__init__(inputs, eps, log_target, max_iter, hyper_runs, seed, "posterior")
 
     def fidelity_columns(self) -> tuple[str, ...]:
         columns = tuple(c.strip() for c in str(self.fidelity).split(",") if c.strip())
@@ -179,22 +180,6 @@ class MFGPPredictor(GPPredictor):
             rows = stratified_rows(X[:, -self.n_fidelity_ :].numpy(), self.hyper_runs, self.seed)
             X, Y = X[rows], Y[rows]  # noqa: N806
         return self._fitted_model(X, Y)
-
-    def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
-        """Posterior std of the latent loss at each (mixture, fidelity), in nats."""
-        mean, std = self._posterior(check_weights(W), features)
-        return np.exp(mean) * std if self.log_target else std
-
-    def predict_interval(
-        self,
-        W: np.ndarray,  # noqa: N803
-        features: np.ndarray | None = None,
-        level: float = 0.9,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Central ``level`` interval of a new run's loss (posterior predictive), Gaussian."""
-        mean, std = self._posterior(check_weights(W), features, observation_noise=True)
-        lo, hi = gaussian_interval(mean, std, level)
-        return (np.exp(lo), np.exp(hi)) if self.log_target else (lo, hi)
 
 
 def stratified_rows(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
