@@ -33,9 +33,8 @@ def is_glob(text: str) -> bool:
 def name_list(names: Sequence[str], limit: int = SHOWN_NAMES, label: str = "valid") -> str:
     """``valid: a, b`` or, past ``limit`` names, ``valid (110): a, b, ... and 100 more``."""
     names = list(names)
-    if len(names) <= limit:
-        return f"{label}: {', '.join(names)}"
-    return f"{label} ({len(names)}): {', '.join(names[:limit])}, ... and {len(names) - limit} more"
+    count = f" ({len(names)})" if len(names) > limit else ""
+    return f"{label}{count}: {cut_names(names, limit)}"
 
 
 def glob_example(names: Sequence[str], option: str = "-t") -> str:
