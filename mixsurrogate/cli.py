@@ -74,7 +74,7 @@ def runs() -> None:
     "run_id",
     metavar="COLUMN",
     help="the run-id column (default: the first of run_id, run, ID, id, Name, name; "
-    "olmix: run or run_id)",
+    "wandb: run_id, run, Name, name, ID, id; olmix: run or run_id)",
 )
 @click.option(
     "--rename", "renames", multiple=True, metavar="OLD=NEW", help="rename a domain or set"
@@ -93,34 +93,44 @@ def runs() -> None:
     help="metrics (source column or set name glob) where higher is better: imported as "
     "1 - value (values in [0, 1]) or 1 - value/100 (percentages)",
 )
+@click.option(
+    "--normalize-weights",
+    "normalize_weights",
+    is_flag=True,
+    help="the weights are raw amounts (token counts): divide each run's by their sum (olmix, "
+    "wandb, csv); without it a run whose weights do not sum to 1 is refused",
+)
+@click.option("--force", is_flag=True, help="replace OUT (and its metadata) if it exists")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 def runs_import(
-    fmt, weight_patterns, loss_patterns, run_id, renames, units, higher_is_better, as_json,
-    sources, out,
+    fmt, weight_patterns, loss_patterns, run_id, renames, units, higher_is_better,
+    normalize_weights, force, as_json, sources, out,
 ) -> None:  # fmt: skip
     """Convert foreign runs logs into mixsurrogate's format (CSV or JSONL by OUT's suffix).
 
     Units and direction go to OUT.meta.json beside the log. Empty or NaN cells stay missing
-    (not evaluated); weights that do not sum to 1 (token counts) are normalised, with a note.
+    (not evaluated). Each run's weights must sum to 1 (round-off aside); token counts need
+    --normalize-weights. An existing OUT is replaced only with --force.
 
     \b
     Examples:
       mixsurrogate runs import --format regmix train_mixture_1m.csv train_pile_loss_1m.csv runs.csv
       mixsurrogate runs import --format olmix ratios.csv metrics.csv runs.csv
       mixsurrogate runs import --format wandb wandb_export.csv runs.csv \\
-          --weights 'config.mix.*' --losses 'summary.eval/*/loss'
+          --weights 'config.mix.*' --losses 'summary.eval/*/loss' --normalize-weights
       mixsurrogate runs import --format wandb wandb_export.csv runs.csv \\
           --weights 'config.mix.*' --losses 'summary.eval/*' --higher-is-better '*/acc'
       mixsurrogate runs import --format csv sweep.csv runs.jsonl \\
           --weights 'mix_*' --losses 'val_*' --run-id job --rename cc=pile_cc
     """
     from .cli_common import echo_json
-    from .importers import import_runs, write_import
+    from .importers import check_out, import_runs, write_import
 
     if any(Path(s).resolve() == Path(out).resolve() for s in sources):
         raise MixsurrogateError(f"OUT {out} is one of the source files; write the log elsewhere")
+    check_out(out, force)
     imported = import_runs(
         fmt,
         sources,
@@ -130,8 +140,9 @@ def runs_import(
         renames=renames,
         units=units,
         higher_is_better=higher_is_better,
+        normalize_weights=normalize_weights,
     )
-    write_import(imported, out)
+    write_import(imported, out, force=force)
     summary = imported.summary(out)
     if as_json:
         echo_json(summary)

@@ -2,8 +2,9 @@
 
 :mod:`mixsurrogate.importers` reads each format and picks its columns; this module does the rest
 for all of them: reading a CSV with a run-id column, matching columns by glob, naming them by the
-runs log's rules (:func:`safe_name`, then ``renames``), checking the weights (and dividing raw
-amounts, such as token counts, by their sum, with a note), turning higher-is-better metrics into
+runs log's rules (:func:`safe_name`, then ``renames``), checking the weights (each run's must sum
+to 1 within round-off, unless raw amounts such as token counts are to be divided by their sum,
+asked for explicitly), refusing a metric column on mixed scales, turning higher-is-better metrics into
 lower-is-better columns, and returning an :class:`ImportedLog`: a validated
 :class:`~mixsurrogate.runs.RunsLog` and the :class:`~mixsurrogate.runs.LogMetadata` that says what
 its numbers are (units, direction, source columns, notes).
@@ -21,6 +22,7 @@ range is refused: no offset would make an unbounded score a loss without being a
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,12 +38,16 @@ from .runs import (
     WEIGHT_PREFIX,
     LogMetadata,
     RunsLog,
+    check_unique_columns,
     metadata_path,
+    read_csv_header,
     validate_frame,
 )
 from .simplex import SUM_TOLERANCE, check_mixtures
 
 SHOWN = 5  # names an error lists before "..."
+#: how an error on weights that do not sum to 1 ends, for the formats that can normalise
+NORMALISE_HINT = "if they are raw amounts such as token counts, import with --normalize-weights"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -126,6 +132,15 @@ def matches(columns: Sequence[str], pattern: str) -> list[tuple[str, str]]:
     return hits
 
 
+def nearest(columns: Sequence[str], pattern: str) -> list[str]:
+    """``columns`` by how much of ``pattern``'s text before its first ``*`` each starts with,
+    most first (ties in file order): a W&B export starts with a dozen columns of its own
+    (``Name``, ``State``, ``Tags``, ...), and an error should show ``config.mix.web`` for
+    ``config.mixture.*``, not those."""
+    literal = pattern.split("*", 1)[0]
+    return sorted(columns, key=lambda c: -len(os.path.commonprefix([c, literal])))
+
+
 def match_columns(
     columns: Sequence[str],
     patterns: Sequence[str],
@@ -136,51 +151,67 @@ def match_columns(
     """(column, name) for each column one of ``patterns`` matches, in the file's order.
 
     The name is what the pattern's ``*`` matched (several ``*``: their matches joined by ``_``),
-    or the whole column for a pattern without one. A pattern that matches nothing is an error
-    that lists some of the columns there are.
+    or the whole column for a pattern without one. Columns with an empty header (a saved index)
+    are never chosen. A pattern that matches nothing is an error that lists some of the columns
+    there are.
     """
     excluded = set(exclude)
-    candidates = [str(c) for c in columns if str(c) not in excluded]
+    candidates = [str(c) for c in columns if str(c) not in excluded and not unnamed(c)]
     chosen: dict[str, str] = {}
     for pattern in patterns:
         hits = matches(candidates, pattern)
         if not hits:
             raise RunsLogError(
-                f"{source}: {option} {pattern!r} matches no column; its columns: "
-                f"{shown(candidates, 8)}"
+                f"{source}: {option} {pattern!r} matches no column; the nearest: "
+                f"{shown(nearest(candidates, pattern), 8)}"
             )
         for column, name in hits:
             chosen.setdefault(column, name)
     return [(c, chosen[c]) for c in candidates if c in chosen]
 
 
+def unnamed(column: str) -> bool:
+    """Whether a column's header is empty: a saved pandas index (``df.to_csv()`` writes its index
+    under an empty header), never a domain or a metric."""
+    return not str(column).strip()
+
+
 def read_csv(path: str | Path, id_columns: Sequence[str], hint: str) -> tuple[pd.DataFrame, str]:
     """A foreign CSV and its run-id column (the first of ``id_columns`` it has), ids as text.
 
+    The columns keep the header's names as written (read with the csv module): a column named
+    twice is refused, since pandas would rename one (``web.1``) into a domain of its own, and an
+    empty header stays empty (not pandas' ``Unnamed: 0``), so that :func:`match_columns` skips it.
     Pandas' default missing spellings (empty, ``NaN``, ``NA``, ``null``, ...) read as missing:
     in a foreign file they mean "not evaluated". A missing or repeated run id is refused.
     """
     path = Path(path)
     try:
-        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise RunsLogError(f"{path}: cannot parse as CSV ({err})") from err
-    id_column = next((c for c in id_columns if c in columns), None)
+        header = read_csv_header(path)
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunsLogError(f"{path}: cannot read ({err})") from err
+    check_unique_columns(header, str(path))
+    id_column = next((c for c in id_columns if c in header), None)
     if id_column is None:
         wanted = " or ".join(repr(c) for c in id_columns)
-        raise RunsLogError(f"{path}: no {wanted} column ({hint}); its columns: {shown(columns, 8)}")
+        raise RunsLogError(f"{path}: no {wanted} column ({hint}); its columns: {shown(header, 8)}")
     try:
         table = pd.read_csv(path, dtype={id_column: str})
-    except (ValueError, pd.errors.ParserError) as err:
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise RunsLogError(f"{path}: cannot parse as CSV ({err})") from err
-    table.columns = [str(c) for c in table.columns]
+    if len(table.columns) != len(header):
+        raise RunsLogError(f"{path}: the header and the rows disagree on the number of columns")
+    table.columns = header
     ids = table[id_column]
     if ids.isna().any():
         line = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2  # the header is line 1
         raise RunsLogError(f"{path}: line {line}: the run id ({id_column}) is missing")
     repeated = ids[ids.duplicated()].unique()
     if len(repeated):
-        raise RunsLogError(f"{path}: run id {shown(repeated)} appears more than once")
+        raise RunsLogError(
+            f"{path}: run id {shown(repeated)} appears more than once in column {id_column!r} "
+            f"({hint})"
+        )
     return table, id_column
 
 
@@ -247,39 +278,65 @@ def _names(
 
 
 def _weights(
-    W: np.ndarray, ids: Sequence[str], names: list[str], source: str, normalise: bool, notes: list
-) -> np.ndarray:  # noqa: N803
-    """Weights as the log holds them: raw amounts (token counts, percentages) divided by each
-    run's sum, with a note, when ``normalise``; every weight must be a number >= 0 for that.
-    Without ``normalise``, validation checks them (each run sums to 1 within its tolerance)."""
-    if not normalise:
-        return W
+    W: np.ndarray,  # noqa: N803
+    ids: Sequence[str],
+    names: list[str],
+    source: str,
+    normalise: bool,
+    hint: str,
+    notes: list,
+) -> np.ndarray:
+    """Weights as the log holds them. Every weight must be a number >= 0. A run whose weights
+    sum to 1 within round-off (:data:`SUM_TOLERANCE`) is kept (validation divides out the
+    round-off); any other sum is refused unless ``normalise`` (raw amounts, such as token counts,
+    asked for explicitly): then each run's weights are divided by their sum, with a note. Never
+    silently: a sum far from 1 is as often a column that is not a domain (a saved index) as a
+    token count."""
+    labels = [f"run {r}" for r in ids]
     try:
-        check_mixtures(
-            W, labels=[f"run {r}" for r in ids], columns=[WEIGHT_PREFIX + n for n in names]
-        )
+        check_mixtures(W, labels=labels, columns=[WEIGHT_PREFIX + n for n in names])
     except MixsurrogateError as err:
         raise RunsLogError(f"{source}: {err}") from err
     sums = W.sum(axis=1)
     off = np.abs(sums - 1) > SUM_TOLERANCE
     if not off.any():
         return W
+    first = int(np.argmax(off))
+    if not normalise:
+        raise RunsLogError(
+            f"{source}: run {ids[first]}: weights ({shown(names)}) sum to {sums[first]:.4g}, not 1 "
+            f"({int(off.sum())} of {len(W)} runs are off by more than {SUM_TOLERANCE:g}); {hint}"
+        )
     if (sums <= 0).any():
         raise RunsLogError(f"{source}: run {ids[int(np.argmax(sums <= 0))]}: every weight is 0")
     notes.append(
         f"the weights of {int(off.sum())} of {len(W)} runs did not sum to 1 (sums "
         f"{sums[off].min():.4g} to {sums[off].max():.4g}): each run's weights were divided by "
-        "their sum"
+        "their sum (--normalize-weights)"
     )
     return W / sums[:, None]
 
 
 def _lower_is_better(values: np.ndarray, name: str, column: str, source: str) -> tuple:
-    """A higher-is-better metric as an error rate: (values, transform)."""
+    """A higher-is-better metric as an error rate: (values, transform).
+
+    One scale per column: fractions (all in [0, 1]) or percentages (all in [0, 100], some
+    above 1). A column that holds values above 1 and others strictly between 0 and 1 (45 and
+    0.31) mixes the two: no transform fits both, and guessing one would turn 0.31 (31%) into
+    an error rate of 0.9969, so it is refused.
+    """
     seen = values[~np.isnan(values)]
     if seen.size == 0 or (seen.min() >= 0 and seen.max() <= 1):
         return 1 - values, "1 - value"
     if seen.min() >= 0 and seen.max() <= 100:
+        fractions = seen[(seen > 0) & (seen < 1)]
+        if fractions.size:
+            raise RunsLogError(
+                f"{source}: {column!r} (set {name}) mixes scales: {int((seen > 1).sum())} values "
+                f"above 1 (up to {seen.max():g}, percentages?) and {fractions.size} between 0 and "
+                f"1 ({fractions.min():g} to {fractions.max():g}, fractions?); put the column on "
+                "one scale before import"
+            )
         return 1 - values / 100, "1 - value/100"
     raise RunsLogError(
         f"{source}: {column!r} (set {name}) runs from {seen.min():g} to {seen.max():g}: a "
@@ -301,8 +358,12 @@ def assemble(
     units: str,
     higher_is_better: Sequence[str],
     normalise: bool,
+    sum_hint: str = NORMALISE_HINT,
+    notes: Sequence[str] = (),
 ) -> ImportedLog:
-    """The runs log from selected (column, name) pairs of row-aligned tables, and its metadata."""
+    """The runs log from selected (column, name) pairs of row-aligned tables, and its metadata
+    (``sum_hint`` ends the error for weights that do not sum to 1; ``notes``: the importer's
+    own, such as columns it skipped, before this function's)."""
     source = " + ".join(str(f) for f in files)
     if units not in LOSS_UNITS:
         raise MixsurrogateError(f"units {units!r}: choose from {', '.join(LOSS_UNITS)}")
@@ -320,11 +381,11 @@ def assemble(
             f"{shown([*domains, *targets], 8)}"
         )
     run_ids = [str(r) for r in ids]
-    notes: list[str] = []
+    notes = list(notes)
     W = np.column_stack(  # noqa: N806
         [_numbers(weight_table[c], run_ids, c, source) for c, _ in weight_cols]
     )
-    W = _weights(W, run_ids, domains, source, normalise, notes)  # noqa: N806
+    W = _weights(W, run_ids, domains, source, normalise, sum_hint, notes)  # noqa: N806
 
     converted = _converted(loss_cols, targets, higher_is_better)
     columns = {"run_id": run_ids}

@@ -25,6 +25,7 @@ from .import_columns import (
     parse_renames,
     read_csv,
     shown,
+    unnamed,
 )
 from .import_formats import FORMATS
 from .runs import (
@@ -44,18 +45,23 @@ FORMAT_FILES = {
 #: the column options each format takes (every format takes renames, units, higher_is_better)
 FORMAT_OPTIONS = {
     "regmix": (),
-    "olmix": ("weights", "losses", "run_id"),
-    "wandb": ("weights", "losses", "run_id"),
-    "csv": ("weights", "losses", "run_id"),
+    "olmix": ("weights", "losses", "run_id", "normalize_weights"),
+    "wandb": ("weights", "losses", "run_id", "normalize_weights"),
+    "csv": ("weights", "losses", "run_id", "normalize_weights"),
 }
 #: Olmix's metrics are bits per byte; the others' losses are nats unless told
 DEFAULT_UNITS = {"regmix": "nats", "olmix": "bpb", "wandb": "nats", "csv": "nats"}
-#: the run-id column of a W&B export or a CSV when no --run-id names it: the first one present
+#: the run-id column of a CSV when no --run-id names it: the first one present
 RUN_ID_COLUMNS = ("run_id", "run", "ID", "id", "Name", "name")
+#: a W&B export's: its human ``Name`` before the hash ``ID`` it also writes
+WANDB_ID_COLUMNS = ("run_id", "run", "Name", "name", "ID", "id")
 #: Olmix joins its two files on either
 OLMIX_ID_COLUMNS = ("run", "run_id")
-#: Olmix's optional human-readable label column, in either file: neither a weight nor a metric
-OLMIX_LABEL_COLUMN = "name"
+#: columns of Olmix's files that are neither weights nor metrics, besides the id and any column
+#: with an empty header (the saved pandas index): a label, and the index saved again as a column
+OLMIX_OTHER_COLUMNS = ("name", "index")
+#: RegMix's weights sum to 1: a file whose rows do not is not RegMix's mixture file
+REGMIX_SUM_HINT = "RegMix's weights sum to 1: is it RegMix's mixture file?"
 
 REGMIX_WEIGHT_PATTERN = "train_the_pile_*"
 REGMIX_LOSS_PATTERN = "metric/the_pile_*_val_loss"
@@ -95,7 +101,7 @@ _PILE_BY_KEY = {_display_key(k): v for k, v in PILE_DISPLAY_NAMES.items()}
 def _regmix_columns(table: pd.DataFrame, path: str | Path, pattern: str) -> list[tuple[str, str]]:
     """One RegMix file's (column, name) pairs, of either kind: released (snake-case columns
     matching ``pattern``) or the 1000-run files' display names (:data:`PILE_DISPLAY_NAMES`)."""
-    columns = [c for c in table.columns if c != "index"]
+    columns = [c for c in table.columns if c != "index" and not unnamed(c)]
     released = matches(columns, pattern)
     if released:
         return released
@@ -140,6 +146,7 @@ def from_regmix(
         units=units,
         higher_is_better=higher_is_better,
         normalise=False,
+        sum_hint=REGMIX_SUM_HINT,
     )
 
 
@@ -153,11 +160,13 @@ def from_olmix(
     renames: Mapping[str, str] | None = None,
     units: str = "bpb",
     higher_is_better: Sequence[str] = (),
+    normalize_weights: bool = False,
 ) -> ImportedLog:
     """Olmix's ``ratios.csv`` (one column per domain) and ``metrics.csv`` (one per metric, bits
     per byte by default) joined on ``run`` or ``run_id`` (or ``run_id``, the column both share).
-    Every column but the id and ``name`` is a domain or a metric unless ``weights``/``losses``
-    choose. The two files must hold the same runs."""
+    Every column but the id, ``name``, ``index`` and the empty-headed saved pandas index is a
+    domain or a metric unless ``weights``/``losses`` choose. The two files must hold the same
+    runs. Olmix's ratios sum to 1; ``normalize_weights`` divides other sums out."""
     id_columns = [run_id] if run_id else list(OLMIX_ID_COLUMNS)
     hint = "name it with --run-id COLUMN"
     ratios, ratios_id = read_csv(ratios_csv, id_columns, hint)
@@ -165,12 +174,17 @@ def from_olmix(
     metrics = aligned(ratios, ratios_id, metrics, metrics_id, (str(ratios_csv), str(metrics_csv)))
     weight_cols = match_columns(
         ratios.columns, weights or ("*",), "--weights", str(ratios_csv),
-        exclude=(ratios_id, OLMIX_LABEL_COLUMN),
+        exclude=(ratios_id, *OLMIX_OTHER_COLUMNS),
     )  # fmt: skip
     loss_cols = match_columns(
         metrics.columns, losses or ("*",), "--losses", str(metrics_csv),
-        exclude=(metrics_id, OLMIX_LABEL_COLUMN),
+        exclude=(metrics_id, *OLMIX_OTHER_COLUMNS),
     )  # fmt: skip
+    skipped = [
+        "the empty-headed first column (a saved index)" if unnamed(c) else repr(c)
+        for c in dict.fromkeys([*ratios.columns, *metrics.columns])
+        if unnamed(c) or c in OLMIX_OTHER_COLUMNS
+    ]
     return assemble(
         ratios[ratios_id],
         ratios,
@@ -182,7 +196,8 @@ def from_olmix(
         renames=renames,
         units=units,
         higher_is_better=higher_is_better,
-        normalise=True,
+        normalise=normalize_weights,
+        notes=[f"not domains or metrics, skipped: {', '.join(skipped)}"] if skipped else [],
     )
 
 
@@ -195,11 +210,15 @@ def from_csv(
     renames: Mapping[str, str] | None = None,
     units: str = "nats",
     higher_is_better: Sequence[str] = (),
+    normalize_weights: bool = False,
 ) -> ImportedLog:
     """Any CSV with one row per run: weight and loss columns chosen by glob ``patterns`` whose
     ``*`` is the domain or set name; the run id from ``run_id`` or the first of
-    :data:`RUN_ID_COLUMNS` present."""
-    return _from_table(path, "csv", weights, losses, run_id, renames, units, higher_is_better)
+    :data:`RUN_ID_COLUMNS` present. Weights must sum to 1 unless ``normalize_weights``."""
+    return _from_table(
+        path, "csv", weights, losses, run_id or RUN_ID_COLUMNS, renames, units, higher_is_better,
+        normalize_weights,
+    )  # fmt: skip
 
 
 def from_wandb(
@@ -211,17 +230,25 @@ def from_wandb(
     renames: Mapping[str, str] | None = None,
     units: str = "nats",
     higher_is_better: Sequence[str] = (),
+    normalize_weights: bool = False,
 ) -> ImportedLog:
     """A W&B runs-table CSV export: ``weights='config.mix.*'``, ``losses='summary.eval/*/loss'``
-    (the ``*`` is the name); the run id from ``run_id`` or the first of ``run_id``, ``run``,
-    ``ID``, ``id``, ``Name``, ``name`` present. Raw amounts (token counts) are normalised."""
-    return _from_table(path, "wandb", weights, losses, run_id, renames, units, higher_is_better)
+    (the ``*`` is the name); the run id from ``run_id`` or the first of
+    :data:`WANDB_ID_COLUMNS` present (W&B writes a human ``Name`` and a hash ``ID``: the name,
+    which the user knows the run by, comes first). Raw amounts (token counts) are divided by
+    each run's sum only with ``normalize_weights``."""
+    return _from_table(
+        path, "wandb", weights, losses, run_id or WANDB_ID_COLUMNS, renames, units,
+        higher_is_better, normalize_weights,
+    )  # fmt: skip
 
 
-def _from_table(path, fmt, weights, losses, run_id, renames, units, higher_is_better):
+def _from_table(
+    path, fmt, weights, losses, id_columns, renames, units, higher_is_better, normalize_weights
+):
     if not weights or not losses:
         raise MixsurrogateError(f"--format {fmt} needs --weights PATTERN and --losses PATTERN")
-    id_columns = [run_id] if run_id else list(RUN_ID_COLUMNS)
+    id_columns = [id_columns] if isinstance(id_columns, str) else list(id_columns)
     table, id_column = read_csv(path, id_columns, "name it with --run-id COLUMN")
     return assemble(
         table[id_column],
@@ -234,7 +261,7 @@ def _from_table(path, fmt, weights, losses, run_id, renames, units, higher_is_be
         renames=renames,
         units=units,
         higher_is_better=higher_is_better,
-        normalise=True,
+        normalise=normalize_weights,
     )
 
 
@@ -251,6 +278,7 @@ def import_runs(
     renames: Sequence[str] = (),
     units: str | None = None,
     higher_is_better: Sequence[str] = (),
+    normalize_weights: bool = False,
 ) -> ImportedLog:
     """The CLI's ``runs import``: one format, its input files, options as the command line gives
     them (``renames`` as ``OLD=NEW`` specs). An option the format does not take, or the wrong
@@ -263,7 +291,12 @@ def import_runs(
             f"--format {fmt} reads {' and '.join(expected)}, then OUT; got {len(files)} input "
             f"file{'s' if len(files) != 1 else ''}"
         )
-    given = {"weights": tuple(weights), "losses": tuple(losses), "run_id": run_id}
+    given = {
+        "weights": tuple(weights),
+        "losses": tuple(losses),
+        "run_id": run_id,
+        "normalize_weights": normalize_weights,
+    }
     for option, value in given.items():
         if value and option not in FORMAT_OPTIONS[fmt]:
             raise MixsurrogateError(
@@ -279,12 +312,27 @@ def import_runs(
     )
 
 
-def write_import(imported: ImportedLog, out: str | Path) -> Path:
+def check_out(out: str | Path, force: bool = False) -> None:
+    """Refuse to replace an existing log unless ``force``: an import writes a whole new log, and
+    a log holds runs that cost GPU hours (a typo in OUT would lose them)."""
+    path = Path(out)
+    if path.is_dir():
+        raise MixsurrogateError(f"OUT {out} is a folder; give the runs log's file name")
+    if not force and path.exists():
+        raise MixsurrogateError(
+            f"OUT {out} already exists; pass --force to replace it (and its metadata)"
+        )
+
+
+def write_import(imported: ImportedLog, out: str | Path, *, force: bool = False) -> Path:
     """Write the log (CSV or JSONL by ``out``'s suffix) and its metadata sidecar, each atomically
-    and both under the log's lock; returns the sidecar's path."""
+    and both under the log's lock; returns the sidecar's path. An existing ``out`` is refused
+    unless ``force`` (checked again under the lock: another writer may have created it)."""
+    check_out(out, force)
     path = Path(out)
     text = frame_to_text(imported.log.frame, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with log_lock(path):
+        check_out(out, force)
         atomic_write_text(path, text)
         return save_log_metadata(path, imported.metadata)

@@ -14,6 +14,7 @@ number (``NaN``, ``inf``, ``n/a``) or a negative loss is refused: only an empty 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -214,14 +215,42 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise RunsLogError(f"{path}: no such runs log")
+    if path.is_dir():
+        raise RunsLogError(f"{path}: is a folder, not a runs log (a .csv or .jsonl file)")
+    kind = "JSONL" if path.suffix in (".jsonl", ".json") else "CSV"
     try:
-        if path.suffix in (".jsonl", ".json"):
+        if kind == "JSONL":
             return _read_jsonl(path)
+        header = read_csv_header(path)
+        check_unique_columns(header, str(path))
         return pd.read_csv(path, dtype={"run_id": str}, keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise RunsLogError(f"{path}: cannot parse as {kind} ({err})") from err
+    except OSError as err:
+        raise RunsLogError(f"{path}: cannot read the runs log ({err.strerror or err})") from err
+
+
+def read_csv_header(path: str | Path) -> list[str]:
+    """A CSV file's header row as written, read with the csv module (empty if the file is).
+
+    Pandas renames a repeated column (``w:web`` twice gives ``w:web`` and ``w:web.1``) and an
+    empty one (``Unnamed: 0``), which would pass for a new domain or set; the raw header shows
+    what the file says. Raises ``OSError`` or ``UnicodeDecodeError`` as ``open`` does.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def check_unique_columns(header: list[str], source: str) -> None:
+    """Refuse a header that names a column twice (empty headers, a saved index, aside)."""
+    named = [c for c in header if c.strip()]
+    repeated = list(dict.fromkeys(c for c in named if named.count(c) > 1))
+    if repeated:
+        shown = ", ".join(repr(c) for c in repeated[:5])
         raise RunsLogError(
-            f"{path}: cannot parse as {'JSONL' if path.suffix.startswith('.json') else 'CSV'} ({err})"
-        ) from err
+            f"{source}: column {shown} appears more than once in the header; each column must "
+            "have its own name"
+        )
 
 
 class _Constant(str):
@@ -230,6 +259,10 @@ class _Constant(str):
 
 def _jsonl_record(pairs: list[tuple[str, object]]) -> dict:
     record = {}
+    keys = [key for key, _ in pairs]
+    repeated = [key for key in dict.fromkeys(keys) if keys.count(key) > 1]
+    if repeated:  # json keeps the last silently; read_frame turns this into one line
+        raise ValueError(f"key {repeated[0]!r} appears more than once in one record")
     for key, value in pairs:
         if isinstance(value, _Constant) and not key.startswith(LOSS_PREFIX):
             value = float(value)  # a metadata NaN (older logs wrote them) is just missing

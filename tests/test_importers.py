@@ -89,14 +89,26 @@ def _olmix_pair(tmp_path, metric_runs=("r1", "r2", "r3", "r4")):
     return ratios, metrics
 
 
-def _wandb_export(tmp_path):
-    path = tmp_path / "wandb_export.csv"
+#: the columns a W&B runs-table export starts with: a human Name and a hash ID, among others
+WANDB_HEAD = "Name,State,Notes,User,Tags,Created,Runtime,Sweep,ID"
+
+
+def _wandb_row(name: str, state: str, run_hash: str) -> str:
+    return f'{name},{state},-,ana,"mix, 30m",2024-05-02T10:11:12.000Z,3612,k3x9,{run_hash}'
+
+
+def _wandb_export(tmp_path, acc=("0.41", "0.38", ""), name="wandb_export.csv"):
+    """A W&B export whose mixture is logged as token counts, with losses and an accuracy."""
+    path = tmp_path / name
+    rows = [
+        (_wandb_row("sweep-1", "finished", "3f9a2c1b"), "3000000,1000000,0.001,2.5,3.1"),
+        (_wandb_row("sweep-2", "finished", "77d0e4aa"), "1000000,1000000,0.001,2.7,"),
+        (_wandb_row("sweep-3", "crashed", "0b1c5e9f"), "0,2000000,0.001,NaN,3.4"),
+    ]
     path.write_text(
-        "Name,State,config.mix.web,config.mix.code,config.lr,"
+        f"{WANDB_HEAD},config.mix.web,config.mix.code,config.lr,"
         "summary.eval/arc easy/loss,summary.eval/piqa/loss,summary.eval/arc easy/acc\n"
-        "sweep-1,finished,3000000,1000000,0.001,2.5,3.1,0.41\n"
-        "sweep-2,finished,1000000,1000000,0.001,2.7,,0.38\n"
-        "sweep-3,crashed,0,2000000,0.001,NaN,3.4,\n"
+        + "".join(f"{head},{rest},{a}\n" for (head, rest), a in zip(rows, acc, strict=True))
     )
     return path
 
@@ -217,8 +229,9 @@ def test_olmix_long_lists_of_ids_are_cut(tmp_path):
 
 def test_wandb_export_globs_name_the_columns_and_token_counts_are_normalised(tmp_path):
     imported = from_wandb(
-        _wandb_export(tmp_path), weights=["config.mix.*"], losses=["summary.eval/*/loss"]
-    )
+        _wandb_export(tmp_path), weights=["config.mix.*"], losses=["summary.eval/*/loss"],
+        normalize_weights=True,
+    )  # fmt: skip
     log = imported.log
     assert log.run_ids == ["sweep-1", "sweep-2", "sweep-3"]  # from the Name column
     assert log.domains == ["web", "code"] and log.targets == ["arc_easy", "piqa"]
@@ -233,6 +246,7 @@ def test_wandb_higher_is_better_metrics_become_error_rates(tmp_path):
         weights=["config.mix.*"],
         losses=["summary.eval/*"],
         higher_is_better=["*/acc"],
+        normalize_weights=True,
     )
     log, meta = imported.log, imported.metadata
     assert log.targets == ["arc_easy_loss", "piqa_loss", "arc_easy_acc"]
@@ -247,7 +261,7 @@ def test_wandb_higher_is_better_metrics_become_error_rates(tmp_path):
     table.to_csv(tmp_path / "pct.csv", index=False)
     pct = from_wandb(
         tmp_path / "pct.csv", weights=["config.mix.*"], losses=["summary.eval/*"],
-        higher_is_better=["*/acc"],
+        higher_is_better=["*/acc"], normalize_weights=True,
     )  # fmt: skip
     np.testing.assert_allclose(pct.log.loss("arc_easy_acc")[:2], [0.59, 0.62])
     assert pct.metadata.units_of("arc_easy_acc") == "1 - value/100"
@@ -256,7 +270,7 @@ def test_wandb_higher_is_better_metrics_become_error_rates(tmp_path):
     with pytest.raises(RunsLogError, match="runs from -3 to 250"):
         from_wandb(
             tmp_path / "bad.csv", weights=["config.mix.*"], losses=["summary.eval/*"],
-            higher_is_better=["*/acc"],
+            higher_is_better=["*/acc"], normalize_weights=True,
         )  # fmt: skip
 
 
@@ -267,14 +281,14 @@ def test_wandb_cli_with_no_matching_column_lists_some_columns(tmp_path):
          "--losses", "summary.eval/*/loss"]
     )  # fmt: skip
     _assert_refused(result, tmp_path, "--weights 'config.mixture.*' matches no column")
-    assert "config.mix.web" in result.output
+    assert "the nearest: config.mix.web, config.mix.code, config.lr, State" in result.output
 
 
 def test_wandb_cli_json_summary(tmp_path):
     out = tmp_path / "runs.jsonl"
     result = _invoke(
         ["--format", "wandb", _wandb_export(tmp_path), out, "--weights", "config.mix.*",
-         "--losses", "summary.eval/*/loss", "--json"]
+         "--losses", "summary.eval/*/loss", "--normalize-weights", "--json"]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -391,6 +405,7 @@ def test_metadata_round_trips_beside_csv_and_jsonl_logs(tmp_path, suffix):
         weights=["config.mix.*"],
         losses=["summary.eval/*"],
         higher_is_better=["*/acc"],
+        normalize_weights=True,
     )
     out = tmp_path / f"runs{suffix}"
     sidecar = write_import(imported, out)
