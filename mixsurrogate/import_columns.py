@@ -331,11 +331,12 @@ def _lower_is_better(values: np.ndarray, name: str, column: str, source: str) ->
     if seen.min() >= 0 and seen.max() <= 100:
         fractions = seen[(seen > 0) & (seen < 1)]
         if fractions.size:
+            above = shown([f"{v:g}" for v in seen[seen > 1]], 3)
+            below = shown([f"{v:g}" for v in fractions], 3)
             raise RunsLogError(
-                f"{source}: {column!r} (set {name}) mixes scales: {int((seen > 1).sum())} values "
-                f"above 1 (up to {seen.max():g}, percentages?) and {fractions.size} between 0 and "
-                f"1 ({fractions.min():g} to {fractions.max():g}, fractions?); put the column on "
-                "one scale before import"
+                f"{source}: {column!r} (set {name}) mixes scales: values above 1 ({above}: "
+                f"percentages?) and between 0 and 1 ({below}: fractions?); put the column on one "
+                "scale before import"
             )
         return 1 - values / 100, "1 - value/100"
     raise RunsLogError(

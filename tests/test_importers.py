@@ -224,6 +224,76 @@ def test_olmix_long_lists_of_ids_are_cut(tmp_path):
         from_olmix(ratios, metrics)
 
 
+#: Olmix's swarm files as Olmix writes them (made-up numbers, Olmix's layout): pandas' saved index
+#: under an empty header, then run, name, index, then the domains (ratios) or metrics (bpb)
+OLMIX_RATIOS = """\
+,run,name,index,code,science,web,books
+0,r0a1,swarm-30m-0000,0,0.0,0.2,0.7000000000000001,0.1
+1,r0a2,swarm-30m-0001,1,0.45,0.0,0.4,0.15000000000000002
+2,r0a3,swarm-30m-0002,2,0.1,0.3,0.3,0.3
+3,r0a4,swarm-30m-0003,3,0.25,0.25,0.25,0.25
+4,r0a5,swarm-30m-0004,4,0.6,0.1,0.1,0.2
+"""
+OLMIX_METRICS = """\
+,run,name,index,arc_easy:rc::olmes,hellaswag:rc::olmes,minerva_math_algebra::olmes
+0,r0a1,swarm-30m-0000,0,1.6064,1.1203,2.1101
+1,r0a2,swarm-30m-0001,1,1.5521,1.0987,1.9876
+2,r0a3,swarm-30m-0002,2,1.5873,1.1102,2.0544
+3,r0a4,swarm-30m-0003,3,1.5702,1.1044,2.0321
+4,r0a5,swarm-30m-0004,4,1.5433,1.0912,1.9502
+"""
+
+
+def _olmix_swarm(tmp_path, ratios: str = OLMIX_RATIOS, metrics: str = OLMIX_METRICS):
+    paths = tmp_path / "ratios.csv", tmp_path / "metrics.csv"
+    for path, text in zip(paths, (ratios, metrics), strict=True):
+        path.write_text(text)
+    return paths
+
+
+def test_olmix_swarm_files_saved_index_index_and_name_are_not_domains(tmp_path):
+    ratios, metrics = _olmix_swarm(tmp_path)
+    out = tmp_path / "runs.csv"
+    result = _invoke(["--format", "olmix", ratios, metrics, out])
+    assert result.exit_code == 0, result.output
+    log = load_runs(out)
+    assert log.domains == ["code", "science", "web", "books"]
+    assert log.targets == ["arc_easy_rc_olmes", "hellaswag_rc_olmes", "minerva_math_algebra_olmes"]
+    source = pd.read_csv(ratios)[["code", "science", "web", "books"]].to_numpy()
+    np.testing.assert_allclose(log.W, source, atol=1e-15)  # round-off sums are not "normalised"
+    np.testing.assert_allclose(log.loss("hellaswag_rc_olmes"), pd.read_csv(metrics).iloc[:, 5])
+    assert "did not sum to 1" not in result.output
+    assert (
+        "skipped: the empty-headed first column (a saved index), 'name', 'index'" in result.output
+    )
+
+
+def test_olmix_weights_far_from_one_are_refused_unless_normalize_weights(tmp_path):
+    tokens = OLMIX_RATIOS.replace(",0.0,0.2,0.7000000000000001,0.1", ",0,2000000,7000000,1000000")
+    ratios, metrics = _olmix_swarm(tmp_path, ratios=tokens)
+    result = _invoke(["--format", "olmix", ratios, metrics, tmp_path / "out.csv"])
+    _assert_refused(result, tmp_path, "run r0a1: weights (code, science, web, books) sum to 1e+07")
+    assert "1 of 5 runs are off" in result.output and "--normalize-weights" in result.output
+    out = tmp_path / "out.csv"
+    result = _invoke(["--format", "olmix", ratios, metrics, out, "--normalize-weights"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(load_runs(out).W[0], [0.0, 0.2, 0.7, 0.1])
+    assert "note: the weights of 1 of 5 runs did not sum to 1" in result.output
+    # a sum off by round-off is no mistake; one off by more than the tolerance is
+    near = OLMIX_RATIOS.replace("0.25,0.25,0.25,0.25", "0.25,0.25,0.25,0.253")
+    from_olmix(*_olmix_swarm(tmp_path, ratios=near))
+    far = OLMIX_RATIOS.replace("0.25,0.25,0.25,0.25", "0.25,0.25,0.25,0.35")
+    with pytest.raises(RunsLogError, match="run r0a4: weights .* sum to 1.1, not 1"):
+        from_olmix(*_olmix_swarm(tmp_path, ratios=far))
+
+
+def test_normalize_weights_does_not_apply_to_regmix(tmp_path):
+    mixture, loss = _regmix_pair(tmp_path)
+    result = _invoke(["--format", "regmix", mixture, loss, tmp_path / "out.csv",
+                      "--normalize-weights"])  # fmt: skip
+    _assert_refused(result, tmp_path, "--normalize-weights does not apply to --format regmix")
+
+
 # --- W&B --------------------------------------------------------------------------------------
 
 
@@ -307,6 +377,81 @@ def test_negative_weights_are_refused_not_normalised(tmp_path):
         ["--format", "csv", path, tmp_path / "out.csv", "--weights", "mix_*", "--losses", "val_*"]
     )
     _assert_refused(result, tmp_path, "run x: weight w:b is negative")
+
+
+def test_wandb_prefers_the_human_name_over_the_hash_id(tmp_path):
+    export = _wandb_export(tmp_path)
+    args = {"weights": ["config.mix.*"], "losses": ["summary.eval/*/loss"]}
+    imported = from_wandb(export, **args, normalize_weights=True)
+    assert imported.log.run_ids == ["sweep-1", "sweep-2", "sweep-3"]
+    by_id = from_wandb(export, **args, run_id="ID", normalize_weights=True)
+    assert by_id.log.run_ids == ["3f9a2c1b", "77d0e4aa", "0b1c5e9f"]
+    # W&B names need not be unique: the error says how to choose the ID instead
+    export.write_text(export.read_text().replace("sweep-2,", "sweep-1,"))
+    with pytest.raises(
+        RunsLogError, match="sweep-1 appears more than once in column 'Name'.*--run-id"
+    ):
+        from_wandb(export, **args, normalize_weights=True)
+
+
+def test_wandb_accuracy_on_mixed_scales_is_refused(tmp_path):
+    export = _wandb_export(tmp_path, acc=("45", "0.31", ""))
+    out = tmp_path / "out.csv"
+    result = _invoke(
+        ["--format", "wandb", export, out, "--weights", "config.mix.*", "--losses",
+         "summary.eval/*", "--higher-is-better", "*/acc", "--normalize-weights"]
+    )  # fmt: skip
+    _assert_refused(result, tmp_path, "'summary.eval/arc easy/acc' (set arc_easy_acc) mixes scales")
+    assert (
+        "values above 1 (45: percentages?) and between 0 and 1 (0.31: fractions?)" in result.output
+    )
+    # one scale, either one, is converted: 45% and 31% -> 0.55 and 0.69
+    for acc in (("45", "31", ""), ("0.45", "0.31", "")):
+        imported = from_wandb(
+            _wandb_export(tmp_path, acc=acc), weights=["config.mix.*"], losses=["summary.eval/*"],
+            higher_is_better=["*/acc"], normalize_weights=True,
+        )  # fmt: skip
+        np.testing.assert_allclose(imported.log.loss("arc_easy_acc")[:2], [0.55, 0.69])
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        ("run_id,w:web,w:code,w:web,loss:web,loss:code", "column 'w:web' appears more than once"),
+        (
+            "run_id,w:web,w:code,w:wiki,loss:web,loss:web",
+            "column 'loss:web' appears more than once",
+        ),
+    ],
+)
+def test_duplicate_columns_in_a_source_are_refused(tmp_path, header, fragment):
+    path = tmp_path / "sweep.csv"
+    path.write_text(f"{header}\na,0.5,0.3,0.2,3.1,2.9\nb,0.2,0.3,0.5,3.2,2.8\n")
+    result = _invoke(
+        ["--format", "csv", path, tmp_path / "out.csv", "--weights", "w:*", "--losses", "loss:*"]
+    )
+    _assert_refused(result, tmp_path, fragment)
+    ratios, metrics = _olmix_swarm(tmp_path, ratios=OLMIX_RATIOS.replace(",books\n", ",web\n", 1))
+    result = _invoke(["--format", "olmix", ratios, metrics, tmp_path / "out.csv"])
+    _assert_refused(result, tmp_path, "column 'web' appears more than once")
+
+
+def test_import_never_replaces_an_existing_log_without_force(tmp_path):
+    ratios, metrics = _olmix_swarm(tmp_path)
+    out = tmp_path / "runs.csv"
+    out.write_text("run_id,w:a,loss:a\nkept,1.0,2.5\n")
+    result = _invoke(["--format", "olmix", ratios, metrics, out])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        f"Error: OUT {out} already exists; pass --force to replace it (and its metadata)"
+    ]
+    assert out.read_text() == "run_id,w:a,loss:a\nkept,1.0,2.5\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "ratios.csv", "runs.csv"]
+    with pytest.raises(MixsurrogateError, match="already exists"):
+        write_import(from_olmix(ratios, metrics), out)
+    result = _invoke(["--format", "olmix", ratios, metrics, out, "--force"])
+    assert result.exit_code == 0, result.output
+    assert load_runs(out).run_ids[0] == "r0a1" and metadata_path(out).exists()
 
 
 # --- generic CSV ------------------------------------------------------------------------------

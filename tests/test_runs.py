@@ -183,3 +183,45 @@ def test_cli_bad_log_is_one_line_and_nonzero(tmp_path):
     assert result.exit_code != 0
     assert "run b: weight w:code is negative" in result.output
     assert "Traceback" not in result.output
+
+
+def _refused_in_one_line(result, fragment: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize("command", [["fit"], ["cv", "-p", "mean", "--folds", "2"]])
+def test_a_folder_given_as_the_log_is_one_line(tmp_path, command):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    result = CliRunner().invoke(main, [command[0], str(folder), *command[1:]])
+    _refused_in_one_line(result, f"{folder}: is a folder, not a runs log")
+    with pytest.raises(RunsLogError, match="is a folder"):
+        load_runs(folder)
+    with pytest.raises(RunsLogError, match="is a folder"):
+        append_run(folder, {"run_id": "x", "w:a": 1.0, "loss:a": 2.0})
+
+
+@pytest.mark.parametrize("column", ["w:code", "loss:books"])
+@pytest.mark.parametrize("command", [["fit"], ["cv", "-p", "mean", "--folds", "2"]])
+def test_a_log_naming_a_column_twice_is_refused_not_renamed(tmp_path, column, command):
+    """pandas would read the second ``w:code`` as ``w:code.1``: a domain of its own."""
+    path = _write(tmp_path, _frame())
+    header, *rows = path.read_text().splitlines()
+    extra = {"w:code": "0.0", "loss:books": "4.1"}[column]
+    path.write_text("\n".join([f"{header},{column}", *(f"{row},{extra}" for row in rows)]) + "\n")
+    with pytest.raises(RunsLogError, match=f"column '{column}' appears more than once"):
+        load_runs(path)
+    result = CliRunner().invoke(main, [command[0], str(path), *command[1:]])
+    _refused_in_one_line(result, f"column '{column}' appears more than once in the header")
+
+
+def test_a_jsonl_record_naming_a_key_twice_is_refused(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_text(
+        '{"run_id": "a", "w:code": 0.5, "w:books": 0.5, "loss:code": 3.0}\n'
+        '{"run_id": "b", "w:code": 0.2, "w:books": 0.8, "loss:code": 3.1, "loss:code": 9.9}\n'
+    )
+    with pytest.raises(RunsLogError, match="key 'loss:code' appears more than once in one record"):
+        load_runs(path)
