@@ -220,7 +220,17 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     help="also score prediction intervals at this level (e.g. 0.9): held-out coverage and width",
 )
 @click.option("--curve", "curve_sizes", help="learning curve sizes, e.g. 16,32,64 (with --draws)")
+@click.option(
+    "--curve-only",
+    is_flag=True,
+    help="with --curve: only the learning curve, without the full evaluation before it",
+)
 @click.option("--draws", type=int, default=5, show_default=True)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    help="bootstrap resamples of every interval (default: 2000; fewer: faster, rougher)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="write PNGs here")
 @click.option("--json", "as_json", is_flag=True)
@@ -243,7 +253,9 @@ def cv(
     compare_pairs,
     interval_level,
     curve_sizes,
+    curve_only,
     draws,
+    resamples,
     seed,
     plot_dir,
     as_json,
@@ -275,8 +287,11 @@ def cv(
     import pandas as pd
 
     from . import evaluate
+    from .metrics import BOOTSTRAP_RESAMPLES
     from .objective import Objective
     from .predictors import MDE_PREDICTORS, OPT_IN_PREDICTORS, RATE_PREDICTORS
+
+    resamples = resamples or BOOTSTRAP_RESAMPLES
 
     runs_log = resolve_log(log)
     targets = select_targets(runs_log, target)
@@ -297,6 +312,79 @@ def cv(
     test = resolve_log(test_log) if test_log else None
     scored_log = test if test is not None else runs_log
     scored = evaluate.scoring_mask(scored_log, score_only, exclude_scoring)
+    if curve_only and not curve_sizes:
+        raise MixsurrogateError("--curve-only needs --curve SIZES")
+    units = loss_units(log, targets)
+    result = summary = None
+    means: list = []
+    if not curve_only:
+        result, mode = _evaluate(
+            evaluate, specs, runs_log, test, scored, where, train_where, test_where, folds,
+            repeats, targets, feature_fn, obj, seed, interval_level,
+        )  # fmt: skip
+        result.resamples = resamples
+        means = evaluate.add_set_means(result, units[1])
+        summary = result.summary()
+    comparisons = pd.concat(
+        [
+            evaluate.compare(result, a, b, t)
+            for a, b in (pairs if result is not None else [])
+            for t in _compare_targets(obj, means)
+        ]
+        or [pd.DataFrame()],
+        ignore_index=True,
+    )
+    curve = curve_summary = None
+    curve_means: list = []
+    if curve_sizes:
+        curve = evaluate.learning_curve(
+            specs, runs_log, test, _parse_sizes(curve_sizes), draws, targets, feature_fn, seed,
+            objective=obj, scored=None if test is not None else scored,
+            interval_level=interval_level,
+        )  # fmt: skip
+        curve.resamples = resamples
+        curve_means = _curve_means(evaluate, curve, means, units[1])
+        curve_summary = curve.summary(["size"])
+    scored_any = (
+        (summary["status"] == "ok").any()
+        if summary is not None
+        else (curve_summary["status"] == "ok").any()
+    )
+    if as_json:
+        out = {
+            "mode": mode if result is not None else "learning curve only",
+            "targets": targets,
+            "objective": objective_spec,
+            "set_means": [m.to_dict() for m in means or curve_means],
+            "units": units[1],
+            "resamples": resamples,
+        }
+        if result is not None:
+            out["results"] = summary.to_dict(orient="records")
+            out["per_split"] = result.scores.to_dict(orient="records")
+        if pairs and result is not None:
+            out["comparisons"] = comparisons.to_dict(orient="records")
+        if curve_summary is not None:
+            out["learning_curve"] = curve_summary.to_dict(orient="records")
+            out["learning_curve_dropped"] = curve.dropped
+        echo_json(out)
+    else:
+        if result is not None:
+            _print_report(mode, summary, targets, means, obj, comparisons)
+        click.echo(f"{units[0]} (mse, regret and widths are in these units)")
+        if curve_summary is not None:
+            _print_curve(curve_summary, curve, obj, curve_means, draws)
+    if plot_dir:
+        _write_plots(plot_dir, runs_log, targets, result, curve, obj)
+    if not scored_any:
+        raise MixsurrogateError("no predictor could be scored on any set (reasons above)")
+
+
+def _evaluate(
+    evaluate, specs, runs_log, test, scored, where, train_where, test_where, folds, repeats,
+    targets, feature_fn, obj, seed, interval_level,
+):  # fmt: skip
+    """The evaluation ``cv`` asked for (where-split, test log or k-fold) and its one-line mode."""
     left_out = int((~scored).sum())
     if where:
         result = evaluate.train_test_where(
@@ -326,52 +414,31 @@ def cv(
     pending = int(runs_log.pending_mask.sum())
     if pending:  # in flight: no loss to fit or score yet
         mode += f" ({pending} pending run(s) not used)"
-    set_mean, set_left_out = evaluate.add_set_mean(result)
-    summary = result.summary()
-    comparisons = pd.concat(
-        [
-            evaluate.compare(result, a, b, t)
-            for a, b in pairs
-            for t in _compare_targets(obj, set_mean, result)
-        ]
-        or [pd.DataFrame()],
-        ignore_index=True,
-    )
-    curve = curve_summary = None
-    if curve_sizes:
-        curve = evaluate.learning_curve(
-            specs, runs_log, test, _parse_sizes(curve_sizes), draws, targets, feature_fn, seed,
-            objective=obj, scored=None if test is not None else scored,
-        )  # fmt: skip
-        curve_mean, _ = evaluate.add_set_mean(curve, result.set_means.get(set_mean))
-        curve_summary = curve.summary(["size"])
-    scored_any = (summary["status"] == "ok").any()
-    if as_json:
-        out = {
-            "mode": mode,
-            "targets": targets,
-            "objective": objective_spec,
-            "set_mean": {"name": set_mean, "sets": result.set_means.get(set_mean, []),
-                         "left_out": set_left_out},
-            "units": loss_units(log, targets)[1],
-            "results": summary.to_dict(orient="records"),
-            "per_split": result.scores.to_dict(orient="records"),
-        }  # fmt: skip
-        if pairs:
-            out["comparisons"] = comparisons.to_dict(orient="records")
-        if curve_summary is not None:
-            out["learning_curve"] = curve_summary.to_dict(orient="records")
-            out["learning_curve_dropped"] = curve.dropped
-        echo_json(out)
-    else:
-        _print_report(mode, summary, targets, set_mean, set_left_out, obj, comparisons, result)
-        click.echo(f"{loss_units(log, targets)[0]} (mse, regret and widths are in these units)")
-        if curve_summary is not None:
-            _print_curve(curve_summary, curve, obj, curve_mean, draws)
-    if plot_dir:
-        _write_plots(plot_dir, runs_log, targets, result, curve, obj)
-    if not scored_any:
-        raise MixsurrogateError("no predictor could be scored on any set (reasons above)")
+    return result, mode
+
+
+def _curve_means(evaluate, curve, means, units: dict[str, str]) -> list:
+    """The learning curve's set means: those of the full evaluation (same sets, and the same
+    sets per predictor), or, with --curve-only, one per unit over the sets each predictor
+    scored at some size (a size it cannot fit then shows as a skipped cell)."""
+    if means:
+        return [evaluate.add_set_mean(curve, m.sets, m.covered, m.units) for m in means]
+    scores = curve.scores
+    ok = scores[scores["status"] == "ok"]
+    groups: dict[str, list[str]] = {}
+    for t in curve.sets:
+        groups.setdefault(units.get(t, ""), []).append(t)
+    out = []
+    for unit, sets in groups.items():
+        covered = {
+            p: [t for t in sets if ((ok["predictor"] == p) & (ok["target"] == t)).any()]
+            for p in dict.fromkeys(scores["predictor"])
+        }
+        scored = [t for t in sets if any(t in c for c in covered.values())]
+        if scored:
+            label = unit if len(groups) > 1 else None
+            out.append(evaluate.add_set_mean(curve, scored, covered, label or None))
+    return out
 
 
 def _check_where(train_where, test_where, test_log, curve_sizes) -> bool:
@@ -394,26 +461,41 @@ def _spec(spec, fidelity_columns: str):
     return spec
 
 
-def _compare_targets(obj, set_mean: str, result) -> list[str]:
+def _compare_targets(obj, means) -> list[str]:
+    """What --compare pairs: the objective, and every set mean that has a set."""
     from .evaluate import OBJECTIVE_TARGET
 
     targets = [OBJECTIVE_TARGET] if obj is not None else []
-    if set_mean in result.set_means:
-        targets.append(set_mean)
-    return targets
+    return targets + [m.name for m in means if m.sets]
 
 
-def _print_report(mode, summary, targets, set_mean, set_left_out, obj, comparisons, result):
+def _print_set_mean(summary, mean, title: str, caption: str) -> None:
+    """A set mean's headline table; a predictor whose mean covers fewer sets is marked, and
+    a footnote line under the table names the sets it left out and why."""
+    from .report import FEWER_SETS_MARK, headline_table
+
+    fewer = [p for p, sets in mean.left_out().items() if len(sets) < len(mean.sets)]
+    print_table(headline_table(summary, mean.name, fewer), title, caption)
+    for line in mean.footnotes():
+        mark = FEWER_SETS_MARK if line.split(":")[0] in fewer else "-"
+        click.echo(f"{mark} {mean.name}: {line}")
+
+
+def _print_report(mode, summary, targets, means, obj, comparisons):
     from .evaluate import OBJECTIVE_TARGET
     from .report import headline_table, per_set_table, problems_table
 
-    if set_mean in result.set_means:
-        caption = "mean over splits [95% bootstrap interval]; pooled: out-of-fold Spearman"
-        if set_left_out:
-            caption += "; left out (not scored by every predictor): " + ", ".join(
-                f"{t} ({who})" for t, who in set_left_out.items()
-            )
-        print_table(headline_table(summary, set_mean), f"{mode}: {set_mean}", caption)
+    caption = "mean over splits [95% bootstrap interval]; pooled: out-of-fold Spearman"
+    if len(means) > 1:
+        click.echo(
+            "the sets are in different units, so each unit has its own set mean "
+            "(sets in different units are never averaged together)"
+        )
+    for mean in means:
+        if mean.sets:
+            _print_set_mean(summary, mean, f"{mode}: {mean.name}", caption)
+        else:
+            click.echo(f"{mean.name}: no set was scored by any predictor on every split")
     if obj is not None:
         source = f" (set kinds from {obj.kinds_source})" if obj.kinds_source else ""
         print_table(headline_table(summary, OBJECTIVE_TARGET), f"objective {obj.spec}{source}")
@@ -428,22 +510,33 @@ def _print_report(mode, summary, targets, set_mean, set_left_out, obj, compariso
         click.echo(f"note: {row['predictor']} on {row['target']}: {row['notes']}")
 
 
-def _print_curve(curve_summary, curve, obj, curve_mean, draws):
+def _print_curve(curve_summary, curve, obj, curve_means, draws):
     from .evaluate import OBJECTIVE_TARGET
     from .report import curve_table
 
     sets = curve.sets
-    target = OBJECTIVE_TARGET if obj is not None else (sets[0] if len(sets) == 1 else curve_mean)
-    print_table(
-        curve_table(curve_summary, target),
-        f"learning curve: Spearman on {target}, mean over {draws} draws",
-    )
+    if obj is not None:
+        shown = [OBJECTIVE_TARGET]
+    elif len(sets) == 1:
+        shown = sets
+    else:
+        shown = [m.name for m in curve_means if m.sets]
     for line in curve.dropped:
         click.echo(f"learning curve: left out {line}")
-    cells = curve_summary[curve_summary["target"] == target]
-    bad = cells[cells["status"] != "ok"]
-    for _, row in bad.iterrows():
-        click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['reason']}")
+    for target in shown:
+        print_table(
+            curve_table(curve_summary, target),
+            f"learning curve: Spearman on {target}, mean over {draws} draws",
+        )
+        mean = curve.set_means.get(target)
+        for line in mean.footnotes() if mean is not None else []:
+            click.echo(f"learning curve: {target}: {line}")
+        cells = curve_summary[curve_summary["target"] == target]
+        for _, row in cells[cells["status"] != "ok"].iterrows():
+            click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['reason']}")
+        # what each size's fits did (auto: the predictor it chose), counted per size
+        for _, row in cells[cells["notes"] != ""].iterrows():
+            click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['notes']}")
 
 
 def _write_plots(plot_dir, runs_log, targets, result, curve, obj) -> None:
@@ -452,7 +545,7 @@ def _write_plots(plot_dir, runs_log, targets, result, curve, obj) -> None:
 
     first = OBJECTIVE_TARGET if obj is not None else targets[0]
     written = []
-    if result.protocol == "cv":
+    if result is not None and result.protocol == "cv":
         j = result.targets.index(first)
         oof = {}
         for name, by_split in result.predictions.items():

@@ -31,10 +31,13 @@ from .predictors.multitarget import MultiTargetPredictor, runs_note
 from .results import (
     OBJECTIVE_TARGET,
     Evaluation,
+    SetMean,
     add_objective,
     add_set_mean,
+    add_set_means,
     compare,
     merge,
+    row_bootstrap,
     summarise,
 )
 from .runs import RunsLog
@@ -48,9 +51,11 @@ __all__ = [
     "Evaluation",
     "FitOutcome",
     "PredictorSpec",
+    "SetMean",
     "Split",
     "add_objective",
     "add_set_mean",
+    "add_set_means",
     "check_specs",
     "compare",
     "cross_validate",
@@ -59,6 +64,7 @@ __all__ = [
     "fit_predict",
     "learning_curve",
     "merge",
+    "row_bootstrap",
     "run_splits",
     "scoring_mask",
     "summarise",
@@ -282,6 +288,7 @@ def run_splits(
     rows: list[dict] = []
     predictions: dict[str, dict[tuple, np.ndarray]] = {}
     notes: dict[tuple[str, str], Counter] = {}
+    split_notes: dict[tuple[str, str, tuple], list[str]] = {}
     total = len(specs) * len(splits)
     with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
         for spec in specs:
@@ -296,6 +303,7 @@ def run_splits(
                 predictions[spec.display][split.key] = outcome.pred
                 for target, items in _split_notes(outcome, train, split).items():
                     notes.setdefault((spec.display, target), Counter()).update(set(items))
+                    split_notes[(spec.display, target, split.key)] = list(items)
                 bar.update()
     scores = pd.DataFrame(rows)
     for m in METRICS:
@@ -312,6 +320,7 @@ def run_splits(
         notes,
         seed,
         sets=list(targets),
+        split_notes=split_notes,
     )
     if objective is not None:
         add_objective(evaluation, objective)

@@ -5,8 +5,13 @@ Library code, not CLI code: the commands, the demo and the benchmarks print the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
+
+#: marks a predictor whose set mean covers fewer sets than the others' (a footnote says which)
+FEWER_SETS_MARK = "*"
 
 
 def with_interval(value: float, lo: float, hi: float) -> str:
@@ -18,11 +23,16 @@ def with_interval(value: float, lo: float, hi: float) -> str:
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def headline_table(summary: pd.DataFrame, target: str) -> pd.DataFrame:
-    """The summary rows of one target, best first; an unscored cell shows its status."""
+def headline_table(
+    summary: pd.DataFrame, target: str, fewer_sets: Collection[str] = ()
+) -> pd.DataFrame:
+    """The summary rows of one target, best first; an unscored cell shows its status. The
+    predictors in ``fewer_sets`` (a set mean over fewer sets than the others') are marked
+    with ``FEWER_SETS_MARK`` beside their name."""
     rows = summary[summary["target"] == target]
     rows = rows.sort_values("spearman", ascending=False, na_position="last")
-    table = pd.DataFrame({"predictor": rows["predictor"]})
+    names = [f"{p} {FEWER_SETS_MARK}" if p in fewer_sets else p for p in rows["predictor"]]
+    table = pd.DataFrame({"predictor": names}, index=rows.index)
     ok = rows["status"] == "ok"
     table["Spearman [95% CI]"] = [
         with_interval(v, lo, hi) if good else status

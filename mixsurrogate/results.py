@@ -19,13 +19,13 @@ import pandas as pd
 
 from .errors import MixsurrogateError
 from .metrics import (
+    BATCH_METRIC_FUNCTIONS,
     BOOTSTRAP_RESAMPLES,
-    CONFIDENCE,
     HIGHER_IS_BETTER,
-    METRIC_FUNCTIONS,
     METRICS,
     bootstrap_mean_ci,
     metrics,
+    percentile_interval,
 )
 from .objective import Objective
 
@@ -34,6 +34,71 @@ OBJECTIVE_TARGET = "objective"
 INTERVAL_METRICS = ("spearman", "regret")
 #: held-out coverage and mean width of prediction intervals, when they were asked for
 INTERVAL_COLUMNS = ("coverage", "width")
+
+
+@dataclass
+class SetMean:
+    """A target averaging each split's metrics over evaluation sets (see ``add_set_mean``).
+
+    ``sets`` are the mean's sets; ``covered`` gives, per predictor, the sets its own mean
+    covers: every one of ``sets`` unless it could not score some (then ``left_out`` names
+    them with their reasons, and tables must mark the predictor's mean as over fewer sets).
+    """
+
+    name: str
+    sets: list[str]
+    covered: dict[str, list[str]]
+    units: str | None = None
+    reasons: dict[str, dict[str, str]] = field(default_factory=dict)  # predictor -> set -> why
+    unscored: list[str] = field(default_factory=list)  # sets no predictor scored on every split
+
+    def sets_of(self, predictor: str) -> list[str]:
+        return list(self.covered.get(predictor, self.sets))
+
+    def left_out(self) -> dict[str, list[str]]:
+        """Predictor -> the sets of the mean its own mean leaves out (only those with any)."""
+        out = {p: [t for t in self.sets if t not in c] for p, c in self.covered.items()}
+        return {p: sets for p, sets in out.items() if sets}
+
+    def footnotes(self) -> list[str]:
+        """One line per predictor whose mean covers fewer sets (or none), naming them and why."""
+        lines = []
+        for predictor, sets in self.left_out().items():
+            n = len(self.sets_of(predictor))
+            why = "; ".join(
+                f"{reason} ({', '.join(ts)})"
+                for reason, ts in _by_reason(self.reasons, predictor, sets)
+            )
+            head = (
+                f"{predictor}: no mean, it scored none of the {len(self.sets)} sets"
+                if n == 0
+                else f"{predictor}: mean of {n} of the {len(self.sets)} sets, "
+                f"left out {', '.join(sets)}"
+            )
+            lines.append(f"{head}: {why}")
+        if self.unscored:
+            lines.append(f"no predictor scored {', '.join(self.unscored)} on every split")
+        return lines
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "units": self.units,
+            "sets": self.sets,
+            "left_out": {
+                p: {t: self.reasons.get(p, {}).get(t, "") for t in sets}
+                for p, sets in self.left_out().items()
+            },
+            "unscored": self.unscored,
+        }
+
+
+def _by_reason(reasons: dict[str, dict[str, str]], predictor: str, sets: list[str]):
+    """(reason, its sets) for one predictor's left-out sets, most sets first."""
+    grouped: dict[str, list[str]] = {}
+    for t in sets:
+        grouped.setdefault(reasons.get(predictor, {}).get(t, "not scored"), []).append(t)
+    return sorted(grouped.items(), key=lambda item: -len(item[1]))
 
 
 @dataclass
@@ -56,8 +121,16 @@ class Evaluation:
     notes: dict[tuple[str, str], Counter]
     seed: int = 0
     dropped: list[str] = field(default_factory=list)
-    set_means: dict[str, list[str]] = field(default_factory=dict)  # see add_set_mean
+    set_means: dict[str, SetMean] = field(default_factory=dict)  # see add_set_mean
     sets: list[str] = field(default_factory=list)  # the fitted evaluation sets
+    #: (predictor, set, split key) -> that fit's notes, so notes can be counted per group
+    split_notes: dict[tuple[str, str, tuple], list[str]] = field(default_factory=dict)
+    resamples: int = BOOTSTRAP_RESAMPLES  # bootstrap resamples of every interval
+
+    def sets_of(self, predictor: str, target: str) -> list[str]:
+        """The sets behind ``target`` for ``predictor``: a set mean's covered sets, or itself."""
+        mean = self.set_means.get(target)
+        return [target] if mean is None else mean.sets_of(predictor)
 
     def summary(self, group: Sequence[str] = ()) -> pd.DataFrame:
         """One row per predictor x target (x ``group`` columns): mean, std and interval."""
@@ -127,10 +200,11 @@ def merge(evaluations: Sequence[Evaluation]) -> Evaluation:
         )
         if not same or other.targets != other.sets:
             raise ValueError("merge needs evaluations of the same splits, sets and truth")
-    predictions, notes = {}, {}
+    predictions, notes, split_notes = {}, {}, {}
     for e in evaluations:
         predictions |= e.predictions
         notes |= e.notes
+        split_notes |= e.split_notes
     return Evaluation(
         pd.concat([e.scores for e in evaluations], ignore_index=True),
         predictions,
@@ -143,6 +217,8 @@ def merge(evaluations: Sequence[Evaluation]) -> Evaluation:
         first.seed,
         list(first.dropped),
         sets=list(first.sets),
+        split_notes=split_notes,
+        resamples=first.resamples,
     )
 
 
@@ -183,63 +259,92 @@ def summarise(evaluation: Evaluation, group: list[str]) -> pd.DataFrame:
                 row[f"{m}_lo"], row[f"{m}_hi"] = _interval(evaluation, predictor, target, cell, m)
         if "repeat" in evaluation.key_columns and status == "ok":
             row["spearman_pooled"] = _pooled_spearman(evaluation, predictor, target)
-        # notes are counted per (predictor, target) over every split, so with groups (curve
-        # sizes) the count is out of all of that pair's fits, and says so
-        counter = evaluation.notes.get((predictor, target), Counter())
-        fits = int(((scores["predictor"] == predictor) & (scores["target"] == target)).sum())
-        scope = f", over every {'/'.join(group)}" if group else ""
-        row["notes"] = "; ".join(
-            f"{n} [{c} of {fits} fits{scope}]" for n, c in sorted(counter.items())
-        )
+        row["notes"] = _cell_notes(evaluation, predictor, target, cell, group)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _cell_notes(
+    evaluation: Evaluation, predictor: str, target: str, cell: pd.DataFrame, group: list[str]
+) -> str:
+    """The notes of a cell's fits, counted: over the cell's own splits when the evaluation
+    kept notes per split (so a learning curve says what happened at each size), else over
+    every split of the (predictor, set) pair; a set mean pools its sets' notes."""
+    sets = evaluation.sets_of(predictor, target)
+    keys = [(evaluation.protocol, *k) for k in cell[evaluation.key_columns].itertuples(index=False)]
+    counter: Counter = Counter()
+    if evaluation.split_notes:
+        for t in sets:
+            for key in keys:
+                counter.update(set(evaluation.split_notes.get((predictor, t, key), [])))
+        fits, scope = len(keys) * len(sets), ""
+    else:  # notes counted over every split of the pair
+        scores = evaluation.scores
+        for t in sets:
+            counter.update(evaluation.notes.get((predictor, t), Counter()))
+        pair = (scores["predictor"] == predictor) & scores["target"].isin(sets)
+        fits, scope = int(pair.sum()), (f", over every {'/'.join(group)}" if group else "")
+    over = f" over {len(sets)} sets" if len(sets) > 1 else ""
+    return "; ".join(f"{n} [{c} of {fits} fits{over}{scope}]" for n, c in sorted(counter.items()))
 
 
 def _interval(
     evaluation: Evaluation, predictor: str, target: str, cell: pd.DataFrame, metric: str
 ) -> tuple[float, float]:
     if len(cell) > 1:
-        return bootstrap_mean_ci(cell[metric].to_numpy(), evaluation.seed)
+        return bootstrap_mean_ci(
+            cell[metric].to_numpy(), evaluation.seed, resamples=evaluation.resamples
+        )
     key = (evaluation.protocol, *cell[evaluation.key_columns].iloc[0].tolist())
-    return _row_bootstrap(evaluation, key, target, metric, predictor)
+    return row_bootstrap(evaluation, key, target, metric, predictor)
 
 
-def _row_bootstrap(
-    evaluation: Evaluation, key: tuple, target: str, metric: str, a: str, b: str | None = None
+def row_bootstrap(
+    evaluation: Evaluation,
+    key: tuple,
+    target: str,
+    metric: str,
+    a: str,
+    b: str | None = None,
+    sets: Sequence[str] | None = None,
 ) -> tuple[float, float]:
     """Percentile interval over one split's resampled runs of predictor ``a``'s metric on
-    ``target`` (averaged over the sets of a set mean), or of ``a`` minus ``b`` on the same
-    resamples."""
+    ``target`` (averaged over the sets of a set mean, or over ``sets``), or of ``a`` minus
+    ``b`` on the same resamples.
+
+    One resample matrix serves every set and both predictors, and each metric is computed
+    for all resamples at once (``BATCH_METRIC_FUNCTIONS``): the same draws, and so the same
+    interval, as one resample at a time, without the Python loop over resamples.
+    """
     rows = evaluation.split_rows[key]
-    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
-    fn = METRIC_FUNCTIONS[metric]
-    pred_a = evaluation.predictions[a][key]
-    pred_b = None if b is None else evaluation.predictions[b][key]
-
-    def score(true: np.ndarray, pred: np.ndarray, i: np.ndarray) -> float:
-        have = np.isfinite(true)  # runs not evaluated on a set are not scored on it
-        values = [fn(true[have[:, j], j], pred[i[have[:, j]], j]) for j in cols if have[:, j].any()]
-        return float(np.mean(values)) if values else np.nan
-
-    def statistic(i: np.ndarray) -> float:
-        true = evaluation.truth[rows[i]]
-        value = score(true, pred_a, i)
-        return value if pred_b is None else value - score(true, pred_b, i)
-
+    sets = list(sets) if sets is not None else evaluation.sets_of(a, target)
+    cols = [evaluation.targets.index(t) for t in sets]
+    fn = BATCH_METRIC_FUNCTIONS[metric]
     rng = np.random.default_rng(evaluation.seed)
-    draws = rng.integers(0, len(rows), size=(BOOTSTRAP_RESAMPLES, len(rows)))
-    stats = np.array([statistic(i) for i in draws])
-    stats = stats[np.isfinite(stats)]
-    if len(stats) == 0:
-        return (np.nan, np.nan)
-    tail = (1 - CONFIDENCE) / 2
-    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+    draws = rng.integers(0, len(rows), size=(evaluation.resamples, len(rows)))
+    true = evaluation.truth[rows]
+
+    def score(pred: np.ndarray) -> np.ndarray:
+        values, valid = [], []
+        for j in cols:
+            t = true[draws, j]
+            have = np.isfinite(t)  # runs not evaluated on a set are not scored on it
+            values.append(fn(t, pred[draws, j], have))
+            valid.append(have.any(axis=1))
+        v, ok = np.array(values), np.array(valid)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ok, v, 0.0).sum(axis=0) / ok.sum(axis=0)
+
+    stats = score(evaluation.predictions[a][key])
+    if b is not None:
+        stats = stats - score(evaluation.predictions[b][key])
+    return percentile_interval(stats)
 
 
 def _pooled_spearman(evaluation: Evaluation, predictor: str, target: str) -> float:
     """Spearman of the pooled out-of-fold predictions, averaged over repeats (and over the
     sets of a set mean): a secondary column, biased against fitted models (see the module)."""
-    cols = [evaluation.targets.index(t) for t in evaluation.set_means.get(target, [target])]
+    cols = [evaluation.targets.index(t) for t in evaluation.sets_of(predictor, target)]
     by_repeat: dict[int, tuple[list, list]] = {}
     for key, pred in evaluation.predictions[predictor].items():
         rows = evaluation.split_rows[key]
@@ -256,6 +361,24 @@ def _pooled_spearman(evaluation: Evaluation, predictor: str, target: str) -> flo
     return float(np.mean(values)) if values else np.nan
 
 
+def _paired_cells(
+    evaluation: Evaluation, name: str, target: str, sets: list[str] | None, metric: str
+) -> pd.DataFrame:
+    """Per split: predictor ``name``'s metric on ``target`` and its status; with ``sets``,
+    the metric averaged over those sets (a set mean restricted to sets both predictors
+    scored)."""
+    scores = evaluation.scores
+    keys = [*evaluation.key_columns]
+    if sets is None:
+        pick = scores[(scores["target"] == target) & (scores["predictor"] == name)]
+        return pick.set_index(keys)[[metric, "status"]]
+    pick = scores[scores["target"].isin(sets) & (scores["predictor"] == name)]
+    grouped = pick.groupby(keys, sort=False)
+    cells = grouped[[metric]].mean()
+    cells["status"] = grouped["status"].agg(lambda x: "ok" if (x == "ok").all() else "skipped")
+    return cells
+
+
 def compare(
     evaluation: Evaluation,
     a: str,
@@ -266,17 +389,22 @@ def compare(
 ) -> pd.DataFrame:
     """Paired difference ``a - b`` of a metric on the same splits, with a 95% interval.
 
-    ``better`` is the share of splits on which ``a`` beats ``b`` (ties count half).
+    ``better`` is the share of splits on which ``a`` beats ``b`` (ties count half). On a set
+    mean whose sets differ between ``a`` and ``b`` (one could not score some), the pair is
+    compared on the sets both scored, and ``reason`` says so.
     """
     scores = evaluation.scores
     for name in (a, b):
         if name not in set(scores["predictor"]):
             raise MixsurrogateError(f"--compare: {name!r} was not evaluated")
-    keys = [*evaluation.key_columns]
-    pick = scores[scores["target"] == target]
-    left = pick[pick["predictor"] == a].set_index(keys)[[metric, "status"]]
-    right = pick[pick["predictor"] == b].set_index(keys)[[metric, "status"]]
-    joined = left.join(right, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
+    sets, note = None, ""
+    mean = evaluation.set_means.get(target)
+    if mean is not None and mean.sets_of(a) != mean.sets_of(b):
+        sets = [t for t in mean.sets_of(a) if t in mean.sets_of(b)]
+        note = f"over the {len(sets)} of {len(mean.sets)} sets both scored"
+    left = _paired_cells(evaluation, a, target, sets, metric)
+    right = _paired_cells(evaluation, b, target, sets, metric)
+    joined = left.add_suffix("_a").join(right.add_suffix("_b"), how="inner").reset_index()
     rows = []
     grouped = joined.groupby(list(group), sort=False) if group else [((), joined)]
     for values, cell in grouped:
@@ -285,67 +413,157 @@ def compare(
         row |= dict(zip(group, values, strict=True))
         ok = (cell["status_a"] == "ok") & (cell["status_b"] == "ok")
         row["splits"] = int(ok.sum())
-        if not ok.all():
+        if sets == [] or not ok.all() or not len(cell):
             row |= {"difference": np.nan, "lo": np.nan, "hi": np.nan, "better": np.nan}
-            row["reason"] = f"{int((~ok).sum())} split(s) not scored for both"
+            row["reason"] = (
+                f"no set of {target} was scored by both"
+                if sets == [] or not len(cell)
+                else f"{int((~ok).sum())} split(s) not scored for both"
+            )
             rows.append(row)
             continue
         diff = (cell[f"{metric}_a"] - cell[f"{metric}_b"]).to_numpy()
         sign = 1 if HIGHER_IS_BETTER[metric] else -1
         row["difference"] = float(diff.mean())
-        row["lo"], row["hi"] = _paired_interval(evaluation, a, b, target, metric, diff)
+        row["lo"], row["hi"] = _paired_interval(evaluation, a, b, target, metric, diff, sets)
         row["better"] = float(np.mean((sign * diff > 0) + 0.5 * (diff == 0)))
-        row["reason"] = ""
+        row["reason"] = note
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _paired_interval(
-    evaluation: Evaluation, a: str, b: str, target: str, metric: str, diff: np.ndarray
+    evaluation: Evaluation,
+    a: str,
+    b: str,
+    target: str,
+    metric: str,
+    diff: np.ndarray,
+    sets: list[str] | None,
 ) -> tuple[float, float]:
     if len(diff) > 1:
-        return bootstrap_mean_ci(diff, evaluation.seed)
+        return bootstrap_mean_ci(diff, evaluation.seed, resamples=evaluation.resamples)
     # one split (a test log): resample its runs, both predictors on the same resample
     (key,) = evaluation.predictions[a]
-    return _row_bootstrap(evaluation, key, target, metric, a, b)
+    return row_bootstrap(evaluation, key, target, metric, a, b, sets)
 
 
-def add_set_mean(evaluation: Evaluation, sets: Sequence[str] | None = None) -> tuple[str, dict]:
-    """Add a target ``mean of N sets``: per split, each metric averaged over ``sets``.
+def _fully_scored(per_set: pd.DataFrame) -> pd.Series:
+    """(target, predictor) -> whether every split of that cell was scored."""
+    return per_set.groupby(["target", "predictor"])["status"].agg(lambda x: bool((x == "ok").all()))
 
-    Default ``sets``: those every predictor scored on every split, so the mean never covers
-    different sets for different predictors. Returns the new target's name and, for each set
-    left out, the predictors that did not score it. Summaries then give the mean its interval
-    (over splits) and ``compare`` can pair it.
+
+def add_set_mean(
+    evaluation: Evaluation,
+    sets: Sequence[str] | None = None,
+    covered: dict[str, Sequence[str]] | None = None,
+    units: str | None = None,
+) -> SetMean:
+    """Add a target ``mean of N sets`` (``... (units)`` with ``units``): per split, each
+    metric averaged over the sets.
+
+    Default: ``sets`` are the evaluation's sets that some predictor scored on every split,
+    and each predictor's mean covers the sets *it* scored on every split, so a predictor
+    that cannot score a set (bimix on a set named like no domain, a failed fit) never takes
+    that set, nor the mean, from the others; ``SetMean.left_out`` and ``footnotes`` name
+    what its own mean lacks, and ``compare`` pairs two such means on the sets both scored.
+    With ``sets`` given, every predictor's mean covers them all (or ``covered``'s sets), and
+    a split where one was not scored (a curve size a law cannot fit) is skipped with the
+    sets it lacked. A predictor that covers none gets skipped cells with the reason. The
+    mean is registered (``evaluation.set_means``) only if it has a set.
     """
     scores = evaluation.scores
-    per_set = scores[scores["target"].isin(evaluation.sets)]
+    candidates = list(evaluation.sets if sets is None else sets)
+    per_set = scores[scores["target"].isin(candidates)]
     predictors = list(dict.fromkeys(per_set["predictor"]))
-    all_sets = list(dict.fromkeys(per_set["target"]))
-    ok = per_set.groupby(["target", "predictor"])["status"].agg(lambda x: bool((x == "ok").all()))
-    fully = {t: {p for p in predictors if ok.get((t, p), False)} for t in all_sets}
-    if sets is None:
-        sets = [t for t in all_sets if fully[t] == set(predictors)]
-    left_out = {t: ", ".join(sorted(set(predictors) - fully[t])) for t in all_sets if t not in sets}
-    name = f"mean of {len(sets)} sets"
-    if not sets:
-        return name, left_out
+    fully = _fully_scored(per_set)
+    if covered is None:
+        covered = {
+            p: [t for t in candidates if sets is not None or fully.get((t, p), False)]
+            for p in predictors
+        }
+    covered = {p: [t for t in candidates if t in covered.get(p, ())] for p in predictors}
+    chosen_sets = [t for t in candidates if any(t in c for c in covered.values())]
+    if sets is not None:
+        chosen_sets = candidates
+    name = f"mean of {len(chosen_sets)} sets" + (f" ({units})" if units else "")
+    reasons = {
+        p: {t: _set_reason(per_set, p, t) for t in chosen_sets if t not in covered[p]}
+        for p in predictors
+    }
+    mean = SetMean(
+        name,
+        chosen_sets,
+        covered,
+        units,
+        {p: r for p, r in reasons.items() if r},
+        [t for t in candidates if t not in chosen_sets],
+    )
+    if not chosen_sets:
+        return mean
     keys = [*evaluation.key_columns]
-    chosen = per_set[per_set["target"].isin(sets)]
+    pairs = {(p, t) for p, ts in covered.items() for t in ts}
+    mask = [(p, t) in pairs for p, t in zip(per_set["predictor"], per_set["target"], strict=True)]
+    chosen = per_set[mask]
     columns = list(METRICS) + [c for c in INTERVAL_COLUMNS if c in chosen.columns]
-    means = chosen.groupby(["predictor", *keys], sort=False)[columns].mean()
-    first = chosen.groupby(["predictor", *keys], sort=False)[["n_train", "n_scored"]].first()
-    table = means.join(first).reset_index()
-    table["target"], table["status"], table["reason"] = name, "ok", ""
-    # a split where some set was not scored (a curve size a law cannot fit) is not scored either
-    lacking = chosen[chosen["status"] != "ok"].groupby(["predictor", *keys], sort=False)
-    missing = lacking["target"].agg(lambda t: ", ".join(t)).rename("lacking").reset_index()
-    table = table.merge(missing, on=["predictor", *keys], how="left")
-    bad = table["lacking"].notna()
-    table.loc[bad, "status"] = "skipped"
-    table.loc[bad, "reason"] = "needs " + table.loc[bad, "lacking"] + ", not scored"
-    table.loc[bad, columns] = np.nan
-    table = table.drop(columns=["lacking"])
-    evaluation.scores = pd.concat([scores, table], ignore_index=True)
-    evaluation.set_means[name] = list(sets)
-    return name, left_out
+    tables = []
+    if len(chosen):
+        means = chosen.groupby(["predictor", *keys], sort=False)[columns].mean()
+        first = chosen.groupby(["predictor", *keys], sort=False)[["n_train", "n_scored"]].first()
+        table = means.join(first).reset_index()
+        table["target"], table["status"], table["reason"] = name, "ok", ""
+        # a split where some set was not scored (a curve size a law cannot fit) is not scored
+        lacking = chosen[chosen["status"] != "ok"].groupby(["predictor", *keys], sort=False)
+        missing = lacking["target"].agg(lambda t: ", ".join(t)).rename("lacking").reset_index()
+        table = table.merge(missing, on=["predictor", *keys], how="left")
+        bad = table["lacking"].notna()
+        table.loc[bad, "status"] = "skipped"
+        table.loc[bad, "reason"] = "needs " + table.loc[bad, "lacking"] + ", not scored"
+        table.loc[bad, columns] = np.nan
+        tables.append(table.drop(columns=["lacking"]))
+    for p in (p for p in predictors if not covered[p]):  # no set: skipped, with the reason
+        own = per_set[per_set["predictor"] == p]
+        table = own.groupby(keys, sort=False)[["n_train", "n_scored"]].first().reset_index()
+        why = "; ".join(r for r, _ in _by_reason(mean.reasons, p, chosen_sets))
+        table["predictor"], table["target"], table["status"] = p, name, "skipped"
+        table["reason"] = f"scored none of the {len(chosen_sets)} sets: {why}"
+        tables.append(table)
+    evaluation.scores = pd.concat([scores, *tables], ignore_index=True)
+    evaluation.set_means[name] = mean
+    return mean
+
+
+def _set_reason(per_set: pd.DataFrame, predictor: str, target: str) -> str:
+    """Why ``predictor``'s cell of ``target`` was not scored on every split."""
+    cell = per_set[(per_set["predictor"] == predictor) & (per_set["target"] == target)]
+    if not len(cell):
+        return "not evaluated"
+    status, reason = _cell_status(cell["status"], cell["reason"])
+    return f"{status}: {reason}" if status != "ok" else "not scored"
+
+
+def add_set_means(evaluation: Evaluation, units: dict[str, str] | None = None) -> list[SetMean]:
+    """The set means of an evaluation: one over every set, or, when the sets are in different
+    units (``units``: set -> ``nats``, ``bpb``, ``1 - value``...), one per unit, each named
+    with its units. Sets in different units are never averaged together: an MSE or regret in
+    nats plus one in ``1 - accuracy`` means nothing (and each unit's mean says which it is)."""
+    units = units or {}
+    groups: dict[str, list[str]] = {}
+    for t in evaluation.sets:
+        groups.setdefault(units.get(t, ""), []).append(t)
+    if len(groups) == 1:
+        return [add_set_mean(evaluation)]
+    return [_add_group_mean(evaluation, sets, unit) for unit, sets in groups.items()]
+
+
+def _add_group_mean(evaluation: Evaluation, sets: list[str], unit: str) -> SetMean:
+    """``add_set_mean``'s default rule (each predictor covers what it scored everywhere)
+    over one unit's sets."""
+    per_set = evaluation.scores[evaluation.scores["target"].isin(sets)]
+    fully = _fully_scored(per_set)
+    predictors = list(dict.fromkeys(per_set["predictor"]))
+    covered = {p: [t for t in sets if fully.get((t, p), False)] for p in predictors}
+    scored = [t for t in sets if any(t in c for c in covered.values())]
+    mean = add_set_mean(evaluation, scored, covered, unit or None)
+    mean.unscored = [t for t in sets if t not in scored]
+    return mean

@@ -217,19 +217,24 @@ def test_law_at_its_parameter_count_is_refused_per_cell_not_for_the_whole_cv():
         assert cells.loc["mean", "status"] == "ok"
 
 
-def test_mean_over_sets_covers_the_same_sets_for_every_predictor():
-    """The summary once said "mean over 4 evaluation set(s)" but averaged bimix over 3."""
+def test_mean_over_sets_says_which_sets_each_predictor_covers():
+    """The summary once said "mean over 4 evaluation set(s)" but quietly averaged bimix over
+    3; then every predictor's mean shrank to the one set bimix could fit. Now linear keeps
+    all 4 sets and bimix's mean over its 1 set says which 3 it left out."""
     log = noisy_log(domain_target=True)
     result = evaluate.cross_validate(
         [evaluate.PredictorSpec("bimix"), evaluate.PredictorSpec("linear")], log, 4,
         progress=False,
     )  # fmt: skip
-    name, left_out = evaluate.add_set_mean(result)
-    assert name == "mean of 1 sets" and result.set_means[name] == ["d0"]
-    assert left_out == {"s0": "bimix", "s1": "bimix", "s2": "bimix"}
+    mean = evaluate.add_set_mean(result)
+    assert mean.name == "mean of 4 sets" and mean.sets == ["s0", "s1", "s2", "d0"]
+    assert mean.left_out() == {"bimix": ["s0", "s1", "s2"]}
+    assert mean.sets_of("bimix") == ["d0"]
     summary = result.summary().set_index(["predictor", "target"])
-    linear_d0 = summary.loc[("linear", "d0"), "spearman"]
-    assert summary.loc[("linear", name), "spearman"] == pytest.approx(linear_d0)
+    bimix_d0 = summary.loc[("bimix", "d0"), "spearman"]
+    assert summary.loc[("bimix", mean.name), "spearman"] == pytest.approx(bimix_d0)
+    linear = [summary.loc[("linear", t), "spearman"] for t in mean.sets]
+    assert summary.loc[("linear", mean.name), "spearman"] == pytest.approx(np.mean(linear))
 
 
 def test_scoring_mask_fits_on_excluded_rows_but_never_scores_them():
@@ -331,7 +336,7 @@ def test_set_mean_of_a_curve_size_a_law_cannot_fit_is_skipped_not_nan():
         [evaluate.PredictorSpec("dml")], log, None, [8, 30], draws=2,
         targets=["pile_cc", "github"], progress=False,
     )  # fmt: skip
-    name, _ = evaluate.add_set_mean(curve, ["pile_cc", "github"])
+    name = evaluate.add_set_mean(curve, ["pile_cc", "github"]).name
     cells = curve.summary(["size"]).set_index(["target", "size"])
     assert cells.loc[(name, 8), "status"] == "skipped"
     assert "needs pile_cc, github" in cells.loc[(name, 8), "reason"]

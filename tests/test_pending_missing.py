@@ -252,15 +252,15 @@ def test_cv_fits_and_scores_each_set_on_its_runs_and_never_scores_pending():
     assert summary.loc["x", "notes"] == ""
 
 
-def test_learning_curve_notes_count_over_every_size_and_say_so():
-    """Notes are counted per predictor and set over all splits: a curve cell's note gives the
-    count out of all of that pair's fits, not out of the cell's draws (it read "34 of 10")."""
+def test_learning_curve_notes_count_over_the_cells_own_draws():
+    """A curve cell's note counts that size's fits (it read "34 of 10", then counted over
+    every size, so auto's choice at one size could not be told from another's)."""
     log = _partial_log()
     curve = evaluate.learning_curve(
         [evaluate.PredictorSpec("linear")], log, None, [12, 16], 3, seed=0, progress=False
     )
     notes = curve.summary(["size"]).set_index(["target", "size"]).loc[("y", 12), "notes"]
-    assert notes.endswith("[6 of 6 fits, over every size]"), notes
+    assert notes.endswith("[3 of 3 fits]"), notes
 
 
 def test_complete_logs_keep_their_folds():

@@ -14,6 +14,12 @@ from threadpoolctl import threadpool_limits
 from ..errors import MixsurrogateError, UnsupportedTargetError
 from .base import MixturePredictor
 
+#: why bimix skips a set, in terms a CLI user can act on (the library's ``domain_index``
+#: is set from the names: a set is a domain's when ``loss:<d>`` and ``w:<d>`` share ``<d>``)
+BIMIX_NO_DOMAIN = (
+    "this set's name matches no training domain; bimix fits only sets named like one "
+    "(loss:<domain> beside w:<domain>), from that domain's share"
+)
 _MAX_EXPONENT = 60.0  # exp(60) ~ 1e26: far past any loss, still finite in float64
 
 
@@ -200,10 +206,7 @@ class BiMixPredictor(MixturePredictor):
 
     def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
         if self.domain_index is None:
-            raise UnsupportedTargetError(
-                "bimix models a domain's loss from that domain's own share; this evaluation "
-                "set matches no training domain (give domain_index), so bimix cannot fit it"
-            )
+            raise UnsupportedTargetError(BIMIX_NO_DOMAIN)
         if not 0 <= self.domain_index < W.shape[1]:
             raise MixsurrogateError(
                 f"bimix domain_index {self.domain_index} is outside the {W.shape[1]} domains"
