@@ -112,7 +112,7 @@ def demo(
       mixsurrogate demo                       # committed real-text runs and data experts (MDE)
       mixsurrogate demo --data regmix         # RegMix's public runs (rates only, Pile-CC)
       mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
-      mixsurrogate demo --json | jq .proposal     # the proposal and its predictor
+      mixsurrogate demo --json | jq .proposal # the proposal and its predictor
     """
     from . import demo as demos
 
