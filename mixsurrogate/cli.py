@@ -18,7 +18,8 @@ from .import_formats import FORMATS
     "--jobs",
     type=click.IntRange(min=1),
     envvar="MIXSURROGATE_JOBS",
-    help="at most this many CPU threads (torch, OpenMP, BLAS, tokenizers) [env: MIXSURROGATE_JOBS]",
+    help="at most this many CPU threads (torch, OpenMP, BLAS, tokenizers)  [default: the CPUs "
+    "this process may use (affinity mask, container quota); env: MIXSURROGATE_JOBS]",
 )
 def main(jobs: int | None) -> None:
     """Choose a language-model data mixture from few proxy runs and cheap data experts.
@@ -29,11 +30,14 @@ def main(jobs: int | None) -> None:
       mixsurrogate cv regmix:train-1m --test regmix:test-1m -p linear -p lgbm -p gp
       mixsurrogate propose regmix:train-1m --predictor gp --objective pile_cc=1
       mixsurrogate --jobs 4 runs train corpus/ mixtures.csv runs.csv   # 4 cores of a shared node
-    """
-    if jobs is not None:
-        from .cpu import cap_cpu_threads
 
-        cap_cpu_threads(jobs)
+    CPU threads: every command keeps its thread pools (torch, OpenMP, BLAS, tokenizers) within
+    the CPUs it may use; on a shared or busy machine give fewer with --jobs N, before the
+    command (mixsurrogate --jobs 2 demo).
+    """
+    from .cpu import cap_cpu_threads, default_jobs
+
+    cap_cpu_threads(default_jobs() if jobs is None else jobs)
 
 
 # --- runs -------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ kinds_option = click.option(
     "--kinds",
     "kind_specs",
     multiple=True,
-    help="KIND=SET,SET (KIND val or task), repeatable: which sets a val/task objective term means",
+    help="KIND=SET,SET (KIND val or task; names or globs, e.g. val='*' or task='arc_*,piqa'), "
+    "repeatable: which sets a val/task objective term means",
 )
 
 

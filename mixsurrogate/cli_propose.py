@@ -77,7 +77,7 @@ from .errors import MixsurrogateError
 @click.option(
     "-n",
     "q",
-    type=int,
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="number of mixtures to propose (explore)",

@@ -25,6 +25,7 @@ class DemoResult:
     proposal: Proposal
     figures: list[Path]
     description: str
+    predictor: str  # the predictor the proposal came from (best fitted one by mean Spearman)
 
 
 def regmix_demo(out_dir: str | Path, n_train: int = 64, progress: bool = True) -> DemoResult:
@@ -65,7 +66,7 @@ def regmix_demo(out_dir: str | Path, n_train: int = 64, progress: bool = True) -
         f"RegMix's public runs (The Pile, 17 domains, 1M-parameter models): {n_train} training runs, "
         f"tested on 256 held-out runs, target loss:{DEMO_TARGET}"
     )
-    return DemoResult(comparison, curve, DEMO_TARGET, proposal, figures, description)
+    return DemoResult(comparison, curve, DEMO_TARGET, proposal, figures, description, best)
 
 
 def _best_fitted(summary: pd.DataFrame, target: str) -> str:
@@ -183,4 +184,6 @@ def mde_demo(
         f"(validation sets: {', '.join(store.names('val'))}; end tasks: {', '.join(store.names('task'))})"
         f"{noise_note}"
     )
-    return DemoResult(comparison, curve, evaluate.OBJECTIVE_TARGET, proposal, figures, description)
+    return DemoResult(
+        comparison, curve, evaluate.OBJECTIVE_TARGET, proposal, figures, description, best
+    )

@@ -29,10 +29,9 @@ zero gradient would pin optimisers to faces of the simplex). Its inner product w
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from .cpu import thread_cap
 from .errors import MixsurrogateError, ScoreStoreError
 from .mde_engine import FOLD_MAX, TILE, blas_single_thread, sum_log_ratios
 from .mde_terms import (  # EVIDENCE, LOGP_FLOOR: re-exported, mde's names before the split
@@ -51,11 +50,9 @@ DEFAULT_EPS = 1e-12
 
 
 def default_threads() -> int:
-    """CPUs this process may use (the affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """Workers of the MDE engine: the CPU cap of ``--jobs`` (default: the CPUs this process
+    may use, ``cpu.available_cpus``), so the engine's pool stays inside it."""
+    return thread_cap()
 
 
 def check_weights(W, n_experts: int, eps: float = DEFAULT_EPS) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803

@@ -278,19 +278,38 @@ def read_objective_file(path: str) -> list[Term]:
     return terms
 
 
+def missing_kinds_error(group: str, unknown: Sequence[str], n_sets: int) -> MixsurrogateError:
+    """One line for a val/task objective term over sets whose kinds nobody gave (any imported
+    log): which sets those are, and the exact --kinds or --objective to type instead."""
+    unknown = list(unknown)
+    example = f"--kinds val={','.join(unknown[:2])}" + (
+        f" --kinds task={unknown[2]}" if len(unknown) > 2 else ""
+    )
+    return MixsurrogateError(
+        f"objective group {group!r} needs every set's kind (val or task), and {len(unknown)} of "
+        f"the {n_sets} sets have none ({cut_names(unknown)}): name them with --kinds (names or "
+        f"globs), e.g. --kinds val='*' (all validation sets) or {example}; or weigh sets "
+        f"directly, e.g. --objective {unknown[0]}=1 or --objective \"'*'=1\" (every set); or "
+        "pass --scores (a score store knows the kinds)"
+    )
+
+
 def parse_kinds(specs: Sequence[str], sets: Sequence[str]) -> dict[str, str]:
-    """``--kinds val=code,books --kinds task=arc_easy`` -> {set: kind}, each set known."""
+    """``--kinds val=code,books --kinds task='arc_*'`` -> {set: kind}: names and globs as for
+    ``-t`` (``expand_names``), each matching some set; a set given two kinds is an error."""
     kinds: dict[str, str] = {}
     for text in specs:
         kind, sep, names = text.partition("=")
         kind = kind.strip()
         if not sep or kind not in GROUPS:
             raise MixsurrogateError(f"--kinds {text!r}: give val=SET,SET or task=SET,SET")
-        for name in filter(None, (n.strip() for n in names.split(","))):
-            if name not in sets:
-                raise unknown_name_error("set", name, sets, "--kinds val=", prefix="--kinds names ")
+        option = f"--kinds {kind}="
+        for name in expand_names([names], list(sets), "set", option, "--kinds names "):
             if kinds.get(name, kind) != kind:
-                raise MixsurrogateError(f"--kinds gives {name!r} two kinds")
+                raise MixsurrogateError(
+                    f"--kinds gives {name!r} two kinds (val and task): make the names and "
+                    "globs of --kinds val= and --kinds task= match different sets"
+                )
             kinds[name] = kind
     return kinds
 
@@ -336,11 +355,7 @@ class Objective:
                 name = term.name
                 unknown = [s for s in sets if s not in kinds]
                 if unknown:
-                    raise MixsurrogateError(
-                        f"objective group {name!r} needs every set's kind (val or task), and "
-                        f"{cut_names(unknown)} have none: pass --scores (the store knows them) "
-                        "or name them, e.g. --kinds val=code,books --kinds task=arc_easy"
-                    )
+                    raise missing_kinds_error(name, unknown, len(sets))
                 members = [s for s in sets if kinds[s] == name]
                 if not members:
                     raise MixsurrogateError(

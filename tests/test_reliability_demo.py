@@ -37,6 +37,7 @@ def recorded(monkeypatch) -> list[Path]:
             ),
             figures=[figure],
             target="objective",
+            predictor="gp",
         )
 
     monkeypatch.setattr(demos, "realtext_paths", lambda: (None, None))
@@ -79,5 +80,5 @@ def test_demo_json_is_one_valid_object(tmp_path, recorded):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["comparison"] == [{"predictor": "gp", "spearman": 0.5}]
-    assert payload["proposal"] == {"mixtures": [[0.5, 0.5]]}
+    assert payload["proposal"] == {"predictor": "gp", "mixtures": [[0.5, 0.5]]}
     assert payload["plots_dir"] == str(tmp_path)

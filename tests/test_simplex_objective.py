@@ -82,7 +82,7 @@ def test_objective_errors(spec, message):
 
 def test_group_terms_need_explicit_kinds():
     """`--objective val=1` without a score store treated task sets as validation sets."""
-    with pytest.raises(MixsurrogateError, match="arc_easy have none: pass --scores"):
+    with pytest.raises(MixsurrogateError, match=r"1 of the 2 sets have none \(arc_easy\)"):
         Objective.parse("val=1", ["code", "arc_easy"], {"code": "val"})
     obj = Objective.parse("val=1", ["code", "arc_easy"], {"code": "val", "arc_easy": "task"}, "x")
     assert obj.sets == ["code"] and obj.kinds_source == "x"

@@ -10,10 +10,10 @@ refuses to mix models of different presets.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import tomllib
@@ -146,13 +146,16 @@ def preset_from_dict(data: dict, name: str, source: str = "preset") -> Preset:
 
 
 def _preset_dir() -> Path:
-    """The packaged presets, or the checkout's experts/ folder before the package is installed."""
-    try:
-        folder = Path(str(resources.files("mixsurrogate.presets")))
+    """The packaged presets, or the checkout's experts/ folder before the package is installed.
+
+    ``mixsurrogate.presets`` holds TOML files only (no ``__init__.py``), so it imports as a
+    namespace package, whose ``resources.files`` is no plain folder: its search locations are.
+    """
+    spec = importlib.util.find_spec("mixsurrogate.presets")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location)
         if folder.is_dir() and any(folder.glob("*.toml")):
             return folder
-    except (ModuleNotFoundError, TypeError):
-        pass
     return Path(__file__).resolve().parents[2] / "experts"
 
 

@@ -95,6 +95,8 @@ def propose_next_runs(
 ) -> tuple[Proposal, Recommendation | None]:
     """The next ``q`` runs by ``strategy``, and (once a model is fitted) the recommendation,
     also in the proposal's ``recommendation`` (run ids of the runs with every objective set)."""
+    if q < 1:  # nothing proposed would look like a finished search
+        raise MixsurrogateError(f"-n (runs to propose) must be >= 1, got {q}")
     k = len(data.domains)
     bounds = bounds or Bounds.unbounded(k)
     chosen = make_strategy(strategy, k, initial)

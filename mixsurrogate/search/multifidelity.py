@@ -18,7 +18,8 @@ handled by the kernel's extrapolation. BoTorch's ``qMultiFidelityKnowledgeGradie
 heavier alternative (a nested optimisation per candidate); on a discrete candidate set the
 augmented EI costs one batched posterior call per fidelity.
 
-Candidates are Sobol points inside the bounds plus the logged mixtures' neighbourhoods; the q
+Candidates are Sobol points inside the bounds plus the neighbourhoods of the logged mixtures
+that are best at the target (by the model's target-fidelity objective there); the q
 proposals are the best (mixture, fidelity) pairs, greedily, at least ``min_distance`` apart. The
 recommendation is the mixture minimising the posterior mean at the target fidelity.
 
@@ -44,6 +45,8 @@ from ..simplex import Bounds
 
 #: posterior pairs per batched call
 CHUNK = 512
+#: the multi-fidelity search's own random stream, apart from the single-fidelity strategies'
+MULTIFIDELITY_SALT = 17
 
 
 @dataclass
@@ -216,7 +219,9 @@ def propose_multifidelity(
     n_initial = k + 1 if n_initial is None else n_initial
     costs = menu.costs(cost)
     cheapest = menu.items[int(np.argmin(costs))]
-    rng_seed = seed + len(W)
+    # one stream per (seed, logged runs): seed s with n runs and seed s+1 with n-1 runs share
+    # no draws (``seed + len(W)`` made them identical), as in ``strategies.SearchState.rng``
+    rng = np.random.default_rng([seed, len(W), MULTIFIDELITY_SALT])
     if len(W) < n_initial:
         mixtures = bounds.sample(len(W) + q, seed=seed)[len(W) :]
         note = (
@@ -238,10 +243,18 @@ def propose_multifidelity(
                 f"confirmation phase: {spent:.3g} FLOPs spent below the target >= switch "
                 f"{switch_flops:.3g}; proposals at the target {menu.target} only"
             )
+    # the logged mixtures as judged at the target: the model's target-fidelity objective there,
+    # not their raw losses (those are lowest at the largest size, whatever the mixture)
+    at_target, _ = target_posterior(model, W, menu.target)
     candidates = np.vstack(
-        [bounds.sample(n_candidates, seed=rng_seed), _local(W, y, bounds, rng_seed)]
+        [
+            bounds.sample(n_candidates, seed=int(rng.integers(2**31))),
+            local_candidates(W, at_target, bounds, rng),
+        ]
     )
-    values = augmented_ei(model, candidates, menu, cost, alpha, best=_incumbent(model, W, menu))
+    # the incumbent: the best target-fidelity mean among the logged mixtures (a noisy-EI
+    # incumbent: no run need have been trained at the target)
+    values = augmented_ei(model, candidates, menu, cost, alpha, best=float(at_target.min()))
     chosen_w, chosen_f, chosen_v = [], [], []
     flat = np.argsort(-values, axis=None)
     for index in flat:
@@ -276,19 +289,27 @@ def exploration_flops(
     return float(np.sum(cost.factor * params * tokens + cost.overhead))
 
 
-def _incumbent(model: MFGPPredictor, W: np.ndarray, menu: FidelityMenu) -> float:  # noqa: N803
-    """The best posterior mean at the target among the logged mixtures (a noisy-EI incumbent:
-    no run need have been trained at the target)."""
-    mean, _ = target_posterior(model, W, menu.target)
-    return float(mean.min())
-
-
-def _local(W: np.ndarray, y: np.ndarray, bounds: Bounds, seed: int, n: int = 256) -> np.ndarray:  # noqa: N803
-    """Candidates near the best logged mixtures (Dirichlet perturbations), inside the bounds."""
-    rng = np.random.default_rng(seed)
-    best = W[np.argsort(y)[: min(8, len(W))]]
-    centres = best[rng.integers(0, len(best), n)]
-    noisy = np.array([rng.dirichlet(50 * c + 0.05) for c in centres])
+def local_candidates(
+    W: np.ndarray,  # noqa: N803
+    at_target: np.ndarray,
+    bounds: Bounds,
+    rng: np.random.Generator,
+    n: int = 256,
+    n_centres: int = 8,
+) -> np.ndarray:
+    """Candidates near the best logged mixtures by ``at_target`` (their predicted objective at
+    the target fidelity; a mixture logged at several sizes counts once), as Dirichlet
+    perturbations inside the bounds."""
+    order = np.argsort(at_target, kind="stable")
+    centres: list[np.ndarray] = []
+    for i in order:
+        if not any(np.allclose(W[i], c, rtol=0, atol=1e-9) for c in centres):
+            centres.append(W[i])
+        if len(centres) == n_centres:
+            break
+    best = np.array(centres)
+    picked = best[rng.integers(0, len(best), n)]
+    noisy = np.array([rng.dirichlet(50 * c + 0.05) for c in picked])
     return bounds.repair(noisy)
 
 
@@ -336,6 +357,7 @@ __all__ = [
     "exploration_flops",
     "fit_multifidelity_model",
     "format_size",
+    "local_candidates",
     "propose_multifidelity",
     "recommend",
     "target_posterior",
