@@ -68,12 +68,8 @@ def too_few_runs(n: int, requested: str) -> str | None:
 
 
 def _note(choice: RobustChoice) -> str:
-    verdict = (
-        "the prior itself"
-        if choice.chosen == PRIOR
-        else f"{choice.chosen} (judged {choice.chosen_report.judged:.4f})"
-    )
-    return f"robust recommendation: {verdict}, {choice.how}"
+    judged = "" if choice.chosen == PRIOR else f", judged {choice.chosen_report.judged:.4f}"
+    return f"robust recommendation ({choice.chosen}{judged}): {choice.description}; {choice.how}"
 
 
 def robust_exploit(
@@ -95,7 +91,7 @@ def robust_exploit(
     the proposal is returned with a note instead."""
     check_recommender(requested)
     if proposal.constraints is not None or proposal.worst_case is not None:
-        if requested not in (AUTO, "argmin"):
+        if requested not in (AUTO, "argmin", "kl" if proposal.kl is not None else AUTO):
             raise MixsurrogateError(
                 f"--recommender {requested} ignores --no-worse-than/--worst-case; with them "
                 "the proposal is the constrained argmin (--recommender argmin or auto)"

@@ -28,6 +28,16 @@ from ..simplex import Bounds
 
 #: what ``--recommender`` accepts besides ``auto``
 RECOMMENDERS = ("argmin", "top-k", "pessimistic", "kl", "trust-region")
+#: what each recommender recommends, in words (``top_k``, ``kappa``... filled in by ``describe``)
+DESCRIPTIONS = {
+    "argmin": "the minimiser of the predicted objective (candidates, refined by SLSQP)",
+    "top-k": "the mean of the {top_k} lowest predicted candidates",
+    "pessimistic": "the minimiser of the predicted objective + {kappa:g} x its std",
+    "kl": "the minimiser of the predicted objective + {kl_lambda:.4g} x KL(w || prior)",
+    "trust-region": "the lowest predicted objective within total variation {trust_radius:g} of "
+    "the {trust_centres} best logged runs",
+    "prior": "the prior mixture itself",
+}
 #: the prior itself, judged beside the recommenders (recommended when all are judged worse)
 PRIOR = "prior"
 #: ties in judged objective go to the more conservative choice (earlier here)
@@ -89,6 +99,11 @@ class RecommenderSettings:
             n_starts=1,
             max_iter=min(50, self.max_iter),
         )
+
+
+def describe(name: str, settings: RecommenderSettings) -> str:
+    """What recommender ``name`` recommends under ``settings``, in words."""
+    return DESCRIPTIONS[name].format(**settings.__dict__)
 
 
 def default_kl_lambda(y: np.ndarray) -> float:

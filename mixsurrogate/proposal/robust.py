@@ -32,6 +32,7 @@ from .recommenders import (
     RECOMMENDERS,
     RecommenderSettings,
     Surrogate,
+    describe,
     recommend_all,
     total_variation,
 )
@@ -106,6 +107,8 @@ class RobustChoice:
     seconds: float
     #: the one plain line shown when the recommendation is judged worse than the prior
     warning: str | None = None
+    #: the chosen recommender's recipe, in words
+    description: str = ""
     notes: list[str] = field(default_factory=list)
 
     def report(self, name: str) -> RecommenderReport:
@@ -129,6 +132,7 @@ class RobustChoice:
             "how": self.how,
             "prior": self.prior_name,
             "warning": self.warning,
+            "description": self.description,
             "recommenders": [r.to_dict(domains) for r in self.reports],
             "cross_fit_seconds": self.cross_fit_seconds,
             "seconds": self.seconds,
@@ -287,5 +291,6 @@ def robust_recommendation(
         cross_fit_seconds=crossed.seconds,
         seconds=time.perf_counter() - start,
         warning=warning,
+        description=describe(chosen, settings),
         notes=notes,
     )
