@@ -258,13 +258,14 @@ def runs_design(
 
 def _register_commands() -> None:
     """Commands kept in their own modules: propose, demo, and the training side (torch)."""
+    from .cli_audit import audit
     from .cli_corpus import corpus
     from .cli_demo import demo
     from .cli_evaluate import cv, fit
     from .cli_experts import experts, runs_train
     from .cli_propose import propose
 
-    for command in (fit, cv, propose, demo, corpus, experts):
+    for command in (fit, cv, propose, audit, demo, corpus, experts):
         main.add_command(command)
     runs.add_command(runs_train, name="train")
 

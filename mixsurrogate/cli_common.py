@@ -208,6 +208,47 @@ def show_recommendation(rec: dict) -> None:
         click.echo(f"note: {note}")
 
 
+def show_robust(choice) -> None:
+    """The robust recommendation (``proposal.robust.RobustChoice``): every recommender's
+    optimism report, which one won, and the warning line when it is judged worse than the
+    prior. Shows the library's numbers; computes none."""
+    import pandas as pd
+
+    reports = choice.reports
+    level = reports[0].level
+    frame = pd.DataFrame(
+        {
+            "": ["*" if r.name == choice.chosen else "" for r in reports],
+            "recommender": [r.name for r in reports],
+            "predicted": [r.predicted for r in reports],
+            "judged": [r.judged for r in reports],
+            "sd": [r.judged_std for r in reports],
+            "optimism": [r.optimism for r in reports],
+            f"{level:.0%} lo": [r.lower for r in reports],
+            f"{level:.0%} hi": [r.upper for r in reports],
+            "nearest": [r.nearest_run for r in reports],
+            "TV": [r.nearest_distance for r in reports],
+            "stab. TV": [r.stability for r in reports],
+        }
+    )
+    print_table(
+        frame,
+        f"recommenders ({choice.requested}; * = recommended): predicted by the full-data "
+        "surrogate, judged by cross-fitting",
+        "optimism = predicted - judged (< 0: the surrogate promises more than the judges "
+        "expect); TV: total variation to the nearest logged run; stab. TV: mean TV between the "
+        "halvings' optima; sd: spread of the judgements",
+    )
+    if choice.warning:
+        click.echo(choice.warning)
+    click.echo(
+        f"recommender: {choice.chosen} ({choice.how}; prior: {choice.prior_name}; "
+        f"cross-fitting {choice.cross_fit_seconds:.1f} s of {choice.seconds:.1f} s)"
+    )
+    for note in choice.notes:
+        click.echo(f"note: {note}")
+
+
 def show_proposal(
     result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None, bounds=None
 ) -> None:
@@ -250,6 +291,8 @@ def show_proposal(
                 )
         if getattr(result, "recommendation", None):
             show_recommendation(result.recommendation)
+        if getattr(result, "robust", None) is not None:
+            show_robust(result.robust)
         for note in result.notes:
             click.echo(f"note: {note}")
         if getattr(result, "kl", None) is not None:

@@ -96,14 +96,23 @@ from .errors import MixsurrogateError
     "compares them",
 )
 @click.option(
+    "--recommender",
+    "recommender",
+    metavar="auto|argmin|top-k|pessimistic|kl|trust-region",
+    help="the mixture to train at full scale (exploit and --explore): auto (default; with --kl: "
+    "kl) chooses among the recommenders by cross-fitting halves of the logged runs; the table "
+    "shows each one's judged objective and optimism (see README)",
+)
+@click.option(
     "--recommend",
     "recommend_method",
     type=click.Choice(["argmin", "top-k"]),
-    default="argmin",
-    show_default=True,
-    help="--explore: the mixture to train at full scale: the GP posterior mean's minimiser, or "
-    "the mean of its 100 best candidates (top-k, added after the first closed-loop results; "
-    "better with few runs in many domains, bench/results/search_posthoc.md)",
+    help="the earlier name of --recommender argmin|top-k",
+)
+@click.option(
+    "--no-ledger",
+    is_flag=True,
+    help="do not record the prediction in <LOG>.ledger.jsonl (read by mixsurrogate audit)",
 )
 @click.option(
     "--initial",
@@ -164,7 +173,9 @@ def propose(
     q,
     explore,
     strategy,
+    recommender,
     recommend_method,
+    no_ledger,
     initial,
     campaign_domains,
     fidelities,
@@ -201,13 +212,19 @@ def propose(
     from .evaluate import PredictorSpec
     from .kl_prior import parse_kl
     from .objective import Objective
+    from .proposal.robust import check_recommender
 
     lam = parse_kl(kl_text)
-    if (lam is None) != (prior_spec is None):
+    if lam is not None and prior_spec is None:
         raise MixsurrogateError(
-            "--prior and --kl go together: e.g. --prior natural --corpus DIR --kl auto, "
+            "--kl needs --prior: e.g. --prior natural --corpus DIR --kl auto, "
             "or --prior uniform --kl 0.05"
         )
+    if recommender is not None and recommend_method is not None:
+        raise MixsurrogateError("--recommend is the earlier name of --recommender: give one")
+    recommender = check_recommender(
+        recommender or recommend_method or ("kl" if lam is not None else "auto")
+    )
     if lam is not None and (explore or log is None or fidelities or target_fidelity):
         raise MixsurrogateError(
             "--prior/--kl regularise the exploit proposal of a runs log: not with --explore, "
@@ -249,15 +266,17 @@ def propose(
         raise MixsurrogateError(
             "--worst-case is an exploit objective; with --explore use --no-worse-than"
         )
-    kl = None
-    if lam is not None:
+    kl = prior = None
+    if prior_spec is not None:
         from .kl_prior import KLSetting, resolve_prior
 
+        prior = resolve_prior(prior_spec, runs_log.domains, corpus_dir)
+    if lam is not None:
         if worst is not None:
             raise MixsurrogateError(
                 "--kl pulls the blended objective to a prior; not with --worst-case"
             )
-        kl = KLSetting(resolve_prior(prior_spec, runs_log.domains, corpus_dir), lam)
+        kl = KLSetting(prior, lam)
     if fidelities or target_fidelity:
         _multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
                        cost_factor, explore, seed, as_json)  # fmt: skip
@@ -272,9 +291,15 @@ def propose(
             feasibility, constraint_notes = constraint_feasibility(runs_log, constraints, seed)
         result, _ = propose_next_runs(
             CampaignData.from_log(runs_log, obj), obj, q, bounds, strategy, initial, feature_fn,
-            seed, log_feasibility=feasibility, log=runs_log, recommend_method=recommend_method,
+            seed, log_feasibility=feasibility, log=runs_log,
         )  # fmt: skip
         result.notes += constraint_notes
+        from .proposal.modes import robust_explore
+
+        result = robust_explore(
+            result, CampaignData.from_log(runs_log, obj), bounds, feature_fn, seed, recommender,
+            prior,
+        )  # fmt: skip
     else:
         result = prop.propose_exploit(
             runs_log,
@@ -287,6 +312,16 @@ def propose(
             worst_case=worst,
             kl=kl,
         )
+        from .proposal.modes import robust_exploit
+
+        result = robust_exploit(
+            result, runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed,
+            recommender, prior,
+        )  # fmt: skip
+    if not no_ledger and not log.startswith("regmix:"):
+        from .proposal.ledger import append_entries, entries_for, ledger_path
+
+        append_entries(ledger_path(log), entries_for(result, runs_log, log, obj, predictor))
     show_proposal(result, runs_log, obj, as_json, plot_path, bounds)
 
 

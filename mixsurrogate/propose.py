@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize
@@ -24,6 +25,9 @@ from .objective import Objective
 from .predictors.multitarget import MultiTargetPredictor
 from .runs import RunsLog
 from .simplex import Bounds
+
+if TYPE_CHECKING:
+    from .proposal.robust import RobustChoice
 
 TREE_PREDICTORS = ("lgbm", "lgbm+mde")
 
@@ -52,6 +56,11 @@ class Proposal:
     recommendation: dict | None = None
     #: --prior/--kl: the prior, lambda and each mixture's KL to the prior (``kl_prior``)
     kl: KLResult | None = None
+    #: the robust recommendation and every recommender's optimism report (``proposal.robust``)
+    robust: RobustChoice | None = None
+    #: the fitted surrogate behind the proposal (a ``FittedObjective`` or a search GP), kept
+    #: so the robust recommendation does not fit it again; never serialised
+    fitted: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         payload = {
@@ -88,6 +97,8 @@ class Proposal:
             payload["recommendation"] = self.recommendation
         if self.kl is not None:
             payload["kl"] = self.kl.to_dict(self.domains)
+        if self.robust is not None:
+            payload["robust"] = self.robust.to_dict(self.domains)
         for i, row in enumerate(payload["proposals"]):  # keys only when asked: JSON unchanged
             if self.constraints is not None:
                 row["constraints"] = self.constraint_report()[i]
@@ -472,6 +483,7 @@ def propose_exploit(
         constraints=checks,
         worst_case=worst,
         kl=kl_result,
+        fitted=f,
     )
 
 

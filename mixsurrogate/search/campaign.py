@@ -125,5 +125,6 @@ def propose_next_runs(
         nearest_run=[] if log is None or not len(data.W) else nearest_runs(log, step.mixtures, objective),
         notes=notes,
         recommendation=None if recommendation is None else recommendation.to_dict(data.domains, data.run_ids),
+        fitted=step.model,
     )  # fmt: skip
     return proposal, recommendation

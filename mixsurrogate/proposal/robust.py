@@ -1,0 +1,296 @@
+"""The robust recommendation: which recommender to believe, chosen by cross-fitting.
+
+As ``--kl auto`` does (``kl_prior.choose_lambda``), on the logged runs only: split the runs in
+two random halves, let a surrogate fitted on one half recommend a mixture by every recommender,
+and let a surrogate fitted on the other half judge those mixtures (its errors are independent
+of the proposer's, so a recommender that exploits the proposer's errors is not rewarded); both
+ways round, over :data:`HALVINGS` seeded halvings. The prior (uniform inside the bounds, or
+``--prior``) is judged beside them. ``auto`` takes the recommender with the best mean judged
+objective (ties: the more conservative), or the prior when every recommender is judged worse.
+
+Each recommender also gets an optimism report: what the full-data surrogate predicts at its
+mixture, what the cross-fitted judges expect of the recommender (their difference is the
+expected optimism), the interval of a new run, the distance to the nearest logged run and how
+stable its optimum is across the halvings. The judges are fitted on half the runs, so their
+estimates are of a recommender run on half the data: a little pessimistic for the full-data
+mixture, which is the side to err on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..errors import MixsurrogateError
+from .recommenders import (
+    CONSERVATIVE_ORDER,
+    PRIOR,
+    RECOMMENDERS,
+    RecommenderSettings,
+    Surrogate,
+    describe,
+    recommend_all,
+    total_variation,
+)
+
+#: seeded random halvings of the runs (each judged both ways round)
+HALVINGS = 2
+#: fewer completed runs than this and there is nothing to cross-fit on
+MIN_RUNS = 8
+AUTO = "auto"
+
+#: (W (n, K)) -> (lower (n,), upper (n,)) of a new run's objective
+IntervalFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def check_recommender(name: str) -> str:
+    """``--recommender``: ``auto`` or one of :data:`RECOMMENDERS` (one line otherwise)."""
+    if name not in (AUTO, *RECOMMENDERS):
+        raise MixsurrogateError(
+            f"unknown recommender {name!r}; choose from {AUTO}, {', '.join(RECOMMENDERS)}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class RecommenderReport:
+    """One recommender (or the prior): its mixture on all the runs and its optimism report."""
+
+    name: str
+    mixture: np.ndarray
+    predicted: float  # the full-data surrogate at ``mixture``
+    judged: float  # mean over the cross-fitted judges of their estimate of the half-optima
+    judged_std: float  # spread of those judgements
+    in_half_predicted: float  # the half-proposers' own mean prediction of their optima
+    level: float
+    lower: float | None
+    upper: float | None
+    nearest_run: str
+    nearest_distance: float  # total variation to the nearest logged run
+    stability: float  # mean pairwise total variation between the halvings' optima
+
+    @property
+    def optimism(self) -> float:
+        """predicted - judged: below 0, the surrogate promises more than the judges expect."""
+        return self.predicted - self.judged
+
+    def to_dict(self, domains: list[str]) -> dict:
+        return {
+            "recommender": self.name,
+            "mixture": dict(zip(domains, map(float, self.mixture), strict=True)),
+            "predicted_objective": self.predicted,
+            "judged_objective": self.judged,
+            "judged_std": self.judged_std,
+            "optimism": self.optimism,
+            "in_half_predicted": self.in_half_predicted,
+            "interval": {"level": self.level, "lower": self.lower, "upper": self.upper},
+            "nearest_run": {"run_id": self.nearest_run, "tv_distance": self.nearest_distance},
+            "stability_tv": self.stability,
+        }
+
+
+@dataclass
+class RobustChoice:
+    """Which mixture to train at full scale, why, and every recommender's optimism report."""
+
+    requested: str  # auto or a recommender
+    chosen: str  # a recommender, or "prior"
+    reports: list[RecommenderReport]  # the recommenders, then the prior
+    prior_name: str
+    halvings: int
+    n_runs: int
+    cross_fit_seconds: float
+    seconds: float
+    #: the one plain line shown when the recommendation is judged worse than the prior
+    warning: str | None = None
+    #: the chosen recommender's recipe, in words
+    description: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def report(self, name: str) -> RecommenderReport:
+        return next(r for r in self.reports if r.name == name)
+
+    @property
+    def chosen_report(self) -> RecommenderReport:
+        return self.report(self.chosen)
+
+    @property
+    def how(self) -> str:
+        return (
+            f"cross-fitted on the {self.n_runs} logged runs ({self.halvings} seeded halvings, "
+            "each half's recommendation judged by a surrogate fitted on the other half)"
+        )
+
+    def to_dict(self, domains: list[str]) -> dict:
+        return {
+            "requested": self.requested,
+            "chosen": self.chosen,
+            "how": self.how,
+            "prior": self.prior_name,
+            "warning": self.warning,
+            "description": self.description,
+            "recommenders": [r.to_dict(domains) for r in self.reports],
+            "cross_fit_seconds": self.cross_fit_seconds,
+            "seconds": self.seconds,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class CrossFit:
+    """The raw cross-fitting: per recommender, each judgement and each half's optimum."""
+
+    judged: dict[str, list[float]]
+    own: dict[str, list[float]]
+    optima: dict[str, list[np.ndarray]]
+    seconds: float
+
+
+def cross_fit(
+    fit: Callable[[np.ndarray], Surrogate],
+    W: np.ndarray,  # noqa: N803
+    names: Sequence[str],
+    settings: RecommenderSettings,
+    halvings: int = HALVINGS,
+    seed: int = 0,
+) -> CrossFit:
+    """Judge every recommender (and the prior) on ``halvings`` random halvings of the runs
+    ``W``; ``fit(rows)`` fits a surrogate on those rows."""
+    n = len(W)
+    if n < MIN_RUNS:
+        raise MixsurrogateError(
+            f"the robust recommendation cross-fits on halves of the runs and needs at least "
+            f"{MIN_RUNS} completed runs; the log has {n} (use --recommender argmin)"
+        )
+    start = time.perf_counter()
+    rng = np.random.default_rng([seed, n, 20])
+    judged = {name: [] for name in (*names, PRIOR)}
+    own = {name: [] for name in (*names, PRIOR)}
+    optima = {name: [] for name in (*names, PRIOR)}
+    cheap = settings.cheap()
+    for _ in range(halvings):
+        order = rng.permutation(n)
+        halves = (np.sort(order[: n // 2]), np.sort(order[n // 2 :]))
+        models = [fit(rows) for rows in halves]
+        for a, b in ((0, 1), (1, 0)):
+            mixtures = recommend_all(models[a], W[halves[a]], cheap, names, seed)
+            mixtures[PRIOR] = settings.prior
+            stack = np.vstack(list(mixtures.values()))
+            for name, j, o, w in zip(
+                mixtures, models[b].mean(stack), models[a].mean(stack), stack, strict=True
+            ):
+                judged[name].append(float(j))
+                own[name].append(float(o))
+                optima[name].append(w)
+    return CrossFit(judged, own, optima, time.perf_counter() - start)
+
+
+def choose(requested: str, judged: dict[str, float], prior_name: str) -> tuple[str, str | None]:
+    """(chosen, warning line or None) from the mean judged objectives (the prior's included)."""
+    prior = judged[PRIOR]
+    names = [n for n in judged if n != PRIOR]
+    if requested == AUTO:
+        best = min(names, key=lambda n: (judged[n], CONSERVATIVE_ORDER.index(n)))
+        if judged[best] > prior:
+            return PRIOR, (
+                f"every recommender is judged worse than the prior ({prior_name}) by the "
+                f"cross-fitted judges (best: {best}, {judged[best]:.4f} vs {prior:.4f}): "
+                "recommending the prior itself"
+            )
+        return best, None
+    if judged[requested] > prior:
+        return requested, (
+            f"warning: the cross-fitted judges expect the {requested} recommendation to be "
+            f"worse than the prior ({prior_name}): {judged[requested]:.4f} vs {prior:.4f}"
+        )
+    return requested, None
+
+
+def mean_pairwise_tv(mixtures: list[np.ndarray]) -> float:
+    """How stable an optimum is: the mean total variation between every two halvings' optima."""
+    if len(mixtures) < 2:
+        return 0.0
+    d = total_variation(np.vstack(mixtures), np.vstack(mixtures))
+    return float(d[np.triu_indices(len(mixtures), k=1)].mean())
+
+
+def robust_recommendation(
+    full: Surrogate,
+    fit: Callable[[np.ndarray], Surrogate],
+    W: np.ndarray,  # noqa: N803
+    run_ids: list[str],
+    settings: RecommenderSettings,
+    interval: IntervalFn | None,
+    level: float,
+    requested: str = AUTO,
+    prior_name: str = "uniform inside the bounds",
+    seed: int = 0,
+    halvings: int = HALVINGS,
+    known: dict[str, np.ndarray] | None = None,
+    names: Sequence[str] | None = None,
+) -> RobustChoice:
+    """Every recommender's mixture under the full-data surrogate ``full``, judged by
+    cross-fitting (``fit(rows)`` refits on rows of ``W``), and the one to train.
+
+    ``names`` default: every recommender that applies (``pessimistic`` needs a std).
+    Small dense algebra runs on one BLAS thread: SLSQP on a busy shared machine otherwise
+    spends most of its time waiting for the thread pool."""
+    start = time.perf_counter()
+    check_recommender(requested)
+    with threadpool_limits(limits=1, user_api="blas"):
+        has_std = full.std(W[:1]) is not None
+        if names is None:
+            names = [n for n in RECOMMENDERS if has_std or n != "pessimistic"]
+        if requested != AUTO and requested not in names:
+            if requested == "pessimistic" and not has_std:
+                raise MixsurrogateError(
+                    "--recommender pessimistic needs a predictor with a posterior std (e.g. gp)"
+                )
+            names = [*names, requested]
+        crossed = cross_fit(fit, W, names, settings, halvings, seed)
+        mixtures = recommend_all(full, W, settings, names, seed, known)
+        mixtures[PRIOR] = settings.prior
+        stack = np.vstack(list(mixtures.values()))
+        predicted = full.mean(stack)
+        lo, hi = interval(stack) if interval is not None else (None, None)
+    dist = total_variation(stack, W)
+    nearest = dist.argmin(axis=1)
+    reports = [
+        RecommenderReport(
+            name=name,
+            mixture=stack[i],
+            predicted=float(predicted[i]),
+            judged=float(np.mean(crossed.judged[name])),
+            judged_std=float(np.std(crossed.judged[name])),
+            in_half_predicted=float(np.mean(crossed.own[name])),
+            level=level,
+            lower=None if lo is None else float(lo[i]),
+            upper=None if hi is None else float(hi[i]),
+            nearest_run=run_ids[int(nearest[i])],
+            nearest_distance=float(dist[i, nearest[i]]),
+            stability=mean_pairwise_tv(crossed.optima[name]),
+        )
+        for i, name in enumerate(mixtures)
+    ]
+    judged = {r.name: r.judged for r in reports}
+    chosen, warning = choose(requested, judged, prior_name)
+    notes = []
+    if not has_std:
+        notes.append("pessimistic left out: the predictor has no posterior std")
+    return RobustChoice(
+        requested=requested,
+        chosen=chosen,
+        reports=reports,
+        prior_name=prior_name,
+        halvings=halvings,
+        n_runs=len(W),
+        cross_fit_seconds=crossed.seconds,
+        seconds=time.perf_counter() - start,
+        warning=warning,
+        description=describe(chosen, settings),
+        notes=notes,
+    )
