@@ -4,7 +4,8 @@ Runs already in the log are skipped, after checking that the log holds runs of t
 domains, evaluation sequences and token budget, so a log never mixes incomparable rows.
 A run is logged as pending (weights, no loss) when its training starts, so that other workers
 see it in flight, and filled in when it ends; a pending row already in the log (e.g. a proposed
-run) is trained and filled in. With ``eval_every``, intermediate checkpoints are logged as rows
+run) is trained and filled in. A run whose training fails with an error has the pending row it
+logged taken out again; an interrupted job leaves it, in flight until a rerun resumes it. With ``eval_every``, intermediate checkpoints are logged as rows
 of their own: same mixture, fewer tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
 
 Cluster array jobs: with ``shard`` I/N a worker trains rows I, I + N, I + 2N, ... (1-based, in
@@ -348,9 +349,10 @@ def train_proxy_runs(
                 checkpoint.unlink(missing_ok=True)
                 rows.append({**row, "seconds": round(result.seconds, 2)})
             barrier()
-    except BaseException:
-        # a failed or interrupted run is no longer in flight: its pending row goes (a rerun
-        # logs it again and resumes from its checkpoint); rows already filled in stay
+    except Exception:
+        # a failed run is no longer in flight: its pending row goes (a rerun logs it again and
+        # resumes from its checkpoint); rows already filled in stay. An interrupted job
+        # (KeyboardInterrupt, a killed cluster job) keeps it: it is resumed, still in flight.
         if rank == 0:
             remove_pending_runs(log, appended)
         raise
