@@ -5,8 +5,9 @@ domains, evaluation sequences and token budget, so a log never mixes incomparabl
 A run is logged as pending (weights, no loss) when its training starts, so that other workers
 see it in flight, and filled in when it ends; a pending row already in the log (e.g. a proposed
 run) is trained and filled in. A run whose training fails with an error has the pending row it
-logged taken out again; an interrupted job leaves it, in flight until a rerun resumes it. With ``eval_every``, intermediate checkpoints are logged as rows
-of their own: same mixture, fewer tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
+logged taken out again; an interrupted job leaves it, in flight until a rerun resumes it. With
+``eval_every``, intermediate checkpoints are logged as rows of their own: same mixture, fewer
+tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
 
 Cluster array jobs: with ``shard`` I/N a worker trains rows I, I + N, I + 2N, ... (1-based, in
 the mixtures file's row order), and every worker appends to the same log under its lock.
