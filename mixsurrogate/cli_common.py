@@ -26,7 +26,13 @@ class ErrorLineGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MixsurrogateError as err:
-            raise click.ClickException(str(err)) from err
+            raise click.ClickException(one_line(str(err))) from err
+
+
+def one_line(message: str) -> str:
+    """A message on one line: a library's text quoted inside it (a parser's report with the
+    offending line and a caret under it) may span several."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def console():

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import click
 
+from .cli_common import one_line
 from .errors import MixsurrogateError
 
 
@@ -30,7 +31,7 @@ def _one_line_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except MixsurrogateError as err:
-            raise click.ClickException(str(err)) from err
+            raise click.ClickException(one_line(str(err))) from err
 
     return wrapper
 

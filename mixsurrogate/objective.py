@@ -199,6 +199,17 @@ def parse_terms(spec: str) -> list[Term]:
     return [parse_term(part) for part in split_top_level(spec)]
 
 
+def yaml_problem(err: Exception) -> str:
+    """PyYAML's error in one line: what is wrong and where (its own text quotes the offending
+    lines with a caret under them, eight lines for one mistake)."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if not problem:
+        return " ".join(str(err).split())
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
 def read_objective_file(path: str) -> list[Term]:
     """An objective file (TOML, or YAML when it ends .yaml/.yml)::
 
@@ -213,14 +224,19 @@ def read_objective_file(path: str) -> list[Term]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise MixsurrogateError(f"objective file {path!r} does not exist")
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise MixsurrogateError(f"objective file {path}: not UTF-8 text ({err.reason})") from err
     if file.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise MixsurrogateError(f"objective file {path}: not valid YAML ({err})") from err
+            raise MixsurrogateError(
+                f"objective file {path}: not valid YAML ({yaml_problem(err)})"
+            ) from err
     else:
         import tomllib
 

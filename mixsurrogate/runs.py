@@ -421,6 +421,34 @@ def update_run(path: str | Path, run_id: str, values: dict) -> RunsLog:
     return log
 
 
+def remove_pending_runs(path: str | Path, run_ids: list[str]) -> list[str]:
+    """Take runs that never got a loss back out of the log, atomically and under its lock.
+
+    For a worker whose training failed: the pending rows it logged must not stay "in flight"
+    for ever (proposals would keep avoiding those mixtures). Only rows without any loss are
+    removed; a log left without rows is deleted (it held only these runs). Returns the ids
+    removed.
+    """
+    path = Path(path)
+    wanted = {str(r) for r in run_ids}
+    if not wanted or not path.exists():
+        return []
+    with log_lock(path):
+        frame = read_frame(path)
+        log = RunsLog(validate_frame(frame, source=str(path)))
+        ids = np.array([r in wanted for r in log.run_ids], dtype=bool)
+        drop = ids & log.pending_mask
+        if not drop.any():
+            return []
+        removed = [r for r, d in zip(log.run_ids, drop, strict=True) if d]
+        if drop.all():
+            path.unlink()
+        else:
+            kept = RunsLog(validate_frame(frame[~drop].reset_index(drop=True), source=str(path)))
+            atomic_write_text(path, frame_to_text(kept.frame, path))
+    return removed
+
+
 def _with_values(frame: pd.DataFrame, run_id: str, values: dict, source: str) -> pd.DataFrame:
     ids = frame["run_id"].astype(str) if "run_id" in frame.columns else pd.Series([], dtype=str)
     where = np.flatnonzero((ids == run_id).to_numpy())

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScoreStoreError
+from .folders import escapes
 
 STORE_FORMAT = "mixsurrogate-scores/1"
 EVAL_KINDS = ("val", "task")
@@ -122,6 +123,7 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise ScoreStoreError(f"{path}: not a score store (no manifest.json)")
+    check_no_link_out(path, manifest_path)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -140,15 +142,8 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
         raise ScoreStoreError(f"{manifest_path}: 'provenance' must be a JSON object")
     sets: dict[str, EvalSetScores] = {}
     for name, meta in eval_sets.items():
-        try:
-            logp = np.load(
-                path / f"{name}.logp.npy", allow_pickle=False, mmap_mode="r" if mmap else None
-            )
-            mask = np.load(path / f"{name}.mask.npy", allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise ScoreStoreError(
-                f"{path}: cannot read arrays of evaluation set {name!r} ({err})"
-            ) from err
+        logp = read_array(path, f"{name}.logp.npy", mmap)
+        mask = read_array(path, f"{name}.mask.npy")
         if logp.ndim != 3 or logp.shape[0] != len(experts) or logp.shape[1:] != mask.shape:
             raise ScoreStoreError(
                 f"{path}: evaluation set {name!r} has logp {logp.shape} and mask {mask.shape}; "
@@ -168,6 +163,39 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
         eval_id=str(manifest.get("eval_id", "")),
         provenance=provenance,
     )
+
+
+def check_no_link_out(store: Path, file: Path) -> None:
+    """Refuse a file of the store that is a link to a file outside it (see :mod:`.folders`)."""
+    target = escapes(store, file)
+    if target is not None:
+        raise ScoreStoreError(
+            f"{file}: a link to {target}, outside the score store; "
+            "a score store only reads files inside its own folder"
+        )
+
+
+def read_array(store: Path, file_name: str, mmap: bool = False) -> np.ndarray:
+    """One array file of a store, with one line for each way it can be unreadable.
+
+    A link to a file outside the store is refused (see :mod:`.folders`). A file that is not a
+    ``.npy`` array makes numpy suggest ``allow_pickle=True`` (its guess for unknown bytes),
+    advice never to follow with a file handed in by someone else: say what is wrong instead.
+    """
+    file = store / file_name
+    check_no_link_out(store, file)
+    if not file.is_file():
+        raise ScoreStoreError(f"{file}: missing from the score store")
+    try:
+        return np.load(file, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise ScoreStoreError(f"{file}: not a valid .npy array file ({err})") from err
+        raise ScoreStoreError(
+            f"{file}: not a valid .npy array file (unknown or damaged bytes)"
+        ) from err
+    except (OSError, EOFError) as err:
+        raise ScoreStoreError(f"{file}: cannot read it as a .npy array file ({err})") from err
 
 
 def _check_manifest(manifest: dict, source: Path) -> tuple[list[str], dict[str, dict], int]:

@@ -125,6 +125,10 @@ class Bounds:
                 upper[i] = float(hi) if hi else 1.0
             except ValueError as err:
                 raise MixsurrogateError(f"bad bound {spec!r}: {err}") from err
+            if not (np.isfinite(lower[i]) and np.isfinite(upper[i])):  # float() reads 'nan'
+                raise MixsurrogateError(
+                    f"bad bound {spec!r}: LO and HI must be numbers between 0 and 1"
+                )
         bounds = cls(lower, upper)
         bounds.check(domains)
         return bounds
@@ -164,7 +168,8 @@ class Bounds:
     def check(self, domains: list[str] | None = None) -> None:
         """Raise one clear error if no mixture satisfies the bounds."""
         names = domains or [str(i) for i in range(len(self.lower))]
-        bad = np.flatnonzero((self.lower < 0) | (self.upper > 1) | (self.lower > self.upper))
+        ok = (self.lower >= 0) & (self.upper <= 1) & (self.lower <= self.upper)  # False for NaN
+        bad = np.flatnonzero(~ok)
         if len(bad):
             i = int(bad[0])
             raise MixsurrogateError(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import CorpusError
-from .corpus_store import Corpus
+from .corpus_store import Corpus, check_token_ids
 
 
 class WindowSampler:
@@ -29,6 +29,7 @@ class WindowSampler:
         context: int,
         batch_size: int,
         seed: int,
+        vocab_size: int | None = None,
     ) -> None:
         active = [d for d in weights if weights[d] > 0]
         if not active:
@@ -42,6 +43,7 @@ class WindowSampler:
         self.context = context
         self.batch_size = batch_size
         self.seed = seed
+        self.vocab_size = vocab_size
         need = batch_size * (context + 1)
         for name, stream in zip(active, self.streams, strict=True):
             if len(stream) < need:
@@ -64,6 +66,10 @@ class WindowSampler:
             stream = self.streams[d]
             start = int(u * (len(stream) - span + 1))
             out[row] = stream[start : start + span]
+        if self.vocab_size is not None:  # a batch's max is cheap next to the step it feeds
+            for d in np.unique(which):
+                where = f"training stream of domain {self.domains[d]!r} (step {step})"
+                check_token_ids(out[which == d], self.vocab_size, where)
         return out
 
     def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
@@ -74,7 +80,8 @@ class WindowSampler:
 def mixture_sampler(
     corpus: Corpus, weights: dict[str, float], context: int, batch_size: int, seed: int
 ) -> WindowSampler:
-    """Sampler over the corpus training streams; unknown domains are one clear error."""
+    """Sampler over the corpus training streams; unknown domains and token ids beyond the
+    tokenizer's vocabulary (checked batch by batch) are one clear error."""
     corpus.check_domains(list(weights))
     streams = {d: corpus.tokens(d, "train") for d, w in weights.items() if w > 0}
-    return WindowSampler(streams, weights, context, batch_size, seed)
+    return WindowSampler(streams, weights, context, batch_size, seed, corpus.vocab_size)

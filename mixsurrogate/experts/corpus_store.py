@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ..errors import CorpusError
+from ..folders import escapes
 
 CORPUS_FORMAT = "mixsurrogate-corpus/1"
 SPLITS = ("train", "val")
@@ -102,8 +103,8 @@ def write_token_stream(path: Path, ids: np.ndarray) -> None:
 def inside(root: Path, relative: object, what: str) -> Path:
     """``root / relative`` for a path read from a manifest, refused unless it stays in ``root``.
 
-    A manifest can come from anyone: ``../x`` or an absolute path would make the tools read
-    (and train on, or report) files the corpus does not hold.
+    A manifest can come from anyone: ``../x``, an absolute path or a link to a file elsewhere
+    would make the tools read (and train on, or report) files the corpus does not hold.
     """
     if not isinstance(relative, str) or not relative:
         raise CorpusError(f"{root}: {what} must be a relative path, not {relative!r}")
@@ -113,7 +114,32 @@ def inside(root: Path, relative: object, what: str) -> Path:
             f"{root}: {what} {relative!r} points outside the corpus folder; "
             "a corpus only reads files inside its own folder"
         )
-    return root / posix
+    return check_no_link_out(root, root / posix, what)
+
+
+def check_no_link_out(root: Path, path: Path, what: str) -> Path:
+    """``path``, refused when it is a link to a file outside the corpus (see :mod:`..folders`)."""
+    target = escapes(root, path)
+    if target is not None:
+        raise CorpusError(
+            f"{path}: {what} is a link to {target}, outside the corpus folder; "
+            "a corpus only reads files inside its own folder"
+        )
+    return path
+
+
+def check_token_ids(ids: np.ndarray, vocab_size: int, where: str) -> None:
+    """One clear line for token ids the corpus's tokenizer cannot have made.
+
+    A model has ``vocab_size`` embeddings: a larger id (a stream written with another
+    tokenizer, or damaged) would fail deep in torch as an index error.
+    """
+    if ids.size and int(ids.max()) >= vocab_size:
+        raise CorpusError(
+            f"{where}: token id {int(ids.max())} is beyond the vocabulary of {vocab_size} ids "
+            "of the corpus's tokenizer; the stream was written with another tokenizer or is "
+            "damaged"
+        )
 
 
 def check_file_name(name: object, what: str, source: Path) -> None:
@@ -182,6 +208,7 @@ class Corpus:
             raise CorpusError(
                 f"{root}: not a corpus directory (no manifest.json); build one with 'mixsurrogate corpus build'"
             )
+        check_no_link_out(root, manifest_path, "manifest")
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -245,10 +272,17 @@ class Corpus:
         if split not in SPLITS:
             raise CorpusError(f"unknown split {split!r}; expected one of {SPLITS}")
         path = token_path(self.root, domain, split, self.token_dtype)
+        check_no_link_out(self.root, path, "token stream")
         if not path.is_file():
             raise CorpusError(f"{path}: token stream missing from the corpus")
-        if path.stat().st_size == 0:
+        size, width = path.stat().st_size, np.dtype(self.token_dtype).itemsize
+        if size == 0:
             raise CorpusError(f"domain {domain!r} has no {split} tokens")
+        if size % width:  # np.memmap would raise a bare ValueError
+            raise CorpusError(
+                f"{path}: {size} bytes is not a whole number of {self.token_dtype} token ids "
+                f"({width} bytes each); the stream is cut short or not a {self.token_dtype} stream"
+            )
         return np.memmap(path, dtype=self.token_dtype, mode="r")
 
     def _task_file(self, task: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorpusError
-from .corpus_store import Corpus
+from .corpus_store import Corpus, check_token_ids
 
 EVAL_FORMAT = "mixsurrogate-evalsets/2"  # 2: validation windows spread over the stream
 
@@ -139,6 +139,8 @@ def build_eval_suite(
         sets[domain] = val_windows(
             corpus.tokens(domain, "val"), val_sequences, context, domain, corpus.eos_id
         )
+        where = f"validation stream of domain {domain!r}"
+        check_token_ids(sets[domain].tokens, corpus.vocab_size, where)
     if corpus.tasks:
         tokenizer = corpus.tokenizer()
         for task in corpus.tasks:

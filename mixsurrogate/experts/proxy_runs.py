@@ -4,8 +4,10 @@ Runs already in the log are skipped, after checking that the log holds runs of t
 domains, evaluation sequences and token budget, so a log never mixes incomparable rows.
 A run is logged as pending (weights, no loss) when its training starts, so that other workers
 see it in flight, and filled in when it ends; a pending row already in the log (e.g. a proposed
-run) is trained and filled in. With ``eval_every``, intermediate checkpoints are logged as rows
-of their own: same mixture, fewer tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
+run) is trained and filled in. A run whose training fails with an error has the pending row it
+logged taken out again; an interrupted job leaves it, in flight until a rerun resumes it. With
+``eval_every``, intermediate checkpoints are logged as rows of their own: same mixture, fewer
+tokens, run id ``<run>@<tokens>`` (a free lower fidelity).
 
 Cluster array jobs: with ``shard`` I/N a worker trains rows I, I + N, I + 2N, ... (1-based, in
 the mixtures file's row order), and every worker appends to the same log under its lock.
@@ -25,7 +27,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MixsurrogateError, RunsLogError
-from ..runs import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, append_run, read_frame, update_run
+from ..runs import (
+    LOSS_PREFIX,
+    WEIGHT_PREFIX,
+    RunsLog,
+    append_run,
+    read_frame,
+    remove_pending_runs,
+    update_run,
+)
 from ..runs import validate_frame as validate_runs
 from ..simplex import SUM_TOLERANCE, check_mixtures
 from .batches import mixture_sampler
@@ -287,56 +297,66 @@ def train_proxy_runs(
         )
         for m in todo
     }
-    if rank == 0:  # in flight from now on: other workers' proposals count these runs as pending
-        for m in todo:
-            if experts[m.run_id] is None and m.run_id not in logged.ids:
-                append_run(log, _pending_row(m, domains, suite, preset, seed))
-    barrier()
-    rows: list[dict] = []
-    weights = {WEIGHT_PREFIX + d for d in domains}
-    for m in todo:
-        run_seed = seed if m.seed is None else m.seed
-        checkpoint = resume / f"{_safe_name(m.run_id)}.safetensors"
-        expert = experts[m.run_id]
-        if expert is not None:
-            folder, result = expert
-            model, note = load_trained(folder, dev), folder.name
-        else:
-            target = "mixture:" + json.dumps(m.weights, sort_keys=True)
-            identity = run_identity(preset, corpus, run_seed, target)
-            model = build_model(preset, corpus.vocab_size, corpus.eos_id, run_seed)
-            checkpoints = _CheckpointLogger(
-                log, m, domains, model, suite, preset, run_seed, dev, logged.ids, rows
-            )
-            result = train_loop(
-                model,
-                samplers[m.run_id],
-                preset,
-                dev,
-                identity,
-                checkpoint,
-                f"run {m.run_id}",
-                progress,
-                eval_every,
-                checkpoints,
-            )
-            note = None
-        if rank == 0:
-            losses = eval_losses(model, suite, preset.eval.batch_size, dev)
-            notes = f"preset={preset.name}" + (
-                f"; the expert of {note} (identical training)" if note else ""
-            )
-            row = _run_row(
-                m, domains, losses, model, result.tokens, result.steps, run_seed, suite, notes
-            )
-            if expert is not None and m.run_id not in logged.ids:
-                append_run(log, row)
-            else:  # the pending row this run (or a proposal) logged before training
-                filled = {k: v for k, v in row.items() if k != "run_id" and k not in weights}
-                update_run(log, m.run_id, filled)
-            checkpoint.unlink(missing_ok=True)
-            rows.append({**row, "seconds": round(result.seconds, 2)})
+    appended: list[str] = []  # the pending rows this call logs (a proposal's are not ours)
+    try:
+        if rank == 0:  # in flight from now on: other workers' proposals count them as pending
+            for m in todo:
+                if experts[m.run_id] is None and m.run_id not in logged.ids:
+                    append_run(log, _pending_row(m, domains, suite, preset, seed))
+                    appended.append(m.run_id)
         barrier()
+        rows: list[dict] = []
+        weights = {WEIGHT_PREFIX + d for d in domains}
+        for m in todo:
+            run_seed = seed if m.seed is None else m.seed
+            checkpoint = resume / f"{_safe_name(m.run_id)}.safetensors"
+            expert = experts[m.run_id]
+            if expert is not None:
+                folder, result = expert
+                model, note = load_trained(folder, dev), folder.name
+            else:
+                target = "mixture:" + json.dumps(m.weights, sort_keys=True)
+                identity = run_identity(preset, corpus, run_seed, target)
+                model = build_model(preset, corpus.vocab_size, corpus.eos_id, run_seed)
+                checkpoints = _CheckpointLogger(
+                    log, m, domains, model, suite, preset, run_seed, dev, logged.ids, rows
+                )
+                result = train_loop(
+                    model,
+                    samplers[m.run_id],
+                    preset,
+                    dev,
+                    identity,
+                    checkpoint,
+                    f"run {m.run_id}",
+                    progress,
+                    eval_every,
+                    checkpoints,
+                )
+                note = None
+            if rank == 0:
+                losses = eval_losses(model, suite, preset.eval.batch_size, dev)
+                notes = f"preset={preset.name}" + (
+                    f"; the expert of {note} (identical training)" if note else ""
+                )
+                row = _run_row(
+                    m, domains, losses, model, result.tokens, result.steps, run_seed, suite, notes
+                )
+                if expert is not None and m.run_id not in logged.ids:
+                    append_run(log, row)
+                else:  # the pending row this run (or a proposal) logged before training
+                    filled = {k: v for k, v in row.items() if k != "run_id" and k not in weights}
+                    update_run(log, m.run_id, filled)
+                checkpoint.unlink(missing_ok=True)
+                rows.append({**row, "seconds": round(result.seconds, 2)})
+            barrier()
+    except Exception:
+        # a failed run is no longer in flight: its pending row goes (a rerun logs it again and
+        # resumes from its checkpoint); rows already filled in stay. An interrupted job
+        # (KeyboardInterrupt, a killed cluster job) keeps it: it is resumed, still in flight.
+        if rank == 0:
+            remove_pending_runs(log, appended)
+        raise
     if resume.is_dir() and not any(resume.iterdir()):
         try:
             resume.rmdir()

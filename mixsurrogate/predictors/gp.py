@@ -28,13 +28,16 @@ from contextlib import contextmanager
 import gpytorch
 import numpy as np
 import torch
+from botorch.exceptions.errors import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim.fit import fit_gpytorch_mll_scipy
-from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.constraints import GreaterThan
+from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
+from linear_operator.utils.errors import NotPSDError
 from scipy.stats import norm
 
 from ..errors import MixsurrogateError
@@ -48,6 +51,9 @@ PREDICT_CHUNK = 256  # query points per posterior call, see GPPredictor._posteri
 
 #: starts of the multi-start refit after a failed first attempt (see GPPredictor._fitted_model)
 RETRY_STARTS = 8
+#: the lengthscale floor of the fallback fit when every attempt failed: the floor BoTorch's own
+#: default kernels carry "for numerical stability" (see ``floor_lengthscales``)
+LENGTHSCALE_FLOOR = 2.5e-2
 #: below this many runs a GP runs on one torch thread (see ``one_thread_if_small``)
 SMALL_GP_ROWS = 2048
 #: ``cv``: the posterior predictive std scaled by the conformal quantile of standardised
@@ -85,6 +91,26 @@ def transform_weights(W: np.ndarray, kind: str, eps: float) -> np.ndarray:  # no
     raise MixsurrogateError(
         f"unknown GP input transform {kind!r}; choose from {', '.join(INPUT_TRANSFORMS)}"
     )
+
+
+class GPFitError(MixsurrogateError):
+    """No hyper-parameters could be fitted, even in the fallback (one line for the CLI)."""
+
+
+def floor_lengthscales(model: torch.nn.Module, floor: float = LENGTHSCALE_FLOOR) -> None:
+    """Bound every kernel lengthscale of ``model`` below by ``floor`` (as L-BFGS-B bounds).
+
+    Our kernels leave lengthscales free, as fitted on RegMix. But an L-BFGS step can send one
+    towards 0 (1e-16 to 1e-49 seen on RegMix's pubmed_abstracts), where the kernel's distances
+    lose every digit and the Cholesky fails even with added jitter; which attempts do so hangs
+    on round-off (weights re-read from RegMix's own files, 3e-16 apart from the built-in log,
+    failed every attempt on one machine). BoTorch's default kernels carry this floor.
+    """
+    for module in model.modules():
+        if isinstance(module, Kernel) and module.has_lengthscale:
+            start = module.lengthscale.detach().clamp_min(floor)
+            module.register_constraint("raw_lengthscale", GreaterThan(floor, transform=None))
+            module.lengthscale = start
 
 
 def warning_label(warning: warnings.WarningMessage) -> str:
@@ -282,13 +308,22 @@ class GPPredictor(MixturePredictor):
         its tolerance is met and the predictions stop moving (measured on RegMix). Hitting
         the cap (and any other optimiser warning) is accepted rather than treated as a
         failure, but counted in ``fit_notes_``, as are retries and other warnings.
+
+        When no attempt is kept (each hit a kernel matrix that is not p.d.), the multi-start
+        is redone with lengthscales bounded below (``floor_lengthscales``) and a note says
+        so; only if that fails too does a ``GPFitError`` say why. Fits that succeed without
+        it are untouched by it.
         """
-        attempts = 0
+        attempts = failures = 0
 
         def counted_optimizer(mll, closure=None, **kwargs):
-            nonlocal attempts
+            nonlocal attempts, failures
             attempts += 1
-            return fit_gpytorch_mll_scipy(mll, closure=closure, **kwargs)
+            try:
+                return fit_gpytorch_mll_scipy(mll, closure=closure, **kwargs)
+            except NotPSDError:  # BoTorch drops the attempt and logs it at DEBUG level only
+                failures += 1
+                raise
 
         accepted: list[str] = []
 
@@ -296,17 +331,24 @@ class GPPredictor(MixturePredictor):
             accepted.append(warning_label(warning))
             return True
 
-        def fit(**options) -> SingleTaskGP:
+        def fit(floor: bool = False, **options) -> SingleTaskGP | None:
+            """The fitted model, or None when every attempt failed."""
             model = self._model(X, Y)
-            fit_gpytorch_mll(
-                ExactMarginalLogLikelihood(model.likelihood, model),
-                optimizer=counted_optimizer,
-                optimizer_kwargs={"options": {"maxiter": self.max_iter}},
-                warning_handler=accept,
-                **options,
-            )
+            if floor:
+                floor_lengthscales(model)
+            try:
+                fit_gpytorch_mll(
+                    ExactMarginalLogLikelihood(model.likelihood, model),
+                    optimizer=counted_optimizer,
+                    optimizer_kwargs={"options": {"maxiter": self.max_iter}},
+                    warning_handler=accept,
+                    **options,
+                )
+            except ModelFittingError:
+                return None
             return model
 
+        labels: list[str] = []
         with (
             torch.random.fork_rng(devices=[]),
             warnings.catch_warnings(record=True) as other,
@@ -316,19 +358,32 @@ class GPPredictor(MixturePredictor):
             model = fit()
             if attempts > 1 and not restart:
                 raise RuntimeError("the first attempt failed")
-            if attempts > 1:
+            if model is not None and attempts > 1:
                 # The first attempt failed and BoTorch kept the first restart that did not,
                 # which can be a noise-only optimum (RegMix stackexchange: Spearman 0.38).
                 # Rare, so afford a proper multi-start: the best marginal likelihood of
                 # RETRY_STARTS attempts from prior samples (still seeded).
                 restarts = attempts - 1
                 model = fit(max_attempts=RETRY_STARTS, pick_best_of_all_attempts=True)
-                labels = [
-                    f"first attempt failed ({restarts} restart(s)); kept the best of "
-                    f"{RETRY_STARTS} starts"
-                ]
-            else:
-                labels = []
+                if model is not None:
+                    labels.append(
+                        f"first attempt failed ({restarts} restart(s)); kept the best of "
+                        f"{RETRY_STARTS} starts"
+                    )
+            if model is None:  # every attempt failed: bounded lengthscales, a fresh multi-start
+                tried, failed = attempts, failures
+                model = fit(floor=True, max_attempts=RETRY_STARTS, pick_best_of_all_attempts=True)
+                if model is None:
+                    raise GPFitError(
+                        f"GP fit failed: {failed} of {tried} marginal-likelihood attempts hit a "
+                        "kernel matrix that is not positive definite, and all "
+                        f"{RETRY_STARTS} more with lengthscales >= {LENGTHSCALE_FLOOR:g}"
+                    )
+                labels.append(
+                    f"no fit kept ({failed} of {tried} attempts hit a kernel matrix not p.d.); "
+                    f"refitted with lengthscales >= {LENGTHSCALE_FLOOR:g}, best of "
+                    f"{RETRY_STARTS} starts ({failures - failed} of them failed)"
+                )
         self._note_fit(labels + accepted + [warning_label(w) for w in other])
         return model
 
