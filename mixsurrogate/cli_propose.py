@@ -318,9 +318,9 @@ def propose(
             result, runs_log, PredictorSpec(predictor), obj, bounds, feature_fn, seed,
             recommender, prior,
         )  # fmt: skip
-    if not no_ledger and not log.startswith("regmix:"):
-        from .proposal.ledger import append_entries, entries_for, ledger_path
+    from .proposal.ledger import append_entries, entries_for, keeps_ledger, ledger_path
 
+    if not no_ledger and keeps_ledger(log):
         append_entries(ledger_path(log), entries_for(result, runs_log, log, obj, predictor))
     show_proposal(result, runs_log, obj, as_json, plot_path, bounds)
 

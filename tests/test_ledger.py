@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from mixsurrogate.cli import main
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.proposal.ledger import (
+    PACKAGE_DIR,
+    keeps_ledger,
     LedgerEntry,
     append_entries,
     audit,
@@ -135,3 +137,12 @@ def test_concurrent_appends_all_land(tmp_path):
     for t in threads:
         t.join()
     assert sorted(e.run_id for e in read_ledger(path)) == [f"t{i}" for i in range(8)]
+
+
+def test_no_ledger_is_written_beside_a_built_in_log():
+    """A proposal on a log shipped inside the package, or on regmix:, writes nothing there."""
+    builtin = PACKAGE_DIR / "data" / "realtext" / "runs.csv"
+    assert builtin.exists()
+    assert not keeps_ledger(str(builtin))
+    assert not keeps_ledger("regmix:train-1m")
+    assert keeps_ledger("my-runs.csv")

@@ -36,6 +36,18 @@ def ledger_path(log_path: str | Path) -> Path:
     return path.with_name(path.name + LEDGER_SUFFIX)
 
 
+#: the package's own files (the built-in logs): never written beside
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def keeps_ledger(log: str) -> bool:
+    """A ledger is kept beside a user's log file, never beside a built-in log (``regmix:``, or a
+    file shipped inside the package: writing there would change the installed package)."""
+    if ":" in log and not Path(log).exists():
+        return False
+    return not Path(log).resolve().is_relative_to(PACKAGE_DIR)
+
+
 def log_hash(log_path: str | Path) -> str:
     """sha256 of the log file's bytes (which log state a prediction was made on)."""
     return hashlib.sha256(Path(log_path).read_bytes()).hexdigest()
