@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mixsurrogate.constraints import NoWorseThan, bind, parse_reference
-from mixsurrogate.datasets import regmix_runs
-from mixsurrogate.evaluate import PredictorSpec
+from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
-from mixsurrogate.propose import FittedObjective, best_mixture
+from mixsurrogate.proposal.constraints import NoWorseThan, bind, parse_reference
+from mixsurrogate.proposal.propose import FittedObjective, best_mixture
+from mixsurrogate.runs.builtin import regmix_runs
 from mixsurrogate.simplex import Bounds
 
 OBJECTIVES = {

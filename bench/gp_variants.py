@@ -40,11 +40,11 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.priors import LogNormalPrior
 from scipy.stats import spearmanr
 
-from mixsurrogate.datasets import regmix_runs
 from mixsurrogate.predictors import make_predictor
 from mixsurrogate.predictors.base import check_weights
 from mixsurrogate.predictors.gp import GPPredictor, gaussian_interval
 from mixsurrogate.predictors.laws import DMLPredictor
+from mixsurrogate.runs.builtin import regmix_runs
 
 
 class GPLawPredictor(GPPredictor):

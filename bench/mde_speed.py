@@ -42,9 +42,9 @@ import numpy as np
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from mixsurrogate import mde
-from mixsurrogate.mde_terms import token_terms
-from mixsurrogate.scores import EvalSetScores
+from mixsurrogate.mde import evaluator as mde
+from mixsurrogate.mde.store import EvalSetScores
+from mixsurrogate.mde.terms import token_terms
 from mixsurrogate.simplex import dirichlet_simplex
 
 FOLD = mde.FOLD_MAX

@@ -18,8 +18,8 @@ import time
 import numpy as np
 from scipy.stats import spearmanr
 
-from mixsurrogate.datasets import regmix_runs
 from mixsurrogate.predictors import make_predictor
+from mixsurrogate.runs.builtin import regmix_runs
 
 
 def parse(spec: str) -> tuple[str, dict]:

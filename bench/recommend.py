@@ -24,13 +24,13 @@ import numpy as np
 from scipy.stats import bootstrap
 
 from mixsurrogate.cpu import cap_cpu_threads
-from mixsurrogate.datasets import regmix_runs
-from mixsurrogate.evaluate import PredictorSpec
+from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
 from mixsurrogate.proposal.modes import robust_exploit, robust_explore, robust_prior
+from mixsurrogate.proposal.propose import propose_exploit
 from mixsurrogate.proposal.recommenders import RecommenderSettings, default_kl_lambda
 from mixsurrogate.proposal.robust import robust_recommendation
-from mixsurrogate.propose import propose_exploit
+from mixsurrogate.runs.builtin import regmix_runs
 from mixsurrogate.search.campaign import CampaignData, propose_next_runs
 from mixsurrogate.search.model import ObjectiveModel
 from mixsurrogate.search.oracle import regmix_oracle

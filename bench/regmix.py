@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixsurrogate import evaluate, plots
-from mixsurrogate.datasets import regmix_runs
-from mixsurrogate.metrics import json_safe
+from mixsurrogate.evaluation import plots
+from mixsurrogate.evaluation import protocol as evaluate
+from mixsurrogate.evaluation.metrics import json_safe
+from mixsurrogate.evaluation.report import with_interval
 from mixsurrogate.objective import Objective
 from mixsurrogate.predictors import RATE_PREDICTORS, make_predictor
 from mixsurrogate.predictors.laws import _MAX_EXPONENT, dml_grid_starts, dml_predict, huber
 from mixsurrogate.predictors.multitarget import MultiTargetPredictor
-from mixsurrogate.propose import propose_exploit
-from mixsurrogate.report import with_interval
+from mixsurrogate.proposal.propose import propose_exploit
+from mixsurrogate.runs.builtin import regmix_runs
 
 RESULTS = Path(__file__).parent / "results"
 TEST_SETS = {"1M (256)": "test-1m", "60M (256)": "test-60m", "1B (64)": "test-1b"}

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mixsurrogate import evaluate
-from mixsurrogate.fidelity import REGMIX_FIDELITY, regmix_all_scales
-from mixsurrogate.metrics import json_safe
-from mixsurrogate.runs import save_runs
+from mixsurrogate.evaluation import protocol as evaluate
+from mixsurrogate.evaluation.metrics import json_safe
+from mixsurrogate.runs.fidelity import REGMIX_FIDELITY, regmix_all_scales
+from mixsurrogate.runs.log import save_runs
 
 KS = (0, 8, 16, 32)
 TARGET = "pile_cc"

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixsurrogate.metrics import bootstrap_mean_ci, json_safe
+from mixsurrogate.evaluation.metrics import bootstrap_mean_ci, json_safe
 from mixsurrogate.search.loop import run_campaign
 from mixsurrogate.search.optimum import global_minimum
 from mixsurrogate.search.oracle import grouped_oracle, regmix_oracle

@@ -45,8 +45,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mixsurrogate.fidelity import CostModel, FidelityMenu
-from mixsurrogate.metrics import json_safe
+from mixsurrogate.evaluation.metrics import json_safe
+from mixsurrogate.runs.fidelity import CostModel, FidelityMenu
 from mixsurrogate.search.multifidelity import exploration_flops, propose_multifidelity
 from mixsurrogate.search.multiscale_oracle import REGMIX_SCALES, regmix_multiscale_oracle
 from mixsurrogate.simplex import Bounds

@@ -24,7 +24,7 @@ DATA = ROOT / "mixsurrogate" / "data" / "regmix"
 
 
 def commands(out_dir: Path) -> dict[str, list[str]]:
-    cli = [sys.executable, "-m", "mixsurrogate.cli"]
+    cli = [sys.executable, "-m", "mixsurrogate.cli.main"]
     pair = [str(DATA / "train_mixture_1m.csv"), str(DATA / "train_pile_loss_1m.csv")]
     return {
         "python -c pass": [sys.executable, "-c", "pass"],

@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mixsurrogate.corpus.evalsets import build_eval_suite
+from mixsurrogate.corpus.store import CORPUS_FORMAT, Corpus, token_path, write_token_stream
 from mixsurrogate.experts.batches import mixture_sampler
 from mixsurrogate.experts.checkpoints import save_checkpoint
-from mixsurrogate.experts.corpus_store import CORPUS_FORMAT, Corpus, token_path, write_token_stream
-from mixsurrogate.experts.evalsets import build_eval_suite
 from mixsurrogate.experts.lm_eval import eval_losses
 from mixsurrogate.experts.model import build_model, count_params, next_token_loss, select_device
 from mixsurrogate.experts.presets import load_preset

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, plots
-from .datasets import regmix_runs
+from .evaluation import plots
+from .evaluation import protocol as evaluate
 from .objective import Objective
-from .propose import Proposal, propose_exploit
+from .proposal.propose import Proposal, propose_exploit
+from .runs.builtin import regmix_runs
 
 DEMO_PREDICTORS = ("mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix")
 DEMO_TARGET = "pile_cc"
@@ -119,10 +120,10 @@ def mde_demo(
     A ``seeds.csv`` beside the runs log (repeated seeds of some mixtures) adds the seed-noise
     floor and the noise ceiling on Spearman to the description and the plot.
     """
-    from .features import MDEFeatureMap
-    from .noise import noise_ceiling, noise_floor
-    from .runs import load_runs
-    from .scores import load_scores
+    from .evaluation.noise import noise_ceiling, noise_floor
+    from .mde.features import MDEFeatureMap
+    from .mde.store import load_scores
+    from .runs.log import load_runs
 
     out_dir = Path(out_dir)
     log = load_runs(runs_path)

@@ -1,6 +1,6 @@
 """Tiny synthetic corpora and presets for the expert tests (no network, seconds to build).
 
-The corpus follows the contract of ``mixsurrogate.experts.corpus_store`` without using the corpus
+The corpus follows the contract of ``mixsurrogate.corpus.store`` without using the corpus
 builder: two domains with disjoint styles (words vs arithmetic), so an expert clearly prefers
 its own domain after a few dozen steps, and one end-task set of prompt/answer items.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from mixsurrogate.experts.corpus_store import (
+from mixsurrogate.corpus.store import (
     CORPUS_FORMAT,
     file_sha256,
     token_path,

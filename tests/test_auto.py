@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixsurrogate import evaluate, predictors
+from mixsurrogate import predictors
 from mixsurrogate.errors import NotEnoughRunsError
+from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.predictors import make_predictor
 from mixsurrogate.predictors.linear import LinearPredictor
-from mixsurrogate.runs import RunsLog
+from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import dirichlet_simplex
 
 SLOPE = np.array([0.8, -0.3, 0.2, -0.5])

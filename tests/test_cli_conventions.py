@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 
 HEAVY = ("torch", "botorch", "gpytorch", "transformers", "pandas", "scipy", "sklearn",
          "lightgbm", "matplotlib", "pyarrow", "cvxpy")  # fmt: skip
@@ -35,14 +35,14 @@ def test_every_command_has_json():
 def test_help_and_runs_import_start_without_the_heavy_libraries():
     """What makes ``--help`` slow is importing torch, botorch, pandas, scipy...; none of them
     may be imported before a command runs (``bench/startup.py`` measures the time)."""
-    code = f"import sys, mixsurrogate.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, mixsurrogate.cli.main; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_jobs_caps_torch_and_the_loaded_thread_pools(tmp_path):
     code = (
-        "from mixsurrogate.cli import main; "
+        "from mixsurrogate.cli.main import main; "
         f"main(['--jobs', '1', 'runs', 'design', '--domains', 'a,b', '-n', '2', {str(tmp_path / 'm.csv')!r}], "
         "standalone_mode=False); "
         "import os, torch, threadpoolctl; "

@@ -10,8 +10,11 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import norm
 
-from mixsurrogate.cli import main
-from mixsurrogate.constraints import (
+from mixsurrogate.cli.main import main
+from mixsurrogate.errors import MixsurrogateError
+from mixsurrogate.evaluation.protocol import PredictorSpec
+from mixsurrogate.objective import Objective
+from mixsurrogate.proposal.constraints import (
     OutcomeConstraints,
     bind,
     parse_no_worse_than,
@@ -20,11 +23,8 @@ from mixsurrogate.constraints import (
     probability_feasible,
     uniform_in_bounds,
 )
-from mixsurrogate.errors import MixsurrogateError
-from mixsurrogate.evaluate import PredictorSpec
-from mixsurrogate.objective import Objective
-from mixsurrogate.propose import minimise_on_simplex, propose_exploit
-from mixsurrogate.runs import RunsLog
+from mixsurrogate.proposal.propose import minimise_on_simplex, propose_exploit
+from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
 T = 0.02

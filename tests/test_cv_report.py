@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate import evaluate
-from mixsurrogate.cli import main
-from mixsurrogate.datasets import regmix_runs
-from mixsurrogate.metrics import BATCH_METRIC_FUNCTIONS, METRIC_FUNCTIONS
-from mixsurrogate.runs import LogMetadata, save_log_metadata
+from mixsurrogate.cli.main import main
+from mixsurrogate.evaluation import protocol as evaluate
+from mixsurrogate.evaluation.metrics import BATCH_METRIC_FUNCTIONS, METRIC_FUNCTIONS
+from mixsurrogate.runs.builtin import regmix_runs
+from mixsurrogate.runs.log import LogMetadata, save_log_metadata
 from mixsurrogate.simplex import sobol_simplex
 
 DOMAINS = ["web", "code", "books", "wiki"]

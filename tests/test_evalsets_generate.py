@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixsurrogate.experts.evalsets import task_sequences, val_windows
-from mixsurrogate.runs import load_runs
+from mixsurrogate.corpus.evalsets import task_sequences, val_windows
+from mixsurrogate.runs.log import load_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from experts_fixtures import make_corpus, tiny_preset  # noqa: E402

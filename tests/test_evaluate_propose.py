@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate import evaluate
-from mixsurrogate.cli import main
-from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.cli.main import main
+from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.objective import Objective
-from mixsurrogate.propose import propose_exploit
-from mixsurrogate.runs import RunsLog
+from mixsurrogate.proposal.propose import propose_exploit
+from mixsurrogate.runs.builtin import regmix_runs
+from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.search.campaign import CampaignData, propose_next_runs
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
@@ -190,8 +190,8 @@ def _realtext():
 
 
 def test_cli_zero_run_mode_beats_uniform_and_vertices_on_the_mde_objective():
-    from mixsurrogate.features import MDEFeatureMap
-    from mixsurrogate.scores import load_scores
+    from mixsurrogate.mde.features import MDEFeatureMap
+    from mixsurrogate.mde.store import load_scores
 
     _, scores = _realtext()
     result = CliRunner().invoke(
@@ -293,9 +293,9 @@ def test_cli_propose_max_epochs_needs_corpus_and_caps_shares(tmp_path):
 def test_mde_predictor_reads_its_own_sets_column_whatever_the_target_order():
     """A target that is not first among the log's sets must read its own MDE column (it read
     column j of the fitted targets, i.e. another set's, before)."""
-    from mixsurrogate.cli_common import mde_features
+    from mixsurrogate.cli.common import mde_features
     from mixsurrogate.predictors.multitarget import MultiTargetPredictor
-    from mixsurrogate.runs import load_runs
+    from mixsurrogate.runs.log import load_runs
 
     runs, scores = _realtext()
     log = load_runs(runs)

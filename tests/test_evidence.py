@@ -15,15 +15,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mixsurrogate import evaluate
-from mixsurrogate.cli import main
-from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.cli.main import main
+from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.objective import Objective
 from mixsurrogate.predictors import gp as gp_module
 from mixsurrogate.predictors import make_predictor
 from mixsurrogate.predictors.gp import GPPredictor
 from mixsurrogate.predictors.multitarget import MultiTargetPredictor
-from mixsurrogate.runs import RunsLog
+from mixsurrogate.runs.builtin import regmix_runs
+from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import sobol_simplex
 
 
@@ -318,7 +318,7 @@ def test_merging_evaluations_run_apart_equals_one_evaluation():
 
 
 def test_noise_floor_interval_widens_with_few_repeats():
-    from mixsurrogate.noise import noise_floor
+    from mixsurrogate.evaluation.noise import noise_floor
 
     rng = np.random.default_rng(0)
     W = np.repeat(sobol_simplex(3, 2, seed=0), 4, axis=0)  # noqa: N806 - 3 mixtures x 4 seeds

@@ -15,19 +15,19 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mixsurrogate.cli_experts import experts, runs_train
+from mixsurrogate.cli.experts import experts, runs_train
+from mixsurrogate.corpus.evalsets import build_eval_suite, task_sequences
+from mixsurrogate.corpus.store import Corpus
 from mixsurrogate.errors import CorpusError, MixsurrogateError, ScoreStoreError
 from mixsurrogate.experts.batches import WindowSampler, mixture_sampler
 from mixsurrogate.experts.checkpoints import CheckpointError, read_checkpoint_meta, save_checkpoint
-from mixsurrogate.experts.corpus_store import Corpus
-from mixsurrogate.experts.evalsets import build_eval_suite, task_sequences
 from mixsurrogate.experts.model import build_model, count_params, select_device
 from mixsurrogate.experts.presets import PresetError, list_presets, load_preset
 from mixsurrogate.experts.proxy_runs import train_proxy_runs
 from mixsurrogate.experts.score import score_experts
 from mixsurrogate.experts.train import learning_rate, make_optimizer, train_experts, train_loop
-from mixsurrogate.runs import load_runs
-from mixsurrogate.scores import load_scores
+from mixsurrogate.mde.store import load_scores
+from mixsurrogate.runs.log import load_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
@@ -201,7 +201,7 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 torch.set_num_threads(1)
 from mixsurrogate.experts.batches import WindowSampler, mixture_sampler
-from mixsurrogate.experts.corpus_store import Corpus
+from mixsurrogate.corpus.store import Corpus
 from mixsurrogate.experts.model import build_model
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.train import train_loop
@@ -458,7 +458,7 @@ def test_demo_from_scratch_end_to_end(tmp_path):
     The corpus is placed first (the pypi build is what test_corpus covers), so the pipeline
     resumes after its corpus step like an interrupted run would.
     """
-    from mixsurrogate.cli import main
+    from mixsurrogate.cli.main import main
 
     work = tmp_path / "work"
     make_corpus(work / "corpus")
@@ -474,7 +474,7 @@ def test_demo_from_scratch_end_to_end(tmp_path):
     assert (tmp_path / "out" / "proposal.png").is_file()
     assert "on objective" in result.output and "gp+mde" in result.output
     # a second call finds everything done and trains nothing
-    from mixsurrogate.pipeline import build_from_scratch
+    from mixsurrogate.experts.pipeline import build_from_scratch
 
     said: list[str] = []
     build_from_scratch(work, str(preset), 5, say=said.append)

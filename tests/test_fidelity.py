@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
-from mixsurrogate.fidelity import (
+from mixsurrogate.evaluation.splits import parse_where, where_mask, where_split
+from mixsurrogate.predictors import RATE_PREDICTORS, make_predictor
+from mixsurrogate.predictors.mfgp import stratified_rows
+from mixsurrogate.runs.fidelity import (
     CostModel,
     Fidelity,
     FidelityMenu,
@@ -18,10 +21,7 @@ from mixsurrogate.fidelity import (
     format_size,
     parse_size,
 )
-from mixsurrogate.predictors import RATE_PREDICTORS, make_predictor
-from mixsurrogate.predictors.mfgp import stratified_rows
-from mixsurrogate.runs import RunsLog, save_runs
-from mixsurrogate.splits import parse_where, where_mask, where_split
+from mixsurrogate.runs.log import RunsLog, save_runs
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def _multiscale_log(n_small=40, n_large=12, seed=0) -> RunsLog:
 def test_mfgp_predicts_the_large_scale_from_small_runs_and_a_few_large_ones():
     from scipy.stats import spearmanr
 
-    from mixsurrogate import evaluate
+    from mixsurrogate.evaluation import protocol as evaluate
 
     log = _multiscale_log(n_small=40, n_large=20)
     train = np.arange(48)  # 40 small runs and 8 large ones

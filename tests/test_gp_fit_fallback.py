@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from linear_operator.utils.errors import NotPSDError
 from scipy.stats import spearmanr
 
-from mixsurrogate.cli import main
-from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.predictors import gp as gp_module
 from mixsurrogate.predictors.gp import LENGTHSCALE_FLOOR, GPPredictor
-from mixsurrogate.runs import save_runs
+from mixsurrogate.runs.builtin import regmix_runs
+from mixsurrogate.runs.log import save_runs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -103,6 +103,6 @@ def test_cv_reports_the_fallback_in_a_note(regmix, monkeypatch, tmp_path):
     save_runs(log, path)
     result = CliRunner().invoke(main, ["cv", str(path), "-p", "gp", "-t", TARGET, "--folds", "2"])
     assert result.exit_code == 0, result.output
-    notes = [line for line in result.output.splitlines() if line.startswith("note: gp on")]
+    notes = [line for line in result.output.splitlines() if line.startswith(f"note: gp on {TARGET}")]
     assert len(notes) == 1 and "no fit kept (5 of 5 attempts" in notes[0], result.output
     assert "[2 of 2 fits]" in notes[0]

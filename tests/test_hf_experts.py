@@ -21,14 +21,14 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from mixsurrogate.cli_experts import experts
+from mixsurrogate.cli.experts import experts
+from mixsurrogate.corpus.evalsets import build_eval_suite
+from mixsurrogate.corpus.store import Corpus
 from mixsurrogate.errors import ExpertError
-from mixsurrogate.experts.corpus_store import Corpus
-from mixsurrogate.experts.evalsets import build_eval_suite
 from mixsurrogate.experts.hf_import import import_experts, parse_model_args
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.score import score_experts
-from mixsurrogate.scores import load_scores
+from mixsurrogate.mde.store import load_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from experts_fixtures import EOS, make_corpus, tiny_preset  # noqa: E402

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError, RunsLogError
-from mixsurrogate.import_columns import safe_name
-from mixsurrogate.importers import (
+from mixsurrogate.runs.columns import safe_name
+from mixsurrogate.runs.importers import (
     PILE_DISPLAY_NAMES,
     from_csv,
     from_olmix,
@@ -24,7 +24,7 @@ from mixsurrogate.importers import (
     import_runs,
     write_import,
 )
-from mixsurrogate.runs import (
+from mixsurrogate.runs.log import (
     LogMetadata,
     import_regmix,
     load_log_metadata,

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixsurrogate import evaluate
 from mixsurrogate.errors import MixsurrogateError
+from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.predictors import make_predictor
 from mixsurrogate.predictors.intervals import conformal_quantile
-from mixsurrogate.runs import RunsLog
+from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import dirichlet_simplex
 
 SLOPE = np.array([0.8, -0.3, 0.2, -0.5])
@@ -99,7 +99,7 @@ def test_cv_reports_coverage_and_width_per_cell():
 
 def test_proposal_carries_a_conformal_interval_of_its_objective():
     from mixsurrogate.objective import Objective
-    from mixsurrogate.propose import propose_exploit
+    from mixsurrogate.proposal.propose import propose_exploit
 
     W, y = noisy_linear(40, seed=5)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])
@@ -121,7 +121,7 @@ def test_fit_reports_the_interval_half_width():
 
     from click.testing import CliRunner
 
-    from mixsurrogate.cli import main
+    from mixsurrogate.cli.main import main
 
     result = CliRunner().invoke(
         main, ["fit", "regmix:test-1b", "-p", "linear", "-t", "pile_cc", "--interval", "0.8",

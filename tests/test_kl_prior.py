@@ -10,15 +10,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate import kl_prior, predictors
-from mixsurrogate.cli import main
+from mixsurrogate import predictors
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
-from mixsurrogate.evaluate import PredictorSpec
-from mixsurrogate.kl_prior import KLSetting, Prior, kl_divergence, parse_kl, resolve_prior
+from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
 from mixsurrogate.predictors.linear import LinearPredictor
-from mixsurrogate.propose import FittedObjective, propose_exploit
-from mixsurrogate.runs import RunsLog
+from mixsurrogate.proposal import kl_prior
+from mixsurrogate.proposal.kl_prior import KLSetting, Prior, kl_divergence, parse_kl, resolve_prior
+from mixsurrogate.proposal.propose import FittedObjective, propose_exploit
+from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
 DOMAINS = ["d0", "d1", "d2", "d3"]

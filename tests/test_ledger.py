@@ -10,18 +10,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.proposal.ledger import (
     PACKAGE_DIR,
-    keeps_ledger,
     LedgerEntry,
     append_entries,
     audit,
+    keeps_ledger,
     ledger_path,
     read_ledger,
 )
-from mixsurrogate.runs import load_runs
+from mixsurrogate.runs.log import load_runs
 from mixsurrogate.simplex import sobol_simplex
 
 DOMAINS = ["d0", "d1", "d2", "d3"]

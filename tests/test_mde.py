@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, logsumexp
 
-from mixsurrogate import mde, mde_engine
 from mixsurrogate.errors import MixsurrogateError, ScoreStoreError
-from mixsurrogate.features import MDEFeatureMap
-from mixsurrogate.mde import (
+from mixsurrogate.mde import engine as mde_engine
+from mixsurrogate.mde import evaluator as mde
+from mixsurrogate.mde.evaluator import (
     MDEEvaluator,
     sequence_mde_loss,
     token_mde_loss,
     windowed_mde_loss,
 )
-from mixsurrogate.scores import EvalSetScores, load_scores, write_scores
+from mixsurrogate.mde.features import MDEFeatureMap
+from mixsurrogate.mde.store import EvalSetScores, load_scores, write_scores
 
 K, S, T, V = 3, 7, 24, 40
 

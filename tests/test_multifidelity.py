@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
-from mixsurrogate.fidelity import CostModel, Fidelity, FidelityMenu
-from mixsurrogate.runs import RunsLog, save_runs
+from mixsurrogate.runs.fidelity import CostModel, Fidelity, FidelityMenu
+from mixsurrogate.runs.log import RunsLog, save_runs
 from mixsurrogate.search.multifidelity import (
     augmented_ei,
     exploration_flops,

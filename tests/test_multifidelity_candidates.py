@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixsurrogate.fidelity import Fidelity, FidelityMenu
+from mixsurrogate.runs.fidelity import Fidelity, FidelityMenu
 from mixsurrogate.search import multifidelity as mf
 from mixsurrogate.simplex import Bounds
 

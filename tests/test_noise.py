@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from mixsurrogate.errors import RunsLogError
-from mixsurrogate.noise import noise_ceiling, seed_noise
+from mixsurrogate.evaluation.noise import noise_ceiling, seed_noise
 from mixsurrogate.objective import Objective
-from mixsurrogate.runs import RunsLog, validate_frame
+from mixsurrogate.runs.log import RunsLog, validate_frame
 
 
 def _log(weights: np.ndarray, losses: dict[str, np.ndarray]) -> RunsLog:

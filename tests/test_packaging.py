@@ -50,7 +50,7 @@ def test_wheel_ships_every_module_of_the_source_tree(wheel_files):
 
 @pytest.mark.slow
 def test_wheel_ships_the_presets_and_the_data(wheel_files):
-    presets = {f"mixsurrogate/presets/{p.name}" for p in (ROOT / "experts").glob("*.toml")}
+    presets = {f"mixsurrogate/presets/{p.name}" for p in (ROOT / "mixsurrogate" / "presets").glob("*.toml")}
     data = {
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "mixsurrogate" / "data").rglob("*")
@@ -84,5 +84,5 @@ def test_installed_wheel_finds_its_presets(wheel, tmp_path):
     )  # fmt: skip
     module_file, presets = done.stdout.splitlines()
     assert Path(module_file).is_relative_to(site)
-    expected = sorted(p.stem for p in (ROOT / "experts").glob("*.toml"))
+    expected = sorted(p.stem for p in (ROOT / "mixsurrogate" / "presets").glob("*.toml"))
     assert presets.split(",") == expected

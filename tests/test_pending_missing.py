@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate import evaluate
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import RunsLogError
+from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.objective import Objective
 from mixsurrogate.predictors import make_predictor
 from mixsurrogate.predictors.multitarget import MultiTargetPredictor
-from mixsurrogate.runs import (
+from mixsurrogate.runs.log import (
     RunsLog,
     append_run,
     load_runs,
@@ -155,7 +155,7 @@ def test_append_refuses_a_set_the_log_lacks(tmp_path):
 
 WORKER = """
 import sys
-from mixsurrogate.runs import append_run, update_run
+from mixsurrogate.runs.log import append_run, update_run
 
 path, worker, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for j in range(n):
@@ -348,7 +348,7 @@ def tiny(tmp_path_factory, one_torch_thread):
 
 
 def _runs_train(tiny, log: Path, *extra: str):
-    from mixsurrogate.cli_experts import runs_train
+    from mixsurrogate.cli.experts import runs_train
 
     args = [str(tiny["corpus"]), str(tiny["mix"]), str(log), "--preset", str(tiny["preset"])]
     return CliRunner().invoke(runs_train, [*args, "--quiet", *extra])

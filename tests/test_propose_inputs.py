@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mixsurrogate.cli  # noqa: F401 - first, while cli.py and cli_demo.py import each other
-from mixsurrogate import cli_demo, report
+import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate import demo as demos
-from mixsurrogate.cli import main
+from mixsurrogate.cli import demo as cli_demo
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
+from mixsurrogate.evaluation import report
 from mixsurrogate.objective import Objective, parse_kinds
-from mixsurrogate.runs import RunsLog, load_runs, save_runs
+from mixsurrogate.runs.log import RunsLog, load_runs, save_runs
 from mixsurrogate.search.campaign import CampaignData, propose_next_runs
 
 #: evaluation sets named as an imported Olmix or W&B log names them (task names, no val/task)

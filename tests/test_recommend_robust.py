@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.proposal.recommenders import (
     PRIOR,

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mixsurrogate.cli  # noqa: F401 - first, while cli.py and cli_demo.py import each other
-from mixsurrogate import cli_demo, report
+import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate import demo as demos
+from mixsurrogate.cli import demo as cli_demo
+from mixsurrogate.evaluation import report
 
 
 @pytest.fixture

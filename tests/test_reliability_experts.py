@@ -11,12 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mixsurrogate.cli_experts import experts
+from mixsurrogate.cli.experts import experts
+from mixsurrogate.corpus.store import Corpus
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.experts import train as train_module
 from mixsurrogate.experts.batches import mixture_sampler
 from mixsurrogate.experts.checkpoints import save_checkpoint
-from mixsurrogate.experts.corpus_store import Corpus
 from mixsurrogate.experts.model import MODEL_FILE, build_model, load_trained
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.train import train_loop

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mixsurrogate.errors import RunsLogError
-from mixsurrogate.runs import (
+from mixsurrogate.runs.log import (
     append_run,
     atomic_write_text,
     load_runs,
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 APPENDER = """
 import sys
-from mixsurrogate.runs import append_run
+from mixsurrogate.runs.log import append_run
 
 path, worker, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for j in range(n):

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mixsurrogate.corpus.build import assemble_corpus
+from mixsurrogate.corpus.documents import Document
+from mixsurrogate.corpus.prepare import DomainText
+from mixsurrogate.corpus.store import Corpus
 from mixsurrogate.errors import CorpusError, RunsLogError, ScoreStoreError
-from mixsurrogate.experts.corpus import assemble_corpus
-from mixsurrogate.experts.corpus_store import Corpus
-from mixsurrogate.experts.documents import Document
-from mixsurrogate.experts.prepare import DomainText
-from mixsurrogate.features import MDEFeatureMap
-from mixsurrogate.runs import RunsLog, validate_frame
-from mixsurrogate.scores import EvalSetScores, load_scores, write_scores
+from mixsurrogate.mde.features import MDEFeatureMap
+from mixsurrogate.mde.store import EvalSetScores, load_scores, write_scores
+from mixsurrogate.runs.log import RunsLog, validate_frame
 
 sys.path.insert(0, str(Path(__file__).parent))
 from experts_fixtures import make_corpus  # noqa: E402

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
-from mixsurrogate.cli_common import ErrorLineGroup
+from mixsurrogate.cli.common import ErrorLineGroup
+from mixsurrogate.cli.main import main
+from mixsurrogate.corpus.store import Corpus, token_path
 from mixsurrogate.errors import CorpusError, MixsurrogateError, ScoreStoreError
-from mixsurrogate.experts.corpus_store import Corpus, token_path
+from mixsurrogate.mde.store import EvalSetScores, load_scores, write_scores
 from mixsurrogate.objective import read_objective_file
-from mixsurrogate.runs import append_run, load_runs, remove_pending_runs
-from mixsurrogate.scores import EvalSetScores, load_scores, write_scores
+from mixsurrogate.runs.log import append_run, load_runs, remove_pending_runs
 from mixsurrogate.simplex import Bounds
 
 sys.path.insert(0, str(Path(__file__).parent))

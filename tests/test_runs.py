@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
-from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import RunsLogError
-from mixsurrogate.runs import append_run, import_regmix, load_runs, save_runs
+from mixsurrogate.runs.builtin import regmix_runs
+from mixsurrogate.runs.log import append_run, import_regmix, load_runs, save_runs
 
 
 def _frame(**overrides) -> pd.DataFrame:

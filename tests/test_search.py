@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mixsurrogate.cli import main
+from mixsurrogate.cli.main import main
 from mixsurrogate.search.candidates import dedupe, local_candidates, sparse_candidates
 from mixsurrogate.search.design import campaign_points, default_initial_size
 from mixsurrogate.search.loop import near_duplicate_share, run_campaign

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mixsurrogate.cli_experts import runs_train
+from mixsurrogate.cli.experts import runs_train
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.proxy_runs import Mixture, Shard, train_proxy_runs
-from mixsurrogate.runs import load_runs
+from mixsurrogate.runs.log import load_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from experts_fixtures import make_corpus, tiny_preset  # noqa: E402

@@ -40,14 +40,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mixsurrogate import evaluate, plots
-from mixsurrogate.features import MDEFeatureMap
-from mixsurrogate.metrics import bootstrap_mean_ci, json_safe
-from mixsurrogate.noise import NoiseFloor, noise_ceiling, noise_floor
+from mixsurrogate.evaluation import plots
+from mixsurrogate.evaluation import protocol as evaluate
+from mixsurrogate.evaluation.metrics import bootstrap_mean_ci, json_safe
+from mixsurrogate.evaluation.noise import NoiseFloor, noise_ceiling, noise_floor
+from mixsurrogate.evaluation.report import with_interval
+from mixsurrogate.mde.features import MDEFeatureMap
+from mixsurrogate.mde.store import load_scores
 from mixsurrogate.objective import Objective
-from mixsurrogate.report import with_interval
-from mixsurrogate.runs import RunsLog, load_runs
-from mixsurrogate.scores import load_scores
+from mixsurrogate.runs.log import RunsLog, load_runs
 
 HERE = Path(__file__).parent
 DEFAULT_DATA = HERE.parent.parent / "mixsurrogate" / "data" / "realtext"

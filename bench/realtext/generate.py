@@ -20,7 +20,7 @@ Resumable: finished experts, the score store and logged runs are skipped, an int
 resumes from its checkpoint in the work folder. Jobs run in ``--workers`` processes of
 ``--threads`` torch threads each (on a shared 2-core machine, two one-thread processes train
 faster than one two-thread process); rows are appended to the logs in plan order by this process
-alone, atomically (:func:`mixsurrogate.runs.append_run`).
+alone, atomically (:func:`mixsurrogate.runs.log.append_run`).
 
 Example (the bench-cpu preset expects a corpus with a 1024-id vocabulary; a validation fraction
 of 0.15 gives every domain >= 30 validation documents):
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixsurrogate.runs import LOSS_PREFIX, WEIGHT_PREFIX, append_run, read_frame
+from mixsurrogate.runs.log import LOSS_PREFIX, WEIGHT_PREFIX, append_run, read_frame
 
 LOG = logging.getLogger("realtext")
 REPEAT_SEED_BASE = 10_000

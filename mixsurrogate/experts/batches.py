@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..corpus.store import Corpus, check_token_ids
 from ..errors import CorpusError
-from .corpus_store import Corpus, check_token_ids
 
 
 class WindowSampler:

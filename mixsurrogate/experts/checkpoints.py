@@ -17,8 +17,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
-from .corpus_store import Corpus
 from .presets import Preset
 
 CHECKPOINT_FORMAT = "mixsurrogate-checkpoint/1"

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..corpus.store import Corpus
 from ..errors import CorpusError, ExpertError
-from ..runs import atomic_write_text
-from .corpus_store import Corpus
+from ..runs.log import atomic_write_text
 from .presets import Preset
 
 HF_EXPERT_FORMAT = "mixsurrogate-hf-expert/1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .evalsets import EvalSequences, EvalSuite
+from ..corpus.evalsets import EvalSequences, EvalSuite
 
 
 @torch.no_grad()

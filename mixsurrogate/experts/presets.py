@@ -1,5 +1,5 @@
-"""Model presets: plain TOML files, one per scale (``experts/*.toml``, packaged as
-``mixsurrogate.presets``).
+"""Model presets: plain TOML files, one per scale (``mixsurrogate/presets/*.toml``, package
+data).
 
 One preset fixes the model shape, the optimiser, the token budget and the evaluation settings,
 and the same preset trains the data experts and the proxy runs, so their budgets match. The
@@ -10,7 +10,6 @@ refuses to mix models of different presets.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -145,22 +144,13 @@ def preset_from_dict(data: dict, name: str, source: str = "preset") -> Preset:
     )
 
 
-def _preset_dir() -> Path:
-    """The packaged presets, or the checkout's experts/ folder before the package is installed.
-
-    ``mixsurrogate.presets`` holds TOML files only (no ``__init__.py``), so it imports as a
-    namespace package, whose ``resources.files`` is no plain folder: its search locations are.
-    """
-    spec = importlib.util.find_spec("mixsurrogate.presets")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        folder = Path(location)
-        if folder.is_dir() and any(folder.glob("*.toml")):
-            return folder
-    return Path(__file__).resolve().parents[2] / "experts"
+def preset_dir() -> Path:
+    """The presets shipped in the package (``mixsurrogate/presets/*.toml``, package data)."""
+    return Path(__file__).resolve().parents[1] / "presets"
 
 
 def list_presets() -> list[str]:
-    return sorted(p.stem for p in _preset_dir().glob("*.toml"))
+    return sorted(p.stem for p in preset_dir().glob("*.toml"))
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
@@ -172,7 +162,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
             raise PresetError(f"{path}: no such preset file")
         name = path.stem
     else:
-        path = _preset_dir() / f"{text}.toml"
+        path = preset_dir() / f"{text}.toml"
         name = text
         if not path.is_file():
             raise PresetError(

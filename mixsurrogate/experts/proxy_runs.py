@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..corpus.evalsets import EvalSuite, build_eval_suite
+from ..corpus.store import Corpus
 from ..errors import MixsurrogateError, RunsLogError
-from ..runs import (
+from ..runs.log import (
     LOSS_PREFIX,
     WEIGHT_PREFIX,
     RunsLog,
@@ -36,12 +38,10 @@ from ..runs import (
     remove_pending_runs,
     update_run,
 )
-from ..runs import validate_frame as validate_runs
+from ..runs.log import validate_frame as validate_runs
 from ..simplex import SUM_TOLERANCE, check_mixtures
 from .batches import mixture_sampler
 from .checkpoints import run_identity
-from .corpus_store import Corpus
-from .evalsets import EvalSuite, build_eval_suite
 from .lm_eval import eval_losses
 from .model import build_model, load_trained, select_device
 from .presets import Preset

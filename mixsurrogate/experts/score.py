@@ -13,10 +13,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..corpus.evalsets import build_eval_suite
+from ..corpus.store import Corpus
 from ..errors import ScoreStoreError
-from ..scores import EvalSetScores, write_scores
-from .corpus_store import Corpus
-from .evalsets import build_eval_suite
+from ..mde.store import EvalSetScores, write_scores
 from .hf_import import is_imported, load_causal_lm, recheck_imported
 from .lm_eval import token_logprobs
 from .model import load_trained, select_device

@@ -23,10 +23,10 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
 from .batches import WindowSampler, mixture_sampler
 from .checkpoints import CheckpointError, load_checkpoint, run_identity, save_checkpoint
-from .corpus_store import Corpus
 from .model import build_model, next_token_loss, select_device
 from .presets import Preset
 from .publish import EXPERT_FORMAT, model_facts, publish_expert, read_expert_meta

@@ -12,12 +12,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..constraints import uniform_in_bounds
 from ..errors import MixsurrogateError
-from ..evaluate import FeatureFn, PredictorSpec
-from ..kl_prior import Prior, kl_divergence
+from ..evaluation.protocol import FeatureFn, PredictorSpec
 from ..objective import Objective
-from ..propose import (
+from ..runs.log import RunsLog
+from ..search.campaign import CampaignData
+from ..search.model import ObjectiveModel
+from ..simplex import Bounds
+from .constraints import uniform_in_bounds
+from .kl_prior import Prior, kl_divergence
+from .propose import (
     TREE_PREDICTORS,
     FittedObjective,
     Proposal,
@@ -25,10 +29,6 @@ from ..propose import (
     objective_values,
     versus_best_observed,
 )
-from ..runs import RunsLog
-from ..search.campaign import CampaignData
-from ..search.model import ObjectiveModel
-from ..simplex import Bounds
 from .recommenders import PRIOR, FittedSurrogate, RecommenderSettings, default_kl_lambda
 from .robust import (
     AUTO,

@@ -21,10 +21,10 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import MixsurrogateError
-from ..kl_prior import KLPenalty
-from ..propose import minimise_on_simplex
 from ..search.candidates import local_candidates, sparse_candidates
 from ..simplex import Bounds
+from .kl_prior import KLPenalty
+from .propose import minimise_on_simplex
 
 #: what ``--recommender`` accepts besides ``auto``
 RECOMMENDERS = ("argmin", "top-k", "pessimistic", "kl", "trust-region")

@@ -39,8 +39,8 @@ import torch
 from scipy.stats import norm
 
 from ..errors import MixsurrogateError
-from ..fidelity import CostModel, Fidelity, FidelityMenu, format_size
 from ..predictors.mfgp import MFGPPredictor
+from ..runs.fidelity import CostModel, Fidelity, FidelityMenu, format_size
 from ..simplex import Bounds
 
 #: posterior pairs per batched call

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
-from ..fidelity import Fidelity, fidelity_features, regmix_all_scales
 from ..predictors.mfgp import MFGPPredictor
+from ..runs.fidelity import Fidelity, fidelity_features, regmix_all_scales
 from ..simplex import Bounds
 from .oracle import MEAN_OBJECTIVE, REGMIX_GROUPS
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..datasets import regmix_runs
 from ..predictors.gp import GPPredictor
+from ..runs.builtin import regmix_runs
 
 #: the RegMix Pile sets averaged by the ``mean`` objective (every validation set logged)
 MEAN_OBJECTIVE = "mean"

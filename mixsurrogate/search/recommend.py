@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..propose import minimise_on_simplex
+from ..proposal.propose import minimise_on_simplex
 from ..simplex import Bounds
 from .candidates import local_candidates, sparse_candidates
 from .model import ObjectiveModel
@@ -133,10 +133,10 @@ def lgbm_top_k(
     ``propose`` does for tree predictors)."""
     import pandas as pd
 
-    from ..evaluate import PredictorSpec
+    from ..evaluation.protocol import PredictorSpec
     from ..objective import Objective
-    from ..propose import propose_exploit
-    from ..runs import RunsLog
+    from ..proposal.propose import propose_exploit
+    from ..runs.log import RunsLog
 
     k = W.shape[1]
     domains = [f"d{j}" for j in range(k)]

@@ -1,0 +1,569 @@
+"""``mixsurrogate fit`` and ``mixsurrogate cv``: fit one predictor, compare several honestly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import MixsurrogateError
+from .common import (
+    echo_json,
+    kinds_option,
+    loss_units,
+    mde_features,
+    mde_kind_option,
+    print_table,
+    resolve_kinds,
+    resolve_log,
+    scores_option,
+    select_targets,
+)
+
+
+@click.command()
+@click.argument("log")
+@click.option("--predictor", "-p", default="linear", show_default=True)
+@scores_option("score store for +mde predictors")
+@mde_kind_option
+@click.option(
+    "--target",
+    "-t",
+    multiple=True,
+    help="evaluation set(s): names and globs, comma lists, repeatable: -t 'arc_*,piqa' -t hellaswag (default: all)",
+)
+@click.option(
+    "--summary", is_flag=True, help="statsmodels OLS table of per-domain effects (linear)"
+)
+@click.option(
+    "--interval",
+    "interval_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.9,
+    show_default=True,
+    help="level of the prediction intervals whose half-width is reported",
+)
+@click.option("--json", "as_json", is_flag=True)
+def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_json) -> None:
+    """Fit one predictor on a runs log and report its in-sample fit quality.
+
+    In-sample numbers flatter every predictor: compare predictors with `cv`. The interval
+    half-width (median over the logged mixtures) says how far a new run's loss may fall from
+    the prediction: the GP's posterior predictive, or split conformal on cross-validated
+    residuals (`cv --coverage` checks it on held-out runs). Sets the predictor cannot model
+    are listed with the reason; the exit status is 1 only if it could model none.
+
+    \b
+    Examples:
+      mixsurrogate fit regmix:train-1m --predictor linear --target pile_cc --summary
+      mixsurrogate fit runs.csv --predictor dml --json
+    """
+    import pandas as pd
+
+    from ..evaluation.metrics import metrics
+    from ..evaluation.protocol import PredictorSpec, check_specs, fit_predict
+
+    runs_log = resolve_log(log)
+    targets = select_targets(runs_log, target)
+    units_label, units = loss_units(log, targets)
+    feature_fn, _ = mde_features(scores, runs_log, mde_kind)
+    spec = PredictorSpec(predictor)
+    check_specs([spec], feature_fn)
+    outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn, interval_level)
+    rows, problems = [], {}
+    for j, t in enumerate(targets):
+        status, reason = outcome.status[t]
+        if status != "ok":
+            problems[t] = {"status": status, "reason": reason}
+            continue
+        have = runs_log.has_loss(t)  # in-sample: the runs evaluated on t (none pending)
+        m = metrics(runs_log.loss(t)[have], outcome.pred[have, j])
+        rows.append(
+            {
+                "target": t,
+                "runs": outcome.n_runs[t],
+                "spearman": m["spearman"],
+                "pearson": m["pearson"],
+                "rmse": m["mse"] ** 0.5,
+                f"{interval_level:.0%} half-width": float(
+                    np.median(outcome.upper[:, j] - outcome.lower[:, j]) / 2
+                ),
+            }
+        )
+    if as_json:
+        echo_json(
+            {
+                "predictor": predictor,
+                "n_runs": len(runs_log.completed()),
+                "n_pending": int(runs_log.pending_mask.sum()),
+                "units": units,
+                "in_sample": rows,
+                "not_fitted": problems,
+                "notes": outcome.notes,
+            }
+        )
+    else:
+        if rows:
+            pending = int(runs_log.pending_mask.sum())
+            shown = f" ({pending} pending run(s) not used)" if pending else ""
+            title = f"{predictor} fitted on {len(runs_log.completed())} runs{shown} (in-sample)"
+            table = pd.DataFrame(rows)
+            if (table["runs"] == len(runs_log.completed())).all():
+                table = table.drop(columns="runs")  # said once, in the title
+            print_table(table, title, f"rmse and half-width: {units_label}")
+        for t, p in problems.items():
+            click.echo(f"{p['status']} {t}: {p['reason']}")
+        for t, notes in outcome.notes.items():
+            for note in notes:
+                click.echo(f"note ({t}): {note}")
+    if not rows:
+        raise MixsurrogateError(f"{predictor} could not be fitted to any evaluation set")
+    if summary:
+        from ..predictors.summary import ols_summary
+
+        for t in outcome.fitted:
+            have = runs_log.has_loss(t)
+            click.echo(ols_summary(runs_log.W[have], runs_log.loss(t)[have], runs_log.domains))
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise MixsurrogateError(f"--curve {text!r}: give sizes like 16,32,64") from err
+    if not sizes:
+        raise MixsurrogateError("--curve needs at least one size")
+    return sizes
+
+
+def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for text in pairs:
+        a, sep, b = text.partition(",")
+        if not sep or not a.strip() or not b.strip():
+            raise MixsurrogateError(f"--compare {text!r}: give two predictors as A,B")
+        for name in (a.strip(), b.strip()):
+            if name not in names:
+                raise MixsurrogateError(f"--compare: {name!r} is not among the predictors")
+        out.append((a.strip(), b.strip()))
+    return out
+
+
+@click.command()
+@click.argument("log")
+@click.option(
+    "--predictor",
+    "-p",
+    "predictors",
+    multiple=True,
+    help="repeatable; default: every rates predictor (+mde ones with --scores) except the slow "
+    "mtgp, mtgp+mde (multi-task GP over sets) and auto (chosen by inner CV), which -p names",
+)
+@scores_option("score store: adds MDE predictors")
+@mde_kind_option
+@click.option("--folds", type=int, default=5, show_default=True)
+@click.option(
+    "--repeats", type=int, default=1, show_default=True, help="repeated k-fold (small logs)"
+)
+@click.option("--test", "test_log", help="explicit test log instead of k-fold CV")
+@click.option(
+    "--train-where",
+    help="fit on the runs matching this condition, e.g. 'params<1e8' (with --test-where)",
+)
+@click.option(
+    "--test-where",
+    help="score on the runs matching this condition, e.g. 'params>=1e9 and tokens>=20B'",
+)
+@click.option(
+    "--fidelity",
+    "fidelity_columns",
+    default="params,tokens",
+    show_default=True,
+    help="runs-log columns the multi-fidelity predictor (mfgp) takes as inputs",
+)
+@click.option(
+    "--target",
+    "-t",
+    multiple=True,
+    help="evaluation set(s): names and globs, comma lists, repeatable: -t 'arc_*,piqa' -t hellaswag (default: all)",
+)
+@click.option(
+    "--objective",
+    "objective_spec",
+    help="also score a blended objective, e.g. val=0.5,task=0.5, \"qa='*arc*,*piqa*'=1\" "
+    "(a family of globs) or @objective.toml (see README)",
+)
+@kinds_option
+@click.option(
+    "--score-only",
+    "score_only",
+    multiple=True,
+    help="score only runs whose id matches this glob (others still fitted); repeatable",
+)
+@click.option(
+    "--exclude-scoring",
+    "exclude_scoring",
+    multiple=True,
+    help="do not score runs whose id matches this glob, e.g. 'vertex-*'; repeatable",
+)
+@click.option(
+    "--compare",
+    "compare_pairs",
+    multiple=True,
+    help="A,B: paired difference of Spearman on the same splits, with its interval",
+)
+@click.option(
+    "--coverage",
+    "interval_level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="also score prediction intervals at this level (e.g. 0.9): held-out coverage and width",
+)
+@click.option("--curve", "curve_sizes", help="learning curve sizes, e.g. 16,32,64 (with --draws)")
+@click.option(
+    "--curve-only",
+    is_flag=True,
+    help="with --curve: only the learning curve, without the full evaluation before it",
+)
+@click.option("--draws", type=int, default=5, show_default=True)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    help="bootstrap resamples of every interval (default: 2000; fewer: faster, rougher)",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="write PNGs here")
+@click.option("--json", "as_json", is_flag=True)
+def cv(
+    log,
+    predictors,
+    scores,
+    mde_kind,
+    folds,
+    repeats,
+    test_log,
+    train_where,
+    test_where,
+    fidelity_columns,
+    target,
+    objective_spec,
+    kind_specs,
+    score_only,
+    exclude_scoring,
+    compare_pairs,
+    interval_level,
+    curve_sizes,
+    curve_only,
+    draws,
+    resamples,
+    seed,
+    plot_dir,
+    as_json,
+) -> None:
+    """Compare predictors honestly: repeated k-fold CV, or train on LOG and test on --test.
+
+    Every predictor is fitted on the same splits. Per split: Spearman, Pearson, MSE, MAE and
+    top-1 regret (true loss of the predicted-best held-out mixture minus the best held-out
+    loss); tables show the mean over splits with a 95% bootstrap interval (over splits, or
+    over test runs with --test) and the pooled out-of-fold Spearman as a secondary column.
+    A predictor that cannot be fitted to a set shows as a skipped or failed cell with its
+    reason; the exit status is 1 only if nothing could be scored. --coverage 0.9 also scores
+    90% prediction intervals (GPs: posterior predictive; others: split conformal on CV
+    residuals of each fit's own training runs, so it refits each predictor 5 more times).
+
+    \b
+    Examples:
+      mixsurrogate cv runs.csv --folds 5 --repeats 4 -p linear -p gp --compare gp,linear
+      mixsurrogate cv runs.csv --scores scores/ --objective val=0.5,task=0.5 --exclude-scoring 'vertex-*'
+      mixsurrogate cv regmix:train-1m --test regmix:test-1b -t pile_cc --coverage 0.9 --json
+      mixsurrogate cv regmix:train-1m --test regmix:test-1m -t pile_cc --curve 16,32,64 --plot out/
+      mixsurrogate cv runs.csv --train-where 'params<1e8' --test-where 'params>=1e9' -p gp -p mfgp
+
+    --train-where/--test-where answer "do my small runs predict large ones?": conditions are
+    COLUMN OP NUMBER clauses joined by 'and' (OP: < <= > >= == !=; numbers may read 100M, 1.2B).
+    mfgp models the loss over (mixture, log params, log tokens), so it can fit small and a few
+    larger runs together; the other predictors see the mixture only.
+    """
+    import pandas as pd
+
+    from ..evaluation import protocol as evaluate
+    from ..evaluation.metrics import BOOTSTRAP_RESAMPLES
+    from ..objective import Objective
+    from ..predictors import MDE_PREDICTORS, OPT_IN_PREDICTORS, RATE_PREDICTORS
+
+    resamples = resamples or BOOTSTRAP_RESAMPLES
+
+    runs_log = resolve_log(log)
+    targets = select_targets(runs_log, target)
+    feature_fn, store = mde_features(scores, runs_log, mde_kind)
+    obj = None
+    if objective_spec:
+        kinds, source = resolve_kinds(kind_specs, log, targets, store)
+        obj = Objective.parse(objective_spec, targets, kinds, source)
+    names = list(predictors) or [
+        n
+        for n in list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
+        if n not in OPT_IN_PREDICTORS
+    ]
+    specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
+    evaluate.check_specs(specs, feature_fn)
+    pairs = _parse_compare(compare_pairs, names)
+    where = _check_where(train_where, test_where, test_log, curve_sizes)
+    test = resolve_log(test_log) if test_log else None
+    scored_log = test if test is not None else runs_log
+    scored = evaluate.scoring_mask(scored_log, score_only, exclude_scoring)
+    if curve_only and not curve_sizes:
+        raise MixsurrogateError("--curve-only needs --curve SIZES")
+    units = loss_units(log, targets)
+    result = summary = None
+    means: list = []
+    if not curve_only:
+        result, mode = _evaluate(
+            evaluate, specs, runs_log, test, scored, where, train_where, test_where, folds,
+            repeats, targets, feature_fn, obj, seed, interval_level,
+        )  # fmt: skip
+        result.resamples = resamples
+        means = evaluate.add_set_means(result, units[1])
+        summary = result.summary()
+    comparisons = pd.concat(
+        [
+            evaluate.compare(result, a, b, t)
+            for a, b in (pairs if result is not None else [])
+            for t in _compare_targets(obj, means)
+        ]
+        or [pd.DataFrame()],
+        ignore_index=True,
+    )
+    curve = curve_summary = None
+    curve_means: list = []
+    if curve_sizes:
+        curve = evaluate.learning_curve(
+            specs, runs_log, test, _parse_sizes(curve_sizes), draws, targets, feature_fn, seed,
+            objective=obj, scored=None if test is not None else scored,
+            interval_level=interval_level,
+        )  # fmt: skip
+        curve.resamples = resamples
+        curve_means = _curve_means(evaluate, curve, means, units[1])
+        curve_summary = curve.summary(["size"])
+    scored_any = (
+        (summary["status"] == "ok").any()
+        if summary is not None
+        else (curve_summary["status"] == "ok").any()
+    )
+    if as_json:
+        out = {
+            "mode": mode if result is not None else "learning curve only",
+            "targets": targets,
+            "objective": objective_spec,
+            "set_means": [m.to_dict() for m in means or curve_means],
+            "units": units[1],
+            "resamples": resamples,
+        }
+        if result is not None:
+            out["results"] = summary.to_dict(orient="records")
+            out["per_split"] = result.scores.to_dict(orient="records")
+        if pairs and result is not None:
+            out["comparisons"] = comparisons.to_dict(orient="records")
+        if curve_summary is not None:
+            out["learning_curve"] = curve_summary.to_dict(orient="records")
+            out["learning_curve_dropped"] = curve.dropped
+        echo_json(out)
+    else:
+        if result is not None:
+            _print_report(mode, summary, targets, means, obj, comparisons)
+        click.echo(f"{units[0]} (mse, regret and widths are in these units)")
+        if curve_summary is not None:
+            _print_curve(curve_summary, curve, obj, curve_means, draws)
+    if plot_dir:
+        _write_plots(plot_dir, runs_log, targets, result, curve, obj)
+    if not scored_any:
+        raise MixsurrogateError("no predictor could be scored on any set (reasons above)")
+
+
+def _evaluate(
+    evaluate, specs, runs_log, test, scored, where, train_where, test_where, folds, repeats,
+    targets, feature_fn, obj, seed, interval_level,
+):  # fmt: skip
+    """The evaluation ``cv`` asked for (where-split, test log or k-fold) and its one-line mode."""
+    left_out = int((~scored).sum())
+    if where:
+        result = evaluate.train_test_where(
+            specs, runs_log, train_where, test_where, targets, feature_fn, objective=obj,
+            scored=scored, seed=seed, interval_level=interval_level,
+        )  # fmt: skip
+        split = result.split_rows
+        n_test = len(next(iter(split.values())))
+        n_train = int(result.scores["n_train"].iloc[0])
+        mode = f"train {n_train} runs ({train_where}) -> test {n_test} runs ({test_where})"
+        left_out = 0
+    elif test is not None:
+        result = evaluate.train_test(
+            specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed,
+            interval_level=interval_level,
+        )  # fmt: skip
+        mode = f"train {len(runs_log)} runs -> test {int(scored.sum())} runs"
+    else:
+        result = evaluate.cross_validate(
+            specs, runs_log, folds, targets, feature_fn, seed, objective=obj, repeats=repeats,
+            scored=scored, interval_level=interval_level,
+        )  # fmt: skip
+        times = f" x {repeats} repeats" if repeats > 1 else ""
+        mode = f"{folds}-fold CV{times} on {len(runs_log)} runs"
+    if left_out:
+        mode += f" ({left_out} run(s) fitted on, never scored)"
+    pending = int(runs_log.pending_mask.sum())
+    if pending:  # in flight: no loss to fit or score yet
+        mode += f" ({pending} pending run(s) not used)"
+    return result, mode
+
+
+def _curve_means(evaluate, curve, means, units: dict[str, str]) -> list:
+    """The learning curve's set means: those of the full evaluation (same sets, and the same
+    sets per predictor), or, with --curve-only, one per unit over the sets each predictor
+    scored at some size (a size it cannot fit then shows as a skipped cell)."""
+    if means:
+        return [evaluate.add_set_mean(curve, m.sets, m.covered, m.units) for m in means]
+    scores = curve.scores
+    ok = scores[scores["status"] == "ok"]
+    groups: dict[str, list[str]] = {}
+    for t in curve.sets:
+        groups.setdefault(units.get(t, ""), []).append(t)
+    out = []
+    for unit, sets in groups.items():
+        covered = {
+            p: [t for t in sets if ((ok["predictor"] == p) & (ok["target"] == t)).any()]
+            for p in dict.fromkeys(scores["predictor"])
+        }
+        scored = [t for t in sets if any(t in c for c in covered.values())]
+        if scored:
+            label = unit if len(groups) > 1 else None
+            out.append(evaluate.add_set_mean(curve, scored, covered, label or None))
+    return out
+
+
+def _check_where(train_where, test_where, test_log, curve_sizes) -> bool:
+    """Whether this is a where-split; both conditions or neither, and not with --test/--curve."""
+    if not train_where and not test_where:
+        return False
+    if not (train_where and test_where):
+        raise MixsurrogateError("--train-where and --test-where go together: give both")
+    if test_log or curve_sizes:
+        raise MixsurrogateError(
+            "--train-where/--test-where cannot be combined with --test or --curve"
+        )
+    return True
+
+
+def _spec(spec, fidelity_columns: str):
+    """A predictor spec with --fidelity passed to a multi-fidelity predictor."""
+    if spec.uses_fidelity:
+        spec.params = {**(spec.params or {}), "fidelity": fidelity_columns}
+    return spec
+
+
+def _compare_targets(obj, means) -> list[str]:
+    """What --compare pairs: the objective, and every set mean that has a set."""
+    from ..evaluation.protocol import OBJECTIVE_TARGET
+
+    targets = [OBJECTIVE_TARGET] if obj is not None else []
+    return targets + [m.name for m in means if m.sets]
+
+
+def _print_set_mean(summary, mean, title: str, caption: str) -> None:
+    """A set mean's headline table; a predictor whose mean covers fewer sets is marked, and
+    a footnote line under the table names the sets it left out and why."""
+    from ..evaluation.report import FEWER_SETS_MARK, headline_table
+
+    fewer = [p for p, sets in mean.left_out().items() if len(sets) < len(mean.sets)]
+    print_table(headline_table(summary, mean.name, fewer), title, caption)
+    for line in mean.footnotes():
+        mark = FEWER_SETS_MARK if line.split(":")[0] in fewer else "-"
+        click.echo(f"{mark} {mean.name}: {line}")
+
+
+def _print_report(mode, summary, targets, means, obj, comparisons):
+    from ..evaluation.protocol import OBJECTIVE_TARGET
+    from ..evaluation.report import headline_table, per_set_table, problems_table
+
+    caption = "mean over splits [95% bootstrap interval]; pooled: out-of-fold Spearman"
+    if len(means) > 1:
+        click.echo(
+            "the sets are in different units, so each unit has its own set mean "
+            "(sets in different units are never averaged together)"
+        )
+    for mean in means:
+        if mean.sets:
+            _print_set_mean(summary, mean, f"{mode}: {mean.name}", caption)
+        else:
+            click.echo(f"{mean.name}: no set was scored by any predictor on every split")
+    if obj is not None:
+        source = f" (set kinds from {obj.kinds_source})" if obj.kinds_source else ""
+        print_table(headline_table(summary, OBJECTIVE_TARGET), f"objective {obj.spec}{source}")
+    if len(targets) > 1:
+        print_table(per_set_table(summary, targets), "Spearman per evaluation set")
+    problems = problems_table(summary)
+    if len(problems):
+        print_table(problems, "cells not scored")
+    if len(comparisons):
+        print_table(comparisons, "paired comparisons (same splits; 95% bootstrap interval)")
+    for _, row in summary[summary["notes"] != ""].iterrows():
+        click.echo(f"note: {row['predictor']} on {row['target']}: {row['notes']}")
+
+
+def _print_curve(curve_summary, curve, obj, curve_means, draws):
+    from ..evaluation.protocol import OBJECTIVE_TARGET
+    from ..evaluation.report import curve_table
+
+    sets = curve.sets
+    if obj is not None:
+        shown = [OBJECTIVE_TARGET]
+    elif len(sets) == 1:
+        shown = sets
+    else:
+        shown = [m.name for m in curve_means if m.sets]
+    for line in curve.dropped:
+        click.echo(f"learning curve: left out {line}")
+    for target in shown:
+        print_table(
+            curve_table(curve_summary, target),
+            f"learning curve: Spearman on {target}, mean over {draws} draws",
+        )
+        mean = curve.set_means.get(target)
+        for line in mean.footnotes() if mean is not None else []:
+            click.echo(f"learning curve: {target}: {line}")
+        cells = curve_summary[curve_summary["target"] == target]
+        for _, row in cells[cells["status"] != "ok"].iterrows():
+            click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['reason']}")
+        # what each size's fits did (auto: the predictor it chose), counted per size
+        for _, row in cells[cells["notes"] != ""].iterrows():
+            click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['notes']}")
+
+
+def _write_plots(plot_dir, runs_log, targets, result, curve, obj) -> None:
+    from ..evaluation import plots
+    from ..evaluation.protocol import OBJECTIVE_TARGET
+
+    first = OBJECTIVE_TARGET if obj is not None else targets[0]
+    written = []
+    if result is not None and result.protocol == "cv":
+        j = result.targets.index(first)
+        oof = {}
+        for name, by_split in result.predictions.items():
+            values = np.full(len(runs_log), np.nan)
+            for key, pred in by_split.items():
+                if key[1] == 0:  # the first repeat: every scored run predicted once
+                    values[result.split_rows[key]] = pred[:, j]
+            oof[name] = values
+        written.append(
+            plots.predicted_vs_true(
+                result.truth[:, j], oof, first, Path(plot_dir) / f"cv_{first}.png"
+            )
+        )
+    if curve is not None:
+        written.append(
+            plots.learning_curves(
+                curve.summary(["size"]), first, Path(plot_dir) / f"curve_{first}.png"
+            )
+        )
+    for p in written:
+        click.echo(f"wrote {p}", err=True)

@@ -1,0 +1,100 @@
+"""MDE losses of every evaluation set as predictor features, one column per set and kind.
+
+The MDE paper feeds a target's predictor the MDE losses of *all* evaluation sets, so a column
+is a fixed, cheap function of the mixture. The expensive part (reading the store, shifting and
+exponentiating the log-probs) happens once in the constructor; ``transform`` is then a GEMM and
+a few folded logs per set, fast enough for optimiser loops and cross-validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import MixsurrogateError, ScoreStoreError
+from .evaluator import DEFAULT_EPS, MDEEvaluator
+from .store import ScoreStore
+
+FEATURE_KINDS = ("token", "bayes", "window", "both")
+
+
+class MDEFeatureMap:
+    """Columns ordered as ``eval_sets``, then (``kind='both'``) the same sets' posterior kind.
+
+    ``kind``: ``token``, ``bayes``, ``window`` (needs ``window``) or ``both`` = token columns
+    followed by bayes columns (windowed ones when ``window`` is given). ``names`` are
+    ``mde_<kind>:<set>`` (``mde_window<h>:<set>`` for windows), so ``eval_sets.index(target)``
+    is the column of a target's own token-level MDE.
+    """
+
+    def __init__(
+        self,
+        store: ScoreStore,
+        eval_sets: Sequence[str],
+        kind: str = "token",
+        window: int | None = None,
+        *,
+        evidence: str = "counted",
+        subsample: int | float | None = None,
+        seed: int = 0,
+        eps: float = DEFAULT_EPS,
+    ) -> None:
+        if kind not in FEATURE_KINDS:
+            raise MixsurrogateError(
+                f"unknown MDE feature kind {kind!r}; choose one of {', '.join(FEATURE_KINDS)}"
+            )
+        eval_sets = list(eval_sets)
+        if not eval_sets:
+            raise MixsurrogateError("MDE features need at least one evaluation set")
+        missing = [name for name in eval_sets if name not in store.eval_sets]
+        if missing:
+            raise ScoreStoreError(
+                f"evaluation sets not in the score store: {', '.join(missing)}; "
+                f"the store has: {', '.join(store.eval_sets)}"
+            )
+        if kind == "both":
+            kinds = [("token", None), ("window", window) if window is not None else ("bayes", None)]
+        elif kind == "window":
+            kinds = [("window", window)]
+        else:
+            kinds = [(kind, window)]
+        self.store, self.eval_sets, self.kind, self.window = store, eval_sets, kind, window
+        self.experts = list(store.experts)
+        self.names: list[str] = []
+        self._evaluators: list[MDEEvaluator] = []
+        for k, h in kinds:
+            label = k if k != "window" else f"window{h}"
+            for name in eval_sets:
+                self._evaluators.append(
+                    MDEEvaluator(
+                        store.eval_sets[name],
+                        k,
+                        h,
+                        evidence=evidence,
+                        subsample=subsample,
+                        seed=seed,
+                        eps=eps,
+                    )
+                )
+                self.names.append(f"mde_{label}:{name}")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+    def transform(self, W) -> np.ndarray:  # noqa: N803
+        """(M, F) MDE losses (nats per token) of mixtures W (M, experts in store order)."""
+        return np.column_stack([ev.loss(W) for ev in self._evaluators])
+
+    def __call__(self, W) -> np.ndarray:  # noqa: N803
+        return self.transform(W)
+
+    def loss_and_grad(self, W) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """(M, F) losses and (M, F, K) gradients w.r.t. the weights, for zero-run proposals."""
+        pairs = [ev.loss_and_grad(W) for ev in self._evaluators]
+        return np.column_stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs], axis=1)
+
+    def stderr(self, W) -> np.ndarray:  # noqa: N803
+        """(M, F) standard errors of subsampled columns (zeros without subsampling)."""
+        return np.column_stack([ev.stderr(W) for ev in self._evaluators])
