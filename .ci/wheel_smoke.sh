@@ -59,7 +59,7 @@ mixsurrogate --help > /dev/null
 mixsurrogate cv regmix:train-1m --test regmix:test-1m -p linear -t pile_cc > /dev/null
 # --explore on a small log (the first 24 RegMix runs): the GP search path, in seconds
 python -c "
-from mixsurrogate.datasets import regmix_runs
+from mixsurrogate.runs.builtin import regmix_runs
 from mixsurrogate.runs import save_runs
 save_runs(regmix_runs('train-1m').subset(list(range(24))), 'small.csv')"
 mixsurrogate propose small.csv --explore -n 4 --objective pile_cc=1 --json > proposal.json
