@@ -181,6 +181,13 @@ class GPPredictor(MixturePredictor):
         self.seed = seed
         self.interval = interval
 
+    def use_hyper_parameters(self, hypers: dict[str, torch.Tensor]) -> GPPredictor:
+        """Let the next ``fit`` condition on its runs with these hyper-parameters (from
+        ``hyper_parameters`` of another fit with the same inputs) instead of tuning its own:
+        a refit on part of the runs costs one Cholesky, not an L-BFGS run."""
+        self._joint_hypers = hypers
+        return self
+
     def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
         # The marginal likelihood regularises the lengthscales; a handful of runs suffices
         # to fit (badly), and the evaluation reports how badly.

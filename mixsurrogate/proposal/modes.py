@@ -133,7 +133,7 @@ def robust_exploit(
     choice = robust_recommendation(
         FittedSurrogate(f), fit, done.W, done.run_ids, settings, interval,
         proposal.objective_interval[0] if interval else 0.9, requested, prior_name, seed,
-        halvings, known,
+        halvings, known, default=mine,
     )  # fmt: skip
     notes = [*proposal.notes, _note(choice)]
     if np.array_equal(choice.chosen_report.mixture, proposal.mixtures[0]):
@@ -196,8 +196,12 @@ def robust_explore(
     rec = proposal.recommendation
     known = {"argmin": np.array([rec["mixture"][d] for d in data.domains])}
 
+    hypers = model.hyper_parameters()
+
     def fit(rows: np.ndarray) -> ObjectiveModel:
-        return ObjectiveModel(data.W[rows], data.y[rows], feature_fn, seed=seed)
+        """A half's GP, conditioned with the full-data hyper-parameters (no L-BFGS: cheaper;
+        the judge still sees only its half's runs)."""
+        return ObjectiveModel(data.W[rows], data.y[rows], feature_fn, seed=seed, hypers=hypers)
 
     choice = robust_recommendation(
         model, fit, data.W, data.run_ids, settings, lambda W: model.interval(W, level), level,
