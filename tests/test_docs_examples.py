@@ -25,6 +25,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
 )
 LANGUAGES = {"bash", "console", "sh", "shell"}
-SHELL_SYNTAX = re.compile(r"[$|<>;&`]")
+SHELL_OPERATORS = set("|<>;&()")
 HEREDOC = re.compile(r"<<-?\s*'?\"?(?P<word>\w+)")
 NEEDS = re.compile(r"^#\s*needs:\s*(?P<what>.+)$")
 SLOW = re.compile(r"^#\s*slow:")
@@ -171,10 +172,19 @@ def without_comment(command: str) -> str:
     return shlex.join(shlex.split(command, comments=True))
 
 
+def needs_shell(command: str) -> bool:
+    """Expansions (``$``, backquotes) or an unquoted operator (``|``, ``>``, ``;``, ``&&``)."""
+    if "$" in command or "`" in command:
+        return True
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.commenters = "#"
+    return any(set(token) <= SHELL_OPERATORS for token in lexer)
+
+
 def run_cli(command: str) -> tuple[int, str]:
     """Run ``mixsurrogate ARGS`` in this process, or in bash when it needs the shell."""
     args = shlex.split(command, comments=True)[1:]
-    if SHELL_SYNTAX.search(without_comment(command)) or "--jobs" in args:
+    if needs_shell(command) or "--jobs" in args:
         return run_shell(command)
     result = CliRunner().invoke(main, args, prog_name="mixsurrogate")
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -201,6 +211,10 @@ def repo_like(tmp_path, monkeypatch) -> Path:
     (tmp_path / "mixsurrogate").mkdir()
     (tmp_path / "mixsurrogate" / "data").symlink_to(ROOT / "mixsurrogate" / "data")
     (tmp_path / "bench").symlink_to(ROOT / "bench")
+    # commands that keep a temporary folder for the user (the demo's plots) keep it in here
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -227,6 +241,9 @@ def test_parse_block_reads_steps_errors_and_directives():
     assert example.steps[0].text == "cat > a.csv <<'EOF'\nx\nEOF"
     assert without_comment(example.steps[1].text) == "mixsurrogate fit a.csv -p linear"
     assert example.steps[2].error == "missing.csv: no such runs log"
+    assert not needs_shell("mixsurrogate cv a.csv --train-where 'params<1e7'  # a > b")
+    assert needs_shell("mixsurrogate fit a.csv > out.txt")
+    assert needs_shell('mixsurrogate runs train c m.csv r.csv --shard "${I}/${N}"')
     console = parse_block("console", "$ mixsurrogate fit x.csv\nError: x.csv: no such\n", "p", 1)
     assert console.steps[0].error == "x.csv: no such"
     assert parse_block("bash", "python3 -m venv .venv && mixsurrogate demo\n", "p", 1) is None
