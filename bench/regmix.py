@@ -32,7 +32,7 @@ from mixsurrogate.objective import Objective
 from mixsurrogate.predictors import RATE_PREDICTORS, make_predictor
 from mixsurrogate.predictors.laws import _MAX_EXPONENT, dml_grid_starts, dml_predict, huber
 from mixsurrogate.predictors.multitarget import MultiTargetPredictor
-from mixsurrogate.proposal.propose import propose_exploit
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.runs.builtin import regmix_runs
 
 RESULTS = Path(__file__).parent / "results"

@@ -11,7 +11,8 @@ import pandas as pd
 from .evaluation import plots
 from .evaluation import protocol as evaluate
 from .objective import Objective
-from .proposal.propose import Proposal, propose_exploit
+from .proposal.exploit import propose_exploit
+from .proposal.record import Proposal
 from .runs.builtin import regmix_runs
 
 DEMO_PREDICTORS = ("mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mixsurrogate.cli.main import main
 from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.objective import Objective
-from mixsurrogate.proposal.propose import propose_exploit
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.runs.builtin import regmix_runs
 from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.search.campaign import CampaignData, propose_next_runs

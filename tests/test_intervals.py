@@ -99,7 +99,7 @@ def test_cv_reports_coverage_and_width_per_cell():
 
 def test_proposal_carries_a_conformal_interval_of_its_objective():
     from mixsurrogate.objective import Objective
-    from mixsurrogate.proposal.propose import propose_exploit
+    from mixsurrogate.proposal.exploit import propose_exploit
 
     W, y = noisy_linear(40, seed=5)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])

@@ -124,7 +124,7 @@ def test_a_proposal_with_mtgp_carries_the_objectives_std_with_the_set_covariance
     """propose's objective std for a joint model is its predict_objective_std (correlated sets
     add up), not the independent-sets formula the per-set predictors use."""
     from mixsurrogate.objective import Objective
-    from mixsurrogate.proposal.propose import propose_exploit
+    from mixsurrogate.proposal.exploit import propose_exploit
 
     W, Y = data(24, seed=8)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(K)])
