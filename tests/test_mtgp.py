@@ -112,9 +112,15 @@ def test_mtgp_mde_through_the_evaluation():
         return 0.8 * three_sets(W) + 0.3
 
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("mtgp+mde"), evaluate.PredictorSpec("mtgp")], log, folds=4,
-        feature_fn=feature_fn, progress=False, interval_level=0.9,
-    )  # fmt: skip
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("mtgp+mde"), evaluate.PredictorSpec("mtgp")],
+            feature_fn=feature_fn,
+            interval_level=0.9,
+            progress=False,
+        ),
+        log,
+        folds=4,
+    )
     scores = result.scores
     assert (scores["status"] == "ok").all()
     assert scores["spearman"].min() > 0.8 and scores["coverage"].between(0.5, 1).all()
