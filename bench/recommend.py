@@ -27,8 +27,8 @@ from scipy.stats import bootstrap
 from mixsurrogate.cpu import cap_cpu_threads
 from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.proposal.modes import robust_exploit, robust_explore, robust_prior
-from mixsurrogate.proposal.propose import propose_exploit
 from mixsurrogate.proposal.recommenders import (
     CONSERVATIVE_ORDER,
     PRIOR,

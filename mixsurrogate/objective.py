@@ -427,3 +427,17 @@ def cut_names(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
     if len(names) <= limit:
         return ", ".join(names)
     return f"{', '.join(names[:limit])}, ... and {len(names) - limit} more"
+
+
+def resolve_kinds(
+    kind_specs: Sequence[str], log_spec: str | None, sets: list[str], store
+) -> tuple[dict[str, str] | None, str]:
+    """Each set's kind and where it came from: --kinds, then the score store, then a built-in
+    log's metadata (RegMix's sets are all validation sets); None when nothing says."""
+    if kind_specs:
+        return parse_kinds(kind_specs, sets), "--kinds"
+    if store is not None:
+        return store.kinds, "the score store"
+    if log_spec and log_spec.startswith("regmix:"):
+        return dict.fromkeys(sets, "val"), "RegMix's log (every set is a validation set)"
+    return None, ""

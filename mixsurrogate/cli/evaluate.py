@@ -338,10 +338,20 @@ def cv(
     curve_means: list = []
     if curve_sizes:
         curve = evaluate.learning_curve(
-            specs, runs_log, test, _parse_sizes(curve_sizes), draws, targets, feature_fn, seed,
-            objective=obj, scored=None if test is not None else scored,
-            interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=None if test is not None else scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            test,
+            _parse_sizes(curve_sizes),
+            draws=draws,
+        )
         curve.resamples = resamples
         curve_means = _curve_means(evaluate, curve, means, units[1])
         curve_summary = curve.summary(["size"])
@@ -388,9 +398,19 @@ def _evaluate(
     left_out = int((~scored).sum())
     if where:
         result = evaluate.train_test_where(
-            specs, runs_log, train_where, test_where, targets, feature_fn, objective=obj,
-            scored=scored, seed=seed, interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            train_where,
+            test_where,
+        )
         split = result.split_rows
         n_test = len(next(iter(split.values())))
         n_train = int(result.scores["n_train"].iloc[0])
@@ -398,15 +418,34 @@ def _evaluate(
         left_out = 0
     elif test is not None:
         result = evaluate.train_test(
-            specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed,
-            interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            test,
+        )
         mode = f"train {len(runs_log)} runs -> test {int(scored.sum())} runs"
     else:
         result = evaluate.cross_validate(
-            specs, runs_log, folds, targets, feature_fn, seed, objective=obj, repeats=repeats,
-            scored=scored, interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            folds=folds,
+            repeats=repeats,
+        )
         times = f" x {repeats} repeats" if repeats > 1 else ""
         mode = f"{folds}-fold CV{times} on {len(runs_log)} runs"
     if left_out:

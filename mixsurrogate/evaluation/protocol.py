@@ -354,18 +354,36 @@ def _partial_cv_splits(
     ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What every evaluation entry point is given alike: the predictors, the targets scored
+    (default: every target of the training log), MDE features, the objective scored as its own
+    target, which runs are scored (of the log scored on), the seed, the interval level whose
+    coverage and width are scored, and whether to show progress."""
+
+    specs: Sequence[PredictorSpec]
+    targets: Sequence[str] | None = None
+    feature_fn: FeatureFn | None = None
+    objective: Objective | None = None
+    scored: np.ndarray | None = None
+    seed: int = 0
+    interval_level: float | None = None
+    progress: bool = True
+
+    def run(
+        self, train: RunsLog, splits: Sequence[Split], key_columns: list[str],
+        test: RunsLog | None, desc: str,
+    ) -> Evaluation:  # fmt: skip
+        """``run_splits`` with this context's arguments."""
+        return run_splits(
+            self.specs, train, splits, list(self.targets or train.targets), key_columns,
+            self.feature_fn, self.objective, test, self.progress, self.seed, desc,
+            self.interval_level,
+        )  # fmt: skip
+
+
 def cross_validate(
-    specs: Sequence[PredictorSpec],
-    log: RunsLog,
-    folds: int = 5,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    objective: Objective | None = None,
-    repeats: int = 1,
-    scored: np.ndarray | None = None,
-    interval_level: float | None = None,
+    context: EvaluationContext, log: RunsLog, folds: int = 5, repeats: int = 1
 ) -> Evaluation:
     """Repeated k-fold CV on one log, identical folds for every predictor.
 
@@ -375,74 +393,37 @@ def cross_validate(
     which sets each run has, so every fold can score every set.
     """
     # a pending run (no loss yet) is never scored, and contributes to no fit
-    scored = scored_mask(len(log), scored) & ~log.pending_mask
-    splits = _partial_cv_splits(log, folds, repeats, seed, scored)
+    scored = scored_mask(len(log), context.scored) & ~log.pending_mask
+    splits = _partial_cv_splits(log, folds, repeats, context.seed, scored)
     if splits is None:
-        splits = cv_splits(len(log), folds, repeats, seed, scored)
-    return run_splits(
-        specs, log, splits, list(targets or log.targets), ["repeat", "fold"], feature_fn,
-        objective, None, progress, seed, "cross-validation", interval_level,
-    )  # fmt: skip
+        splits = cv_splits(len(log), folds, repeats, context.seed, scored)
+    return context.run(log, splits, ["repeat", "fold"], None, "cross-validation")
 
 
-def train_test(
-    specs: Sequence[PredictorSpec],
-    train: RunsLog,
-    test: RunsLog,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    progress: bool = True,
-    objective: Objective | None = None,
-    scored: np.ndarray | None = None,
-    seed: int = 0,
-    interval_level: float | None = None,
-) -> Evaluation:
+def train_test(context: EvaluationContext, train: RunsLog, test: RunsLog) -> Evaluation:
     """Fit each predictor on ``train`` once and score it on the scored rows of ``test``."""
-    rows = np.flatnonzero(scored_mask(len(test), scored) & ~test.pending_mask)
+    rows = np.flatnonzero(scored_mask(len(test), context.scored) & ~test.pending_mask)
     if len(rows) == 0:
         raise MixsurrogateError("no test run is left to score")
     splits = [Split(("test", "test"), np.arange(len(train)), rows)]
-    return run_splits(
-        specs, train, splits, list(targets or train.targets), ["test"], feature_fn, objective,
-        test, progress, seed, "predictors", interval_level,
-    )  # fmt: skip
+    return context.run(train, splits, ["test"], test, "predictors")
 
 
 def train_test_where(
-    specs: Sequence[PredictorSpec],
-    log: RunsLog,
-    train_where: str,
-    test_where: str,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    progress: bool = True,
-    objective: Objective | None = None,
-    scored: np.ndarray | None = None,
-    seed: int = 0,
-    interval_level: float | None = None,
+    context: EvaluationContext, log: RunsLog, train_where: str, test_where: str
 ) -> Evaluation:
     """Fit on the runs of ``log`` matching ``train_where`` (e.g. ``params<1e8``), score on
     those matching ``test_where`` (``params>=1e9``): do small runs predict large ones?"""
-    split = where_split(log, train_where, test_where, scored)
-    return run_splits(
-        specs, log, [split], list(targets or log.targets), ["test"], feature_fn, objective,
-        None, progress, seed, "predictors", interval_level,
-    )  # fmt: skip
+    split = where_split(log, train_where, test_where, context.scored)
+    return context.run(log, [split], ["test"], None, "predictors")
 
 
 def learning_curve(
-    specs: Sequence[PredictorSpec],
+    context: EvaluationContext,
     train: RunsLog,
     test: RunsLog | None,
     sizes: Sequence[int],
     draws: int = 5,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    objective: Objective | None = None,
-    scored: np.ndarray | None = None,
-    interval_level: float | None = None,
 ) -> Evaluation:
     """Metrics vs number of training runs: ``draws`` random subsets of each size (with
     ``interval_level``, also held-out coverage and width of that interval, as ``cross_validate``).
@@ -450,15 +431,12 @@ def learning_curve(
     With no ``test`` log each draw is scored on the (scored) runs it did not train on. A size
     a predictor cannot fit shows as a ``skipped`` cell with the reason, never as a gap.
     """
-    scored = scored_mask(len(train), scored) & ~train.pending_mask  # sizes count trained runs
+    scored = scored_mask(len(train), context.scored) & ~train.pending_mask  # sizes: trained runs
     splits, dropped = curve_splits(
-        len(train), sizes, draws, seed, scored, None if test is None else len(test)
+        len(train), sizes, draws, context.seed, scored, None if test is None else len(test)
     )
     if not splits:
         raise MixsurrogateError(f"no learning-curve size can be drawn: {'; '.join(dropped)}")
-    evaluation = run_splits(
-        specs, train, splits, list(targets or train.targets), ["size", "draw"], feature_fn,
-        objective, test, progress, seed, "learning curves", interval_level,
-    )  # fmt: skip
+    evaluation = context.run(train, splits, ["size", "draw"], test, "learning curves")
     evaluation.dropped = dropped
     return evaluation

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import MixsurrogateError
 from ..objective import Objective, cut_names
 from ..runs.log import RunsLog, atomic_write_text, log_lock
-from .propose import Proposal
+from .record import Proposal
 
 LEDGER_SUFFIX = ".ledger.jsonl"
 #: a logged run realises an entry when their mixtures are this close (total variation)

@@ -20,16 +20,10 @@ from ..search.campaign import CampaignData
 from ..search.model import ObjectiveModel
 from ..simplex import Bounds
 from .constraints import uniform_in_bounds
+from .exploit import versus_best_observed
 from .kl_prior import Prior, kl_divergence
-from .propose import (
-    TREE_PREDICTORS,
-    FittedObjective,
-    Proposal,
-    nearest_runs,
-    objective_values,
-    versus_best_observed,
-)
 from .recommenders import PRIOR, FittedSurrogate, RecommenderSettings, default_kl_lambda
+from .record import Proposal, nearest_runs, objective_values
 from .robust import (
     AUTO,
     HALVINGS,
@@ -38,6 +32,7 @@ from .robust import (
     check_recommender,
     robust_recommendation,
 )
+from .surrogate import TREE_PREDICTORS, FittedObjective
 
 
 def robust_prior(bounds: Bounds, prior: Prior | None) -> tuple[np.ndarray, str]:

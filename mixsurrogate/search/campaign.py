@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import MixsurrogateError
 from ..objective import Objective
-from ..proposal.propose import Proposal, check_objective_sets, nearest_runs
+from ..proposal.record import Proposal, check_objective_sets, nearest_runs
 from ..runs.log import RunsLog
 from ..simplex import Bounds
 from .model import FeatureFn

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..proposal.propose import minimise_on_simplex
+from ..proposal.optimiser import minimise_on_simplex
 from ..simplex import Bounds, vertices_and_uniform
 
 
