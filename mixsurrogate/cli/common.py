@@ -229,6 +229,8 @@ def show_robust(choice) -> None:
     )
     if choice.warning:
         click.echo(choice.warning)
+    if choice.extrapolation:
+        click.echo(choice.extrapolation)
     click.echo(
         f"recommender: {choice.chosen} ({choice.how}; prior: {choice.prior_name}; "
         f"cross-fitting {choice.cross_fit_seconds:.1f} s of {choice.seconds:.1f} s)"

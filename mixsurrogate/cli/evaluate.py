@@ -192,7 +192,7 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     "--objective",
     "objective_spec",
     help="also score a blended objective, e.g. val=0.5,task=0.5, \"qa='*arc*,*piqa*'=1\" "
-    "(a family of globs) or @objective.toml (see README)",
+    "(a family of globs) or @objective.toml (docs: how-to/objective)",
 )
 @kinds_option
 @click.option(

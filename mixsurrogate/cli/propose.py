@@ -53,7 +53,7 @@ from .common import kinds_option, mde_kind_option, scores_option, show_proposal
     "kl_text",
     metavar="LAMBDA|auto",
     help="minimise predicted objective + LAMBDA x KL(w || --prior) (Olmix); auto: LAMBDA chosen "
-    "on the logged runs by cross-fitting halves (see README)",
+    "on the logged runs by cross-fitting halves (docs: concepts/proposals)",
 )
 @click.option(
     "--no-worse-than",
@@ -99,7 +99,7 @@ from .common import kinds_option, mde_kind_option, scores_option, show_proposal
     metavar="auto|argmin|top-k|pessimistic|kl|trust-region",
     help="the mixture to train at full scale (exploit and --explore): auto (default; with --kl: "
     "kl) chooses among the recommenders by cross-fitting halves of the logged runs; the table "
-    "shows each one's judged objective and optimism (see README)",
+    "shows each one's judged objective and optimism (docs: concepts/proposals)",
 )
 @click.option(
     "--recommend",

@@ -30,6 +30,7 @@ from .robust import (
     MIN_RUNS,
     RobustChoice,
     check_recommender,
+    extrapolation_warning,
     robust_recommendation,
 )
 from .surrogate import TREE_PREDICTORS, FittedObjective
@@ -130,6 +131,9 @@ def robust_exploit(
         proposal.objective_interval[0] if interval else 0.9, requested, prior_name, seed,
         halvings, known, default=mine,
     )  # fmt: skip
+    choice = replace(
+        choice, extrapolation=extrapolation_warning(choice.chosen_report, float(y.min()))
+    )
     notes = [*proposal.notes, _note(choice)]
     if np.array_equal(choice.chosen_report.mixture, proposal.mixtures[0]):
         rec = {**proposal.recommendation, "recommender": choice.chosen}
@@ -202,6 +206,9 @@ def robust_explore(
         model, fit, data.W, data.run_ids, settings, lambda W: model.interval(W, level), level,
         requested, prior_name, seed, halvings, known,
     )  # fmt: skip
+    choice = replace(
+        choice, extrapolation=extrapolation_warning(choice.chosen_report, float(data.y.min()))
+    )
     chosen = choice.chosen_report
     note = _note(choice)
     rec = {
