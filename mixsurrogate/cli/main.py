@@ -209,8 +209,9 @@ def runs_design(
     Example:
       mixsurrogate runs design --domains code,wiki,books -n 16 --vertices mixtures.csv
     """
+    from ..files import atomic_write_text
     from ..runs.design import design_frame
-    from ..runs.log import atomic_write_text, frame_to_text
+    from ..runs.log import frame_to_text
     from ..simplex import Bounds
 
     if corpus_dir:

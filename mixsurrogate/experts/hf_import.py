@@ -30,7 +30,7 @@ from pathlib import Path
 from .. import __version__
 from ..corpus.store import Corpus
 from ..errors import CorpusError, ExpertError
-from ..runs.log import atomic_write_text
+from ..files import atomic_write_text
 from .presets import Preset
 
 HF_EXPERT_FORMAT = "mixsurrogate-hf-expert/1"

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..files import atomic_write_text
 from ..runs.design import design_frame
-from ..runs.log import atomic_write_text, frame_to_text
+from ..runs.log import frame_to_text
 
 
 def build_from_scratch(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from .log import RunsLog, import_regmix
+from .importers import import_regmix
+from .log import RunsLog
 
 REGMIX_SPLITS = {
     "train-1m": ("train_mixture_1m.csv", "train_pile_loss_1m.csv"),
