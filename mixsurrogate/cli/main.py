@@ -130,6 +130,7 @@ def runs_import(
           --weights 'mix_*' --losses 'val_*' --run-id job --rename cc=pile_cc
     """
     from ..runs.importers import check_out, import_runs, write_import
+    from ..runs.log import LOSS_PREFIX
     from .common import echo_json
 
     if any(Path(s).resolve() == Path(out).resolve() for s in sources):
@@ -156,11 +157,11 @@ def runs_import(
         f"wrote {summary['runs']} runs, {len(summary['domains'])} domains, {len(targets)} "
         f"evaluation sets to {out} (units and direction: {summary['metadata']})"
     )
-    name_width = max(len("loss:" + t) for t in targets)
+    name_width = max(len(LOSS_PREFIX + t) for t in targets)
     count_width = len(str(summary["runs"]))
     for target, info in targets.items():
         click.echo(
-            f"  {'loss:' + target:<{name_width}}  {info['runs']:>{count_width}}/{summary['runs']}"
+            f"  {LOSS_PREFIX + target:<{name_width}}  {info['runs']:>{count_width}}/{summary['runs']}"
             f" runs  {info['units']}"
         )
     for note in summary["notes"]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from ..errors import CorpusError
 from ..files import MANIFEST_FILE, escapes, read_manifest
@@ -244,9 +245,7 @@ class Corpus:
         return str(self.manifest.get("token_dtype", "uint16"))
 
     def tokenizer(self):
-        """The HF ``tokenizers.Tokenizer`` (imported lazily: surrogate code never needs it)."""
-        from tokenizers import Tokenizer
-
+        """The corpus's HF ``tokenizers.Tokenizer``."""
         return Tokenizer.from_file(str(self.tokenizer_path))
 
     def check_domains(self, names: list[str]) -> None:

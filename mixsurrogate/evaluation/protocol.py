@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import RepeatedStratifiedKFold
 from tqdm.auto import tqdm
 
 from ..errors import MixsurrogateError
 from ..objective import Objective
 from ..predictors import make_predictor
 from ..predictors.multitarget import MultiTargetPredictor, runs_note
+from ..runs.fidelity import fidelity_features
 from ..runs.log import RunsLog
 from .metrics import METRICS, metrics
 from .results import (
@@ -122,8 +124,6 @@ def _features(
     rows: RunsLog | None = None,
 ):
     if spec.uses_fidelity:  # per-run inputs, not a function of the mixture: read from the rows
-        from ..runs.fidelity import fidelity_features
-
         predictor = make_predictor(spec.name, **(spec.params or {}))
         return fidelity_features(rows, predictor.fidelity_columns())
     if not spec.uses_features:
@@ -333,8 +333,6 @@ def _partial_cv_splits(
     """Folds stratified on which sets each scored run was evaluated on, so that every fold
     holds out some runs of every set; None when every scored run has every loss (then the
     usual folds, unchanged)."""
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     has = ~np.isnan(log.Y)
     scored_idx, always = np.flatnonzero(scored), np.flatnonzero(~scored)
     _, pattern = np.unique(has[scored_idx], axis=0, return_inverse=True)

@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..corpus.build import build_corpus
+from ..corpus.store import Corpus
 from ..files import atomic_write_text
 from ..runs.design import design_frame
 from ..runs.log import frame_to_text
+from .presets import load_preset
+from .proxy_runs import train_proxy_runs
+from .score import score_experts
+from .train import train_experts
 
 
 def build_from_scratch(
@@ -27,13 +33,6 @@ def build_from_scratch(
     The vertex runs are the experts themselves (evaluated, not trained twice). Returns the
     runs-log path and the score-store path.
     """
-    from ..corpus.build import build_corpus
-    from ..corpus.store import Corpus
-    from .presets import load_preset
-    from .proxy_runs import train_proxy_runs
-    from .score import score_experts
-    from .train import train_experts
-
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     corpus_dir, experts_dir = work / "corpus", work / "experts"

@@ -12,8 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from ..proposal.propose import minimise_on_simplex
+from ..evaluation.protocol import PredictorSpec
+from ..objective import Objective
+from ..proposal.propose import minimise_on_simplex, propose_exploit
+from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog
 from ..simplex import Bounds
 from .candidates import local_candidates, sparse_candidates
 from .model import ObjectiveModel
@@ -131,18 +135,11 @@ def lgbm_top_k(
 ) -> np.ndarray:
     """RegMix's recipe: LightGBM on the runs, the mean of its top-k candidates (as
     ``propose`` does for tree predictors)."""
-    import pandas as pd
-
-    from ..evaluation.protocol import PredictorSpec
-    from ..objective import Objective
-    from ..proposal.propose import propose_exploit
-    from ..runs.log import RunsLog
-
     k = W.shape[1]
     domains = [f"d{j}" for j in range(k)]
-    frame = pd.DataFrame(W, columns=[f"w:{d}" for d in domains])
+    frame = pd.DataFrame(W, columns=[WEIGHT_PREFIX + d for d in domains])
     frame.insert(0, "run_id", [f"r{i}" for i in range(len(W))])
-    frame["loss:objective"] = y
+    frame[LOSS_PREFIX + "objective"] = y
     log = RunsLog(frame)
     proposal = propose_exploit(
         log, PredictorSpec("lgbm"), Objective({"objective": 1.0}), bounds, seed=seed,
