@@ -294,7 +294,10 @@ def runs_train(
         _echo(f"nothing to train: every run of {what} is already in {log}")
         return
     losses = [c for c in rows[0] if c.startswith(LOSS_PREFIX)]
-    _echo(f"{'run_id':<16} {'seconds':>8} " + " ".join(f"{c.removeprefix(LOSS_PREFIX)[:12]:>12}" for c in losses))
+    _echo(
+        f"{'run_id':<16} {'seconds':>8} "
+        + " ".join(f"{c.removeprefix(LOSS_PREFIX)[:12]:>12}" for c in losses)
+    )
     for r in rows:
         _echo(
             f"{r['run_id']:<16} {r['seconds']:>8.1f} " + " ".join(f"{r[c]:>12.4f}" for c in losses)

@@ -263,8 +263,9 @@ def _register_commands() -> None:
     from .audit import audit
     from .corpus import corpus
     from .demo import demo
-    from .evaluate import cv, fit
+    from .evaluate import cv
     from .experts import experts, runs_train
+    from .fit import fit
     from .propose import propose
 
     for command in (fit, cv, propose, audit, demo, corpus, experts):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..evaluation.protocol import PredictorSpec
+from ..evaluation.fitting import PredictorSpec
 from ..objective import Objective
 from ..proposal.propose import minimise_on_simplex, propose_exploit
 from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog
