@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,14 @@ import pandas as pd
 
 from .evaluation import plots
 from .evaluation import protocol as evaluate
+from .evaluation.noise import noise_ceiling, noise_floor
+from .mde.features import MDEFeatureMap
+from .mde.store import load_scores
 from .objective import Objective
 from .proposal.exploit import propose_exploit
 from .proposal.record import Proposal
 from .runs.builtin import regmix_runs
+from .runs.log import load_runs
 
 DEMO_PREDICTORS = ("mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix")
 DEMO_TARGET = "pile_cc"
@@ -106,8 +111,6 @@ MDE_DEMO_OBJECTIVE = "val=0.5,task=0.5"
 def realtext_paths() -> tuple[Path, Path]:
     """The committed real-text benchmark: runs log and score store shipped with the package
     (the folder also holds ``seeds.csv``, repeated seeds of two mixtures)."""
-    from importlib import resources
-
     folder = Path(str(resources.files("mixsurrogate") / "data" / "realtext"))
     return folder / "runs.csv", folder / "scores"
 
@@ -127,11 +130,6 @@ def mde_demo(
     A ``seeds.csv`` beside the runs log (repeated seeds of some mixtures) adds the seed-noise
     floor and the noise ceiling on Spearman to the description and the plot.
     """
-    from .evaluation.noise import noise_ceiling, noise_floor
-    from .mde.features import MDEFeatureMap
-    from .mde.store import load_scores
-    from .runs.log import load_runs
-
     out_dir = Path(out_dir)
     log = load_runs(runs_path)
     store = load_scores(scores_path).reordered(log.domains)

@@ -17,7 +17,7 @@ from mixsurrogate.cli.main import main
 from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.evaluation.metrics import BATCH_METRIC_FUNCTIONS, METRIC_FUNCTIONS
 from mixsurrogate.runs.builtin import regmix_runs
-from mixsurrogate.runs.log import LogMetadata, save_log_metadata
+from mixsurrogate.runs.metadata import LogMetadata, save_log_metadata
 from mixsurrogate.simplex import sobol_simplex
 
 DOMAINS = ["web", "code", "books", "wiki"]

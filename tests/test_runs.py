@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from mixsurrogate.cli.main import main
 from mixsurrogate.errors import RunsLogError
 from mixsurrogate.runs.builtin import regmix_runs
-from mixsurrogate.runs.log import append_run, import_regmix, load_runs, save_runs
+from mixsurrogate.runs.importers import import_regmix
+from mixsurrogate.runs.log import append_run, load_runs, save_runs
 
 
 def _frame(**overrides) -> pd.DataFrame:

@@ -83,7 +83,7 @@ def loss_units(spec: str, targets: list[str]) -> tuple[str, dict[str, str]]:
     """What the log's loss columns are in, for a table's caption and for JSON: one label
     (``nats``, ``bpb``, ``mixed: ...``) and each set's units, from the ``.meta.json`` beside
     the log that ``runs import`` writes (a log without one: nats, the contract)."""
-    from ..runs.log import load_log_metadata
+    from ..runs.metadata import load_log_metadata
 
     meta = load_log_metadata(spec)
     label = f"losses in {meta.units_label(targets)}, lower is better"

@@ -35,6 +35,7 @@ import pandas as pd
 from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
 from ..objective import cut_names
+from ..runs.log import WEIGHT_PREFIX
 from ..simplex import dirichlet_simplex
 
 _FLOOR = 1e-12
@@ -198,7 +199,7 @@ def read_prior_file(path: Path, domains: list[str]) -> np.ndarray:
     if len(cols) == 2 and cols[0].lower() in ("domain", "name") and len(frame):
         data = dict(zip(frame.iloc[:, 0].astype(str), frame.iloc[:, 1], strict=True))
     elif len(frame) == 1:
-        data = {c.removeprefix("w:"): v for c, v in zip(cols, frame.iloc[0], strict=True)}
+        data = {c.removeprefix(WEIGHT_PREFIX): v for c, v in zip(cols, frame.iloc[0], strict=True)}
     else:
         raise MixsurrogateError(
             f"{where}: expected columns domain,weight (one row per domain) or one row under "

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MixsurrogateError
+from ..files import atomic_write_text
 from ..objective import Objective, cut_names
-from ..runs.log import RunsLog, atomic_write_text, log_lock
+from ..runs.log import RunsLog, log_lock
 from .record import Proposal
 
 LEDGER_SUFFIX = ".ledger.jsonl"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 from ..errors import MixsurrogateError
-from .log import RunsLog, import_regmix, load_runs
+from .importers import import_regmix
+from .log import RunsLog, load_runs
 
 REGMIX_SPLITS = {
     "train-1m": ("train_mixture_1m.csv", "train_pile_loss_1m.csv"),
