@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import MixsurrogateError
 from ..objective import Objective
-from ..predictors import make_predictor
+from ..predictors import Capabilities, make_predictor, predictor_class
 from ..predictors.multitarget import MultiTargetPredictor, runs_note
 from ..runs.log import RunsLog
 from .metrics import METRICS, metrics
@@ -86,13 +86,19 @@ class PredictorSpec:
         return MultiTargetPredictor(self.name, self.params)
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What the predictor declares it supports (``predictors.base.Capabilities``)."""
+        return predictor_class(self.name).capabilities
+
+    @property
     def uses_features(self) -> bool:
-        return bool(make_predictor(self.name, **(self.params or {})).uses_features)
+        """Whether the predictor needs MDE features (a score store)."""
+        return self.capabilities.features
 
     @property
     def uses_fidelity(self) -> bool:
         """Whether the predictor takes the runs' fidelity columns (``fidelity.py``) as inputs."""
-        return bool(getattr(make_predictor(self.name, **(self.params or {})), "uses_fidelity", 0))
+        return self.capabilities.fidelity
 
     @property
     def display(self) -> str:

@@ -294,7 +294,7 @@ def choose_lambda(
     For each of ``repeats`` random halvings (A, B) of the runs, and both ways round, the
     proposal of every lambda under a surrogate fitted on A is scored by a surrogate fitted
     on B. Returns (lambda, {lambda: mean judged objective}, how)."""
-    from .propose import TREE_PREDICTORS, FittedObjective, best_mixture
+    from .propose import FittedObjective, best_mixture
 
     done = log.completed() if hasattr(log, "completed") else log
     n = len(done)
@@ -323,7 +323,7 @@ def choose_lambda(
             for lam in grid:
                 best, _ = best_mixture(
                     proposer, bounds, part.W[bounds.contains(part.W)],
-                    tree=spec.name in TREE_PREDICTORS, n_candidates=n_candidates,
+                    tree=spec.capabilities.tree, n_candidates=n_candidates,
                     n_starts=2, seed=seed, penalty=KLPenalty(prior, lam) if lam > 0 else None,
                 )  # fmt: skip
                 totals[lam].append(float(judge(best[None])[0]))

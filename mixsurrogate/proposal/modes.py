@@ -22,7 +22,6 @@ from ..simplex import Bounds
 from .constraints import uniform_in_bounds
 from .kl_prior import Prior, kl_divergence
 from .propose import (
-    TREE_PREDICTORS,
     FittedObjective,
     Proposal,
     nearest_runs,
@@ -112,10 +111,8 @@ def robust_exploit(
     prior_mixture, prior_name = robust_prior(bounds, prior)
     kl = proposal.kl
     lam = float(kl.lam) if kl is not None else default_kl_lambda(y)
-    settings = RecommenderSettings(
-        bounds, prior_mixture, lam, smooth=spec.name not in TREE_PREDICTORS
-    )
-    tree = spec.name in TREE_PREDICTORS  # the proposal of a tree is RegMix's top-k mean
+    settings = RecommenderSettings(bounds, prior_mixture, lam, smooth=not spec.capabilities.tree)
+    tree = spec.capabilities.tree  # the proposal of a tree is RegMix's top-k mean
     mine = "kl" if kl is not None and kl.lam > 0 else ("top-k" if tree else "argmin")
     known = {mine: proposal.mixtures[0]}
     interval = None

@@ -29,8 +29,6 @@ from .kl_prior import KLPenalty, KLResult, KLSetting
 if TYPE_CHECKING:
     from .robust import RobustChoice
 
-TREE_PREDICTORS = ("lgbm", "lgbm+mde")
-
 
 @dataclass
 class Proposal:
@@ -203,18 +201,14 @@ class FittedObjective:
     def std(self, W: np.ndarray) -> np.ndarray | None:  # noqa: N803
         """Posterior std of the objective: with the sets' posterior covariance for a joint
         model (``mtgp``: correlated sets add up), else from per-set stds taken as independent."""
-        if hasattr(self.model, "predict_objective_std"):
-            W = np.atleast_2d(W)  # noqa: N806
+        capabilities = self.spec.capabilities
+        W = np.atleast_2d(W)  # noqa: N806
+        if capabilities.objective_std:
             weights = {s: self.objective.weights.get(s, 0.0) for s in self.sets}
             return self.model.predict_objective_std(W, weights, features=self._features(W))
-        if not hasattr(self.model, "predict_std"):
+        if not capabilities.std:
             return None
-        try:
-            stds = self.model.predict_std(
-                np.atleast_2d(W), features=self._features(np.atleast_2d(W))
-            )
-        except (AttributeError, NotImplementedError):
-            return None
+        stds = self.model.predict_std(W, features=self._features(W))
         return self.objective.combine_std(stds, self.sets)
 
 
@@ -440,7 +434,7 @@ def propose_exploit(
         log.W[bounds.contains(log.W)],
         checks,
         worst,
-        tree=spec.name in TREE_PREDICTORS,
+        tree=spec.capabilities.tree,
         n_candidates=n_candidates,
         n_starts=n_starts,
         top_k=top_k,
