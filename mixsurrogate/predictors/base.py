@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import Tags
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ..errors import NotEnoughRunsError
 from ..simplex import check_mixtures
@@ -49,6 +49,9 @@ class Capabilities:
     shared_tuning: bool = False
     #: a piecewise-constant surface (trees): a proposal averages the top-k candidates
     tree: bool = False
+    #: a law in the log of the loss: losses must be positive (as a ``log_target=True``
+    #: predictor's, which its tags add)
+    positive_losses: bool = False
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):
@@ -71,10 +74,12 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         return self.n_parameters(n_domains, n_features) + self.fit_margin
 
     def __sklearn_tags__(self) -> Tags:
-        """A regressor of mixtures: non-negative rows (``positive_only``); several outputs
-        exactly when it fits every target jointly."""
+        """A regressor of mixtures: non-negative rows (``positive_only``); positive losses
+        where it fits their log; several outputs exactly when it fits every target jointly."""
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
+        log_target = bool(self.get_params().get("log_target", False))
+        tags.target_tags.positive_only = self.capabilities.positive_losses or log_target
         tags.target_tags.required = True
         tags.target_tags.multi_output = self.capabilities.joint
         return tags
@@ -90,7 +95,7 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         """Fit on mixtures ``W`` and losses ``y``. ``hyperparameters``: this target's share of
         a batched tuning (``capabilities.shared_tuning`` only; see ``tune_jointly``), used for
         this fit alone; None tunes them here."""
-        W, y = self.validate(W, y, reset=True)  # noqa: N806
+        W, y = self.validate_fit(W, y)  # noqa: N806
         if hyperparameters is not None and not self.capabilities.shared_tuning:
             raise ValueError(f"{self.name} takes no jointly tuned hyper-parameters")
         if self.capabilities.features:
@@ -162,15 +167,18 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
             features = check_features(features, len(W))
         return np.asarray(self._predict(W, features), dtype=float).ravel()
 
-    def validate(self, W, y=None, reset: bool = False):  # noqa: N803
-        """Mixtures ``W`` (``check_weights``: finite, non-negative, a 1-D row is one mixture)
-        validated as scikit-learn validates an estimator's input: ``n_features_in_`` set when
-        ``reset`` (``fit``) and checked otherwise (``predict``). With ``y``, the losses too
-        (numeric, finite, one per row): returns ``(W, y)``."""
-        W = check_weights(W)  # noqa: N806
-        if y is None:
-            return validate_data(self, W, reset=reset)
-        W, y = validate_data(self, W, y, reset=reset, y_numeric=True)  # noqa: N806
+    def validate(self, W, reset: bool = False) -> np.ndarray:  # noqa: N803
+        """Mixtures ``W`` validated as scikit-learn validates an estimator's input (sparse,
+        complex, non-numeric input refused in its words; ``n_features_in_`` set when ``reset``,
+        by ``fit``, and checked otherwise), and by ``check_weights`` (finite, non-negative; a
+        1-D row is one mixture)."""
+        W = check_array(W, ensure_2d=False, ensure_all_finite=False, input_name="W")  # noqa: N806
+        return validate_data(self, check_weights(W), reset=reset)
+
+    def validate_fit(self, W, y) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """``validate(W, reset=True)`` and the losses ``y``: numeric, finite, one per row."""
+        W = check_array(W, ensure_2d=False, ensure_all_finite=False, input_name="W")  # noqa: N806
+        W, y = validate_data(self, check_weights(W), y, reset=True, y_numeric=True)  # noqa: N806
         return W, np.asarray(y, dtype=float).ravel()
 
     def _fit(self, W, y, features):  # noqa: N803

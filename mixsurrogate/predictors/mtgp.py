@@ -98,6 +98,8 @@ class MTGPPredictor(GPPredictor):
         """Fit on runs ``W`` and losses ``y``: a vector (one set) or runs x sets, NaN = not
         measured. Runs with no loss at all are ignored."""
         W = self.validate(W, reset=True)  # noqa: N806
+        if y is None:  # scikit-learn's words
+            raise ValueError(f"{self.name} requires y to be passed, but the target y is None")
         Y = np.asarray(y, dtype=float)  # noqa: N806
         self.one_target_ = Y.ndim == 1
         Y = Y.reshape(len(Y), -1)  # noqa: N806
