@@ -52,6 +52,8 @@ class Capabilities:
     #: a law in the log of the loss: losses must be positive (as a ``log_target=True``
     #: predictor's, which its tags add)
     positive_losses: bool = False
+    #: several times gp's cost per fit: left out of ``cv``'s default list (named with ``-p``)
+    opt_in: bool = False
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):

@@ -72,7 +72,7 @@ class MTGPPredictor(GPPredictor):
     #: fitted once on every target (``MultiTargetPredictor`` honours ``joint``); the joint fit
     #: already shares everything, so no per-target tuning (``shared_tuning``)
     capabilities = replace(
-        GPPredictor.capabilities, joint=True, objective_std=True, shared_tuning=False
+        GPPredictor.capabilities, joint=True, objective_std=True, shared_tuning=False, opt_in=True
     )
     log_target = False
 

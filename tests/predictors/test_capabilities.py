@@ -9,6 +9,7 @@ import pytest
 from mixsurrogate.predictors import (
     FIDELITY_PREDICTORS,
     MDE_PREDICTORS,
+    OPT_IN_PREDICTORS,
     PREDICTORS,
     Capabilities,
     make_predictor,
@@ -38,6 +39,11 @@ def test_capabilities_are_declared_on_the_class_and_match_its_methods(name):
     tags = make_predictor(name).__sklearn_tags__()
     assert tags.estimator_type == "regressor" and tags.input_tags.positive_only
     assert tags.target_tags.multi_output == caps.joint
+
+
+def test_the_registry_lists_follow_the_declarations():
+    assert set(OPT_IN_PREDICTORS) == {"mtgp", "mtgp+mde", "auto"}  # as named before
+    assert {"dml", "bimix"} <= {n for n, c in PREDICTORS.items() if c.capabilities.positive_losses}
 
 
 def test_multitarget_reads_the_member_class_capabilities():
