@@ -7,6 +7,11 @@ class MixsurrogateError(Exception):
     """A user-facing problem with the input; its message is the one line the CLI prints."""
 
 
+class MixtureError(MixsurrogateError, ValueError):
+    """Mixture weights are malformed (NaN, negative, wrong shape); also a ``ValueError``, as
+    scikit-learn's estimator contract asks of bad input to ``fit`` and ``predict``."""
+
+
 class RunsLogError(MixsurrogateError):
     """The runs log is malformed (missing columns, bad weights, bad losses, duplicates)."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MixsurrogateError
+from .errors import MixsurrogateError, MixtureError
 
 SUM_TOLERANCE = 1e-2  # RegMix's files sum to 1 within 0.004; beyond 1e-2 it is a mistake
 
@@ -26,27 +26,27 @@ def check_mixtures(
     optimiser's -1e-12 is not a user's mistake); with ``sum_tolerance`` rows must sum to 1
     within it. Errors name the first bad row (``labels``, e.g. "run a1") and column.
     """
+    if np.iscomplexobj(W):
+        raise MixtureError("mixtures hold complex numbers; weights must be real")
     W = np.atleast_2d(np.asarray(W, dtype=float))  # noqa: N806
     if W.ndim != 2 or (n_domains is not None and W.shape[1] != n_domains):
         expected = f"(mixtures, {n_domains})" if n_domains is not None else "(mixtures, domains)"
-        raise MixsurrogateError(f"mixtures have shape {W.shape}; expected {expected}")
+        raise MixtureError(f"mixtures have shape {W.shape}; expected {expected}")
     labels = labels or [f"row {i}" for i in range(len(W))]
     columns = columns or [f"{j}" for j in range(W.shape[1])]
     bad = ~np.isfinite(W)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise MixsurrogateError(f"{labels[row]}: weight {columns[col]} is missing or NaN")
+        raise MixtureError(f"{labels[row]}: weight {columns[col]} is missing or NaN")
     negative = W < -negative_tolerance
     if negative.any():
         row, col = map(int, np.argwhere(negative)[0])
-        raise MixsurrogateError(
-            f"{labels[row]}: weight {columns[col]} is negative ({W[row, col]:g})"
-        )
+        raise MixtureError(f"{labels[row]}: weight {columns[col]} is negative ({W[row, col]:g})")
     if sum_tolerance is not None:
         totals = W.sum(axis=1)
         off = np.flatnonzero(np.abs(totals - 1.0) > sum_tolerance)
         if len(off):
-            raise MixsurrogateError(f"{labels[off[0]]}: weights sum to {totals[off[0]]:.4f}, not 1")
+            raise MixtureError(f"{labels[off[0]]}: weights sum to {totals[off[0]]:.4f}, not 1")
     return W
 
 

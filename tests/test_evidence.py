@@ -122,10 +122,10 @@ def test_joint_gp_tuning_failure_falls_back_to_per_target_fits(monkeypatch):
 def test_one_failing_target_keeps_the_others(monkeypatch):
     real_fit = GPPredictor._fit
 
-    def fail_on_constant(self, W, y, features):  # noqa: N803
+    def fail_on_constant(self, W, y, features, **joint):  # noqa: N803
         if np.ptp(y) > 10:
             raise RuntimeError("boom")
-        return real_fit(self, W, y, features)
+        return real_fit(self, W, y, features, **joint)
 
     monkeypatch.setattr(GPPredictor, "_fit", fail_on_constant)
     log = noisy_log()

@@ -163,7 +163,9 @@ def test_gp_joint_tuning_matches_separate_fits(problem, name, monkeypatch):
     each member keeps a one-output BoTorch model (what the acquisition functions use)."""
     W, Y, Wt, Yt, F, Ft = problem  # noqa: N806
     joint = MultiTargetPredictor(name).fit(W, Y, ["web", "qa"], DOMAINS, F)
-    monkeypatch.setattr(MultiTargetPredictor, "_tune_jointly", staticmethod(lambda *a: None))
+    monkeypatch.setattr(
+        MultiTargetPredictor, "_tune_jointly", staticmethod(lambda *a: (None, None))
+    )
     separate = MultiTargetPredictor(name).fit(W, Y, ["web", "qa"], DOMAINS, F)
     a, b = joint.predict(Wt, Ft), separate.predict(Wt, Ft)
     for j in range(2):

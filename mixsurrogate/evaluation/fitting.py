@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MixsurrogateError
-from ..predictors import make_predictor
+from ..predictors import Capabilities, make_predictor, predictor_class
 from ..predictors.multitarget import MultiTargetPredictor
 from ..runs.fidelity import fidelity_features
 from ..runs.log import RunsLog
@@ -34,13 +34,19 @@ class PredictorSpec:
         return MultiTargetPredictor(self.name, self.params)
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What the predictor declares it supports (``predictors.base.Capabilities``)."""
+        return predictor_class(self.name).capabilities
+
+    @property
     def uses_features(self) -> bool:
-        return bool(make_predictor(self.name, **(self.params or {})).uses_features)
+        """Whether the predictor needs MDE features (a score store)."""
+        return self.capabilities.features
 
     @property
     def uses_fidelity(self) -> bool:
         """Whether the predictor takes the runs' fidelity columns (``fidelity.py``) as inputs."""
-        return bool(getattr(make_predictor(self.name, **(self.params or {})), "uses_fidelity", 0))
+        return self.capabilities.fidelity
 
     @property
     def display(self) -> str:

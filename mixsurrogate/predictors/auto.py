@@ -11,6 +11,8 @@ on all training runs and predicts with it. ``fit_notes_`` says what was chosen,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
@@ -27,6 +29,8 @@ class AutoPredictor(MixturePredictor):
     """The candidate with the best inner-CV Spearman, refitted on every training run."""
 
     name = "auto"
+    #: an inner cross-validation of every candidate per fit
+    capabilities = replace(MixturePredictor.capabilities, opt_in=True)
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
+from dataclasses import dataclass, replace
 
 import gpytorch
 import numpy as np
@@ -35,6 +36,7 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
 from linear_operator.utils.errors import NotPSDError
+from sklearn.base import clone
 
 from ..errors import MixsurrogateError
 from .base import MixturePredictor, check_features, check_weights
@@ -79,10 +81,21 @@ def _log_target(y: np.ndarray, name: str) -> np.ndarray:
     return np.log(y)
 
 
+@dataclass(frozen=True)
+class JointHyperparameters:
+    """One target's slice of a batched hyper-parameter fit (``GPPredictor.tune_jointly``),
+    handed to that target's ``fit(..., hyperparameters=...)``: the GP's state and what the
+    batched fit worked around (added to that fit's ``fit_notes_``)."""
+
+    state: dict[str, torch.Tensor]
+    notes: tuple[str, ...] = ()
+
+
 class GPPredictor(MixturePredictor):
     """Exact GP regression with a Matern-5/2 ARD kernel; ``predict_std`` is the posterior std."""
 
     name = "gp"
+    capabilities = replace(MixturePredictor.capabilities, std=True, shared_tuning=True)
     #: parameters that may differ between the members of one ``tune_jointly`` call
     PER_TARGET_PARAMS: tuple[str, ...] = ()
 
@@ -104,13 +117,6 @@ class GPPredictor(MixturePredictor):
         self.seed = seed
         self.interval = interval
 
-    def use_hyper_parameters(self, hypers: dict[str, torch.Tensor]) -> GPPredictor:
-        """Let the next ``fit`` condition on its runs with these hyper-parameters (from
-        ``hyper_parameters`` of another fit with the same inputs) instead of tuning its own:
-        a refit on part of the runs costs one Cholesky, not an L-BFGS run."""
-        self._joint_hypers = hypers
-        return self
-
     def n_parameters(self, n_domains: int, n_features: int = 0) -> int:
         # The marginal likelihood regularises the lengthscales; a handful of runs suffices
         # to fit (badly), and the evaluation reports how badly.
@@ -122,19 +128,26 @@ class GPPredictor(MixturePredictor):
     def _learn_scaling(self, W: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
         """Hook for subclasses whose extra inputs need scaling learnt on the training runs."""
 
-    def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
+    def _fit(
+        self,
+        W: np.ndarray,  # noqa: N803
+        y: np.ndarray,
+        features: np.ndarray | None,
+        hyperparameters: JointHyperparameters | None = None,
+    ) -> None:
         self._learn_scaling(W, features)
         X = torch.tensor(self.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
         target = _log_target(y, self.name) if self.log_target else y
         Y = torch.tensor(target, dtype=torch.float64).unsqueeze(-1)  # noqa: N806
         with one_thread_if_small(len(X)):
-            hypers = self.__dict__.pop("_joint_hypers", None)  # from tune_jointly, used once
-            if hypers is None:
+            if hyperparameters is None:
                 hypers = hyper_parameters(self._tuned_model(X, Y))
+            else:  # tuned with other targets (tune_jointly), given to this fit only
+                hypers = hyperparameters.state
+                self.fit_notes_ += list(hyperparameters.notes)
             self.model_ = self._model(X, Y)
             self.model_.load_state_dict(hypers, strict=False)
             self.model_.eval()
-        self.fit_notes_ += self.__dict__.pop("_pending_notes", [])
 
     def _tuned_model(
         self,
@@ -161,7 +174,7 @@ class GPPredictor(MixturePredictor):
         W: np.ndarray,  # noqa: N803
         Y: np.ndarray,  # noqa: N803
         features: np.ndarray | None,
-    ) -> None:
+    ) -> list[JointHyperparameters] | None:
         """Tune one GP per column of ``Y`` in a single batched marginal-likelihood fit.
 
         ``members`` must share their class and hyper-parameters (so also their inputs). The
@@ -169,8 +182,10 @@ class GPPredictor(MixturePredictor):
         likelihood separates, so this finds what separate fits would, but one L-BFGS run over
         all targets replaces one per target. On the real-text benchmark (11 sets, 5-fold CV)
         Spearman matched separate fits within 0.012 on every set while CV took 30 s, not 71 s,
-        for gp+mde and 42 s, not 62 s, for gp (2 loaded cores). Each member's next ``fit`` then
-        conditions on its own column with its slice of the hyper-parameters.
+        for gp+mde and 42 s, not 62 s, for gp (2 loaded cores). Returns each member's slice of
+        the hyper-parameters, for ``member.fit(W, Y[:, j], features, hyperparameters=...)``;
+        the members themselves are left untouched (the batched fit runs on a clone). None (a
+        subclass's) means no joint tuning: each member tunes its own in ``fit``.
         """
         first = members[0]
 
@@ -181,30 +196,28 @@ class GPPredictor(MixturePredictor):
         if any(type(m) is not type(first) or shared(m) != shared(first) for m in members):
             raise ValueError("tune_jointly needs members of one class with equal parameters")
         W = check_weights(W)  # noqa: N806
-        features = check_features(features, len(W)) if first.uses_features else None
+        tuner = clone(first)  # scaling and notes of the batched fit stay on this clone
+        tuner.fit_notes_ = []
+        features = check_features(features, len(W)) if first.capabilities.features else None
         Y = np.asarray(Y, dtype=float).reshape(len(W), len(members))  # noqa: N806
-        first._learn_scaling(W, features)
-        X = torch.tensor(first.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
+        tuner._learn_scaling(W, features)
+        X = torch.tensor(tuner.design_matrix(W, features), dtype=torch.float64)  # noqa: N806
         target = _log_target(Y, first.name) if first.log_target else Y
         Yt = torch.tensor(target, dtype=torch.float64)  # noqa: N806
         with one_thread_if_small(len(X)):
-            try:
-                # No batched restarts: they would keep the best *summed* likelihood, which can
-                # leave single targets at a noise-only optimum (RegMix, 32 runs: 4 of 13 sets
-                # at Spearman ~0.1, 0.92-0.99 when fitted alone); if the first attempt fails,
-                # the caller tunes each target apart, with its own restarts.
-                batched = hyper_parameters(first._tuned_model(X, Yt, restart=False))
-            finally:  # a failed joint fit's notes must not reach ``first``'s own fit
-                notes = first.__dict__.pop("_pending_notes", [])
-            single = hyper_parameters(first._model(X[:2], Yt[:2, :1]))
-        notes = [f"{n} (joint fit of {len(members)} targets)" for n in notes]
-        sliced = [  # every slice first, so a failure hands no member a partial set
-            {k: _slice_output(v, j, single[k], k) for k, v in batched.items()}
+            # No batched restarts: they would keep the best *summed* likelihood, which can
+            # leave single targets at a noise-only optimum (RegMix, 32 runs: 4 of 13 sets
+            # at Spearman ~0.1, 0.92-0.99 when fitted alone); if the first attempt fails,
+            # the caller tunes each target apart, with its own restarts.
+            batched = hyper_parameters(tuner._tuned_model(X, Yt, restart=False))
+            single = hyper_parameters(tuner._model(X[:2], Yt[:2, :1]))
+        notes = tuple(f"{n} (joint fit of {len(members)} targets)" for n in tuner.fit_notes_)
+        return [
+            JointHyperparameters(
+                {k: _slice_output(v, j, single[k], k) for k, v in batched.items()}, notes
+            )
             for j in range(len(members))
         ]
-        for member, hypers in zip(members, sliced, strict=True):
-            member._joint_hypers = hypers
-            member._pending_notes = list(notes)
 
     @staticmethod
     def _model(X: torch.Tensor, Y: torch.Tensor) -> SingleTaskGP:  # noqa: N803
@@ -318,11 +331,10 @@ class GPPredictor(MixturePredictor):
         return model
 
     def _note_fit(self, labels: list[str]) -> None:
-        """Record what one hyper-parameter fit worked around (restarts, warnings, counted) for
-        ``fit_notes_``."""
-        notes = self.__dict__.setdefault("_pending_notes", [])
+        """Record what one hyper-parameter fit worked around (restarts, warnings, counted) in
+        ``fit_notes_`` (which ``fit`` starts empty)."""
         for label, count in Counter(labels).items():
-            notes.append(f"{label} ({count}x)" if count > 1 else label)
+            self.fit_notes_.append(f"{label} ({count}x)" if count > 1 else label)
 
     def _posterior(
         self,
@@ -358,7 +370,7 @@ class GPPredictor(MixturePredictor):
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
         """Posterior std of the latent loss (no observation noise), in nats."""
         W = check_weights(W)  # noqa: N806
-        if self.uses_features:  # else passed on as given (mfgp's fidelity inputs), as in fit
+        if self.capabilities.features:  # else passed on as given (mfgp's fidelity inputs)
             features = check_features(features, len(W))
         mean, std = self._posterior(W, features)
         # log target: delta method, d exp(m) = exp(m) dm
@@ -386,7 +398,7 @@ class GPPredictor(MixturePredictor):
                 f"gp interval {self.interval!r}: choose one of {', '.join(INTERVAL_KINDS)}"
             )
         W = check_weights(W)  # noqa: N806
-        if self.uses_features:  # else passed on as given (mfgp's fidelity inputs), as in fit
+        if self.capabilities.features:  # else passed on as given (mfgp's fidelity inputs)
             features = check_features(features, len(W))
         center, std = self._predictive(W, features)
         if self.interval == "posterior":
@@ -413,7 +425,7 @@ class GPPredictor(MixturePredictor):
     ) -> np.ndarray:
         """``(y - centre) / std`` of the posterior predictive at runs with losses ``y``."""
         W = check_weights(W)  # noqa: N806
-        if self.uses_features:  # else passed on as given (mfgp's fidelity inputs), as in fit
+        if self.capabilities.features:  # else passed on as given (mfgp's fidelity inputs)
             features = check_features(features, len(W))
         center, std = self._predictive(W, features)
         target = np.log(y) if self.log_target else np.asarray(y, float)

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
@@ -137,6 +139,7 @@ class DMLPredictor(MixturePredictor):
     """
 
     name = "dml"
+    capabilities = replace(MixturePredictor.capabilities, positive_losses=True)
     fit_margin = 2
 
     def __init__(
@@ -195,6 +198,7 @@ class BiMixPredictor(MixturePredictor):
     """
 
     name = "bimix"
+    capabilities = replace(MixturePredictor.capabilities, positive_losses=True)
     fit_margin = 2
 
     def __init__(self, domain_index: int | None = None, eps: float = 1e-3):

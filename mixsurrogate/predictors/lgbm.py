@@ -10,6 +10,7 @@ Defaults were compared on RegMix's training runs only (half fitted, half scored;
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import lightgbm as lgb
 import numpy as np
@@ -21,6 +22,7 @@ class LGBMPredictor(MixturePredictor):
     """Gradient-boosted trees; deterministic (fixed seed, one thread, deterministic mode)."""
 
     name = "lgbm"
+    capabilities = replace(MixturePredictor.capabilities, tree=True)
 
     def __init__(
         self,

@@ -12,11 +12,13 @@ useful features). ``target_feature`` is the column of the target's own MDE loss.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import MixsurrogateError, UnsupportedTargetError
 from .base import MixturePredictor, check_features
-from .gp import GPPredictor
+from .gp import GPPredictor, JointHyperparameters
 from .lgbm import LGBMPredictor
 from .linear import LinearPredictor
 
@@ -55,7 +57,7 @@ class MDEPredictor(MixturePredictor):
     """The target's own MDE loss, unfitted: what the experts alone say."""
 
     name = "mde"
-    uses_features = True
+    capabilities = replace(MixturePredictor.capabilities, features=True)
 
     def __init__(self, target_feature: int | None = None):
         self.target_feature = target_feature
@@ -91,9 +93,8 @@ class MDECalPredictor(MDEPredictor):
 
 
 class _WithFeatures:
-    """Mixin: the rate predictor's design with the MDE features appended as columns."""
-
-    uses_features = True
+    """Mixin: the rate predictor's design with the MDE features appended as columns (each
+    class adds ``features`` to its rate predictor's ``capabilities``)."""
 
     def design_matrix(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
         return np.hstack([super().design_matrix(W, None), self._scale_features(features)])
@@ -106,12 +107,14 @@ class LinearMDEPredictor(_WithFeatures, LinearPredictor):
     """Ridge on rates and MDE losses (the pipeline standardises every column)."""
 
     name = "linear+mde"
+    capabilities = replace(LinearPredictor.capabilities, features=True)
 
 
 class LGBMMDEPredictor(_WithFeatures, LGBMPredictor):
     """LightGBM on rates and MDE losses (trees need no scaling)."""
 
     name = "lgbm+mde"
+    capabilities = replace(LGBMPredictor.capabilities, features=True)
 
 
 class GPMDEPredictor(_WithFeatures, GPPredictor):
@@ -122,6 +125,7 @@ class GPMDEPredictor(_WithFeatures, GPPredictor):
     """
 
     name = "gp+mde"
+    capabilities = replace(GPPredictor.capabilities, features=True)
 
     def _learn_scaling(self, W: np.ndarray, features: np.ndarray | None) -> None:  # noqa: N803
         self.feature_low_ = features.min(axis=0)
@@ -142,7 +146,7 @@ class GPResidualMDEPredictor(GPPredictor):
     """
 
     name = "gp+mde-res"
-    uses_features = True
+    capabilities = replace(GPPredictor.capabilities, features=True)
     PER_TARGET_PARAMS = ("target_feature",)  # the GP's inputs (the rates) are shared
 
     def __init__(
@@ -162,8 +166,9 @@ class GPResidualMDEPredictor(GPPredictor):
         return 4  # the GP's few, plus slope and intercept
 
     @classmethod
-    def tune_jointly(cls, members, W, Y, features) -> None:  # noqa: N803
-        """One batched GP fit over every target's calibration residual (see GPPredictor)."""
+    def tune_jointly(cls, members, W, Y, features) -> list[JointHyperparameters] | None:  # noqa: N803
+        """One batched GP fit over every target's calibration residual (see GPPredictor);
+        None when a target's calibration fails (its fit raises; the others tune apart)."""
         features = check_features(features, len(W))
         Y = np.asarray(Y, dtype=float).reshape(len(W), len(members))  # noqa: N806
         residuals = []
@@ -173,20 +178,26 @@ class GPResidualMDEPredictor(GPPredictor):
                     features, Y[:, j], member.target_feature, member.name
                 )
             except MixsurrogateError:
-                return  # that member's fit raises; the others are tuned one by one
+                return None
             x = features[:, member.target_feature]
             residuals.append(Y[:, j] - (intercept + slope * x))
-        super().tune_jointly(members, W, np.column_stack(residuals), features)
+        return super().tune_jointly(members, W, np.column_stack(residuals), features)
 
     def _calibrated(self, features: np.ndarray) -> np.ndarray:
         own = own_mde_column(features, self.target_feature, self.name)
         return self.intercept_ + self.slope_ * own
 
-    def _fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray) -> None:  # noqa: N803
+    def _fit(
+        self,
+        W: np.ndarray,  # noqa: N803
+        y: np.ndarray,
+        features: np.ndarray,
+        hyperparameters: JointHyperparameters | None = None,
+    ) -> None:
         self.slope_, self.intercept_ = fit_mde_calibration(
             features, y, self.target_feature, self.name
         )
-        super()._fit(W, y - self._calibrated(features), None)
+        super()._fit(W, y - self._calibrated(features), None, hyperparameters)
 
     def _predict(self, W: np.ndarray, features: np.ndarray) -> np.ndarray:  # noqa: N803
         return self._calibrated(features) + super()._predict(W, None)

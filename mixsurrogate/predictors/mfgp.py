@@ -41,6 +41,7 @@ all their runs (512 1M runs and eight 60M runs: all eight stay).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -107,10 +108,9 @@ class MFGPPredictor(GPPredictor):
     """
 
     name = "mfgp"
-    uses_fidelity = True
     #: batched tuning of several targets is not implemented for the sum kernel: each target
-    #: tunes its own hyper-parameters (``MultiTargetPredictor`` skips a None here)
-    tune_jointly = None
+    #: tunes its own hyper-parameters (no ``shared_tuning``)
+    capabilities = replace(GPPredictor.capabilities, fidelity=True, shared_tuning=False)
 
     def __init__(
         self,

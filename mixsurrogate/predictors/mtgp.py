@@ -14,7 +14,7 @@ differ by 3x on RegMix), and predictions are mapped back. ``predict_objective_st
 posterior std of a weighted sum of sets using ``B``: for a blend of positively correlated sets
 this is larger than the independent-sets formula ``sqrt(sum a_j^2 s_j^2)``.
 
-This predictor is *joint* (``joint = True``): ``fit(W, Y)`` takes the runs x sets matrix (NaN
+This predictor is *joint* (``capabilities.joint``): ``fit(W, Y)`` takes the runs x sets matrix (NaN
 for a loss not measured) and ``predict`` returns runs x sets; ``MultiTargetPredictor`` fits it
 once for all targets. With a 1-D ``y`` it is an ordinary one-set GP.
 """
@@ -22,6 +22,7 @@ once for all targets. With a 1-D ``y`` it is an ordinary one-set GP.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import gpytorch
 import numpy as np
@@ -32,9 +33,10 @@ from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
+from sklearn.utils.validation import check_is_fitted
 
 from ..errors import NotEnoughRunsError
-from .base import MixturePredictor, check_features, check_weights
+from .base import MixturePredictor, check_features
 from .gp import PREDICT_CHUNK, GPPredictor
 from .gp_common import gaussian_interval, hyper_parameters, one_thread_if_small, warning_label
 
@@ -61,10 +63,11 @@ class MTGPPredictor(GPPredictor):
     """
 
     name = "mtgp"
-    #: fitted once on every target (``MultiTargetPredictor`` honours this)
-    joint = True
-    #: the joint fit already shares everything; no per-target tuning hook
-    tune_jointly = None
+    #: fitted once on every target (``MultiTargetPredictor`` honours ``joint``); the joint fit
+    #: already shares everything, so no per-target tuning (``shared_tuning``)
+    capabilities = replace(
+        GPPredictor.capabilities, joint=True, objective_std=True, shared_tuning=False, opt_in=True
+    )
     log_target = False
 
     def __init__(
@@ -88,13 +91,15 @@ class MTGPPredictor(GPPredictor):
     def fit(self, W: np.ndarray, y: np.ndarray, features: np.ndarray | None = None):  # noqa: N803
         """Fit on runs ``W`` and losses ``y``: a vector (one set) or runs x sets, NaN = not
         measured. Runs with no loss at all are ignored."""
-        W = check_weights(W)  # noqa: N806
+        W = self.validate(W, reset=True)  # noqa: N806
+        if y is None:  # scikit-learn's words
+            raise ValueError(f"{self.name} requires y to be passed, but the target y is None")
         Y = np.asarray(y, dtype=float)  # noqa: N806
         self.one_target_ = Y.ndim == 1
         Y = Y.reshape(len(Y), -1)  # noqa: N806
         if len(W) != len(Y):
             raise ValueError(f"W has {len(W)} rows but y has {len(Y)}")
-        if self.uses_features:
+        if self.capabilities.features:
             features = check_features(features, len(W))
         if np.isinf(Y).any():
             raise ValueError("losses must be finite (NaN marks a loss not measured)")
@@ -110,6 +115,7 @@ class MTGPPredictor(GPPredictor):
         self.n_domains_ = W.shape[1]
         self.n_targets_ = Y.shape[1]
         self.fit_notes_: list[str] = []
+        self.kron_cache_ = None  # the previous fit's, if any, is stale
         self._learn_scaling(W, features)
         self.y_mean_ = np.nanmean(Y, axis=0)
         spread = np.array([np.std(Y[has[:, j], j]) for j in range(Y.shape[1])])
@@ -130,7 +136,6 @@ class MTGPPredictor(GPPredictor):
             self.model_ = self._model(X, Zt)
             self.model_.load_state_dict(hypers, strict=False)
             self.model_.eval()
-        self.fit_notes_ += self.__dict__.pop("_pending_notes", [])
         self.training_data_ = (W, Y, features)
         self.conformal_residuals_ = None
         return self
@@ -185,10 +190,9 @@ class MTGPPredictor(GPPredictor):
     # --- prediction -------------------------------------------------------------------------
 
     def _query(self, W: np.ndarray, features: np.ndarray | None) -> torch.Tensor:  # noqa: N803
-        W = check_weights(W)  # noqa: N806
-        if W.shape[1] != self.n_domains_:
-            raise ValueError(f"fitted on {self.n_domains_} domains, got {W.shape[1]}")
-        features = check_features(features, len(W)) if self.uses_features else None
+        check_is_fitted(self)
+        W = self.validate(W)  # noqa: N806
+        features = check_features(features, len(W)) if self.capabilities.features else None
         return torch.as_tensor(self.design_matrix(W, features), dtype=torch.float64)
 
     def _moments(
@@ -289,16 +293,16 @@ class MTGPPredictor(GPPredictor):
         # (K (x) B + I (x) D)^-1 = M (U (x) V) diag(1 / (lambda_i s_j + 1)) (U (x) V)' M,
         # M = I (x) D^-1/2, so Cov(x) = k(x, x) B - G' diag_j(sum_i a_i^2 / (lambda_i s_j + 1)) G
         # with a = U' k_x and G = V' D^-1/2 B.
-        if not hasattr(self, "_kron_cache"):
+        if self.kron_cache_ is None:
             train_x = self.model_.train_inputs[0]
             kernel = self.model_.covar_module.data_covar_module
             lam, u = torch.linalg.eigh(kernel(train_x).to_dense())
             b = self.model_._task_covar_matrix.to_dense()
             root = self._noise().rsqrt()
             s, v = torch.linalg.eigh(root[:, None] * b * root[None, :])
-            self._kron_cache = (train_x, kernel, lam.clamp_min(0), u, b, s.clamp_min(0),
+            self.kron_cache_ = (train_x, kernel, lam.clamp_min(0), u, b, s.clamp_min(0),
                                 v.T @ (root[:, None] * b))  # fmt: skip
-        train_x, kernel, lam, u, b, s, g = self._kron_cache
+        train_x, kernel, lam, u, b, s, g = self.kron_cache_
         a2 = (kernel(X, train_x).to_dense() @ u) ** 2  # points x runs
         shrink = a2 @ (1.0 / (lam[:, None] * s[None, :] + 1.0))  # points x sets
         prior = kernel(X, diag=True).reshape(-1, 1, 1) * b
@@ -322,7 +326,7 @@ class MTGPMDEPredictor(MTGPPredictor):
     losses min-max scaled on the training runs."""
 
     name = "mtgp+mde"
-    uses_features = True
+    capabilities = replace(MTGPPredictor.capabilities, features=True)
 
     def design_matrix(self, W: np.ndarray, features: np.ndarray | None) -> np.ndarray:  # noqa: N803
         rates = super().design_matrix(W, None)

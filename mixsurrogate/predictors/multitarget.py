@@ -16,17 +16,16 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.metaestimators import available_if
 
 from ..errors import MixsurrogateError, NotEnoughRunsError, UnsupportedTargetError
-from . import PREDICTORS, make_predictor
-from .base import MixturePredictor
+from . import make_predictor, predictor_class
+from .base import Capabilities, MixturePredictor
 
 
-def _all_members_have_std(self: MultiTargetPredictor) -> bool:
-    members = getattr(self, "members_", None)
-    return bool(members) and all(hasattr(m, "predict_std") for m in members.values())
+def _has_std(self: MultiTargetPredictor) -> bool:
+    return self.capabilities.std
 
 
-def _joint_has_objective_std(self: MultiTargetPredictor) -> bool:
-    return hasattr(getattr(self, "joint_", None), "predict_objective_std")
+def _has_objective_std(self: MultiTargetPredictor) -> bool:
+    return self.capabilities.objective_std
 
 
 def runs_note(n_runs: int, n_total: int) -> str:
@@ -62,12 +61,16 @@ class MultiTargetPredictor(BaseEstimator):
         self.name = name
         self.params = params
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """The member predictor's declared capabilities (an unknown name: the registry's
+        error listing valid names)."""
+        return predictor_class(self.name).capabilities
+
     def _member(
         self, target_index: int | None, target: str, domains: list[str]
     ) -> MixturePredictor:
-        if self.name not in PREDICTORS:
-            make_predictor(self.name)  # raises the registry's error listing valid names
-        accepted = PREDICTORS[self.name]._get_param_names()
+        accepted = predictor_class(self.name)._get_param_names()
         params = dict(self.params or {})
         if "domain_index" in accepted:
             params.setdefault("domain_index", domains.index(target) if target in domains else None)
@@ -99,7 +102,7 @@ class MultiTargetPredictor(BaseEstimator):
         self.n_total_ = len(W)
         self.joint_notes_: dict[str, str] = {}
         self.joint_: MixturePredictor | None = None
-        if getattr(PREDICTORS.get(self.name), "joint", False):
+        if self.capabilities.joint:
             return self._fit_joint(W, Y, targets, features)
         columns = (
             list(range(len(targets)))
@@ -108,11 +111,13 @@ class MultiTargetPredictor(BaseEstimator):
         )
         members = [self._member(columns[j], t, list(domains)) for j, t in enumerate(targets)]
         # targets evaluated on the same runs can share one tuning (GPs); others tune apart
+        hypers: dict[int, object] = {}  # target column -> its share, for its fit only
         for rows, group in _groups_by_rows(has).items():
             rows = np.frombuffer(rows, dtype=bool)
-            note = self._tune_jointly(
+            tuned, note = self._tune_jointly(
                 [members[j] for j in group], W[rows], Y[np.ix_(rows, group)], _rows(features, rows)
             )
+            hypers |= dict(zip(group, tuned, strict=True)) if tuned else {}
             if note:
                 self.joint_notes_ |= {targets[j]: note for j in group}
         for j, (target, member) in enumerate(zip(targets, members, strict=True)):
@@ -121,7 +126,9 @@ class MultiTargetPredictor(BaseEstimator):
                 self.skipped_[target] = "no run has this loss"
                 continue
             try:
-                member.fit(W[rows], Y[rows, j], _rows(features, rows))
+                member.fit(
+                    W[rows], Y[rows, j], _rows(features, rows), hyperparameters=hypers.get(j)
+                )
             except (UnsupportedTargetError, NotEnoughRunsError) as err:
                 self.skipped_[target] = str(err)
                 continue
@@ -133,7 +140,7 @@ class MultiTargetPredictor(BaseEstimator):
         return self
 
     def _fit_joint(self, W, Y, targets, features) -> MultiTargetPredictor:  # noqa: N803
-        """A joint predictor (``joint = True``, e.g. ``mtgp``): one model of every target that
+        """A joint predictor (``capabilities.joint``, e.g. ``mtgp``): one model of every target that
         has a loss, fitted once on the runs x targets matrix (NaN cells allowed); every fitted
         target's member is that model, ``predict`` reads its columns."""
         cols = [j for j in range(len(targets)) if self.n_runs_[targets[j]]]
@@ -152,24 +159,28 @@ class MultiTargetPredictor(BaseEstimator):
         return self
 
     @staticmethod
-    def _tune_jointly(members: list[MixturePredictor], W, Y, features) -> str | None:  # noqa: N803
-        """Members that can share one hyper-parameter fit (GPs) get it here, before ``fit``.
+    def _tune_jointly(
+        members: list[MixturePredictor],
+        W: np.ndarray,  # noqa: N803
+        Y: np.ndarray,  # noqa: N803
+        features: np.ndarray | None,
+    ) -> tuple[list | None, str | None]:
+        """Members that can share one hyper-parameter fit (``capabilities.shared_tuning``:
+        GPs) get it here: (each member's share for its ``fit(..., hyperparameters=...)``, or
+        None; a note).
 
         If the batched fit fails, each member tunes its own hyper-parameters in its ``fit``
-        (slower, and one target's failure then stays that target's); the returned note says so.
+        (slower, and one target's failure then stays that target's); the note says so.
         """
-        tune = getattr(type(members[0]), "tune_jointly", None)
-        if tune is None or len(members) < 2:
-            return None
+        if not members[0].capabilities.shared_tuning or len(members) < 2:
+            return None, None
         n_features = 0 if features is None else np.shape(features)[1]
         if len(W) < members[0].min_runs(np.shape(W)[1], n_features):
-            return None  # each member's fit raises the clear error
+            return None, None  # each member's fit raises the clear error
         try:
-            tune(members, W, Y, features)
+            return type(members[0]).tune_jointly(members, W, Y, features), None
         except Exception as err:  # noqa: BLE001 - fall back to per-target tuning
-            # tune_jointly hands hyper-parameters to the members only once it has succeeded
-            return f"joint tuning failed ({type(err).__name__}), so tuned per target"
-        return None
+            return None, f"joint tuning failed ({type(err).__name__}), so tuned per target"
 
     @property
     def notes_(self) -> dict[str, list[str]]:
@@ -214,9 +225,10 @@ class MultiTargetPredictor(BaseEstimator):
             return self.joint_.predict(W, features).reshape(len(W), -1)
         return np.column_stack([m.predict(W, features) for m in self.members_.values()])
 
-    @available_if(_all_members_have_std)
+    @available_if(_has_std)
     def predict_std(self, W: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:  # noqa: N803
-        """Posterior std per target, same shape as ``predict``; only if every member has one."""
+        """Posterior std per target, same shape as ``predict`` (``capabilities.std`` only)."""
+        self.require_fitted()
         if self.joint_ is not None:
             return self.joint_.predict_std(W, features).reshape(len(W), -1)
         return np.column_stack([m.predict_std(W, features) for m in self.members_.values()])
@@ -235,7 +247,7 @@ class MultiTargetPredictor(BaseEstimator):
         bounds = [m.predict_interval(W, features, level) for m in self.members_.values()]
         return np.column_stack([b[0] for b in bounds]), np.column_stack([b[1] for b in bounds])
 
-    @available_if(_joint_has_objective_std)
+    @available_if(_has_objective_std)
     def predict_objective_std(
         self,
         W: np.ndarray,  # noqa: N803

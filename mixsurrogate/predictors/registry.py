@@ -49,8 +49,13 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
 }
 
 
-def make_predictor(name: str, **params) -> MixturePredictor:
-    """A fresh predictor by registry name, hyper-parameters as keyword arguments."""
+def predictor_class(name: str) -> type[MixturePredictor]:
+    """The estimator class of a registry name (its ``capabilities`` say what it supports)."""
     if name not in PREDICTORS:
         raise MixsurrogateError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
-    return PREDICTORS[name](**params)
+    return PREDICTORS[name]
+
+
+def make_predictor(name: str, **params) -> MixturePredictor:
+    """A fresh predictor by registry name, hyper-parameters as keyword arguments."""
+    return predictor_class(name)(**params)

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import MixsurrogateError
 from .kl_prior import KLPenalty
 from .optimiser import best_mixture
-from .surrogate import TREE_PREDICTORS, FittedObjective
+from .surrogate import FittedObjective
 
 #: the lambdas ``--kl auto`` chooses from (nats of objective per nat of KL)
 KL_GRID = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -65,7 +65,7 @@ def choose_lambda(
             for lam in grid:
                 best, _ = best_mixture(
                     proposer, bounds, part.W[bounds.contains(part.W)],
-                    tree=spec.name in TREE_PREDICTORS, n_candidates=n_candidates,
+                    tree=spec.capabilities.tree, n_candidates=n_candidates,
                     n_starts=2, seed=seed, penalty=KLPenalty(prior, lam) if lam > 0 else None,
                 )  # fmt: skip
                 totals[lam].append(float(judge(best[None])[0]))

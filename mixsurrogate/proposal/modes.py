@@ -33,7 +33,7 @@ from .robust import (
     extrapolation_warning,
     robust_recommendation,
 )
-from .surrogate import TREE_PREDICTORS, FittedObjective
+from .surrogate import FittedObjective
 
 
 def robust_prior(bounds: Bounds, prior: Prior | None) -> tuple[np.ndarray, str]:
@@ -108,10 +108,8 @@ def robust_exploit(
     prior_mixture, prior_name = robust_prior(bounds, prior)
     kl = proposal.kl
     lam = float(kl.lam) if kl is not None else default_kl_lambda(y)
-    settings = RecommenderSettings(
-        bounds, prior_mixture, lam, smooth=spec.name not in TREE_PREDICTORS
-    )
-    tree = spec.name in TREE_PREDICTORS  # the proposal of a tree is RegMix's top-k mean
+    settings = RecommenderSettings(bounds, prior_mixture, lam, smooth=not spec.capabilities.tree)
+    tree = spec.capabilities.tree  # the proposal of a tree is RegMix's top-k mean
     mine = "kl" if kl is not None and kl.lam > 0 else ("top-k" if tree else "argmin")
     known = {mine: proposal.mixtures[0]}
     interval = None

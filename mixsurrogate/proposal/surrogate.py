@@ -16,8 +16,6 @@ from ..predictors.multitarget import MultiTargetPredictor
 from ..runs.log import RunsLog
 from .record import check_objective_sets, objective_values
 
-TREE_PREDICTORS = ("lgbm", "lgbm+mde")
-
 
 class FittedObjective:
     """A multi-target surrogate fitted on the objective's sets, seen as f(W) -> objective.
@@ -66,18 +64,14 @@ class FittedObjective:
     def std(self, W: np.ndarray) -> np.ndarray | None:  # noqa: N803
         """Posterior std of the objective: with the sets' posterior covariance for a joint
         model (``mtgp``: correlated sets add up), else from per-set stds taken as independent."""
-        if hasattr(self.model, "predict_objective_std"):
-            W = np.atleast_2d(W)  # noqa: N806
+        capabilities = self.spec.capabilities
+        W = np.atleast_2d(W)  # noqa: N806
+        if capabilities.objective_std:
             weights = {s: self.objective.weights.get(s, 0.0) for s in self.sets}
             return self.model.predict_objective_std(W, weights, features=self._features(W))
-        if not hasattr(self.model, "predict_std"):
+        if not capabilities.std:
             return None
-        try:
-            stds = self.model.predict_std(
-                np.atleast_2d(W), features=self._features(np.atleast_2d(W))
-            )
-        except (AttributeError, NotImplementedError):
-            return None
+        stds = self.model.predict_std(W, features=self._features(W))
         return self.objective.combine_std(stds, self.sets)
 
 

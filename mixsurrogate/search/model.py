@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..predictors import make_predictor
-from ..predictors.gp import GPPredictor, hyper_parameters
+from ..predictors.gp import GPPredictor, JointHyperparameters, hyper_parameters
 from ..predictors.gp_algebra import ClosedFormGP
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
@@ -34,9 +34,10 @@ class ObjectiveModel:
         of a model of the same objective), untuned; cross-fitting refits halves this way."""
         self.feature_fn = feature_fn
         self.gp: GPPredictor = make_predictor("gp+mde" if feature_fn else "gp", seed=seed)
-        if hypers is not None:
-            self.gp.use_hyper_parameters(hypers)
-        self.gp.fit(W, -np.asarray(y, dtype=float), features=self._features(W))
+        given = None if hypers is None else JointHyperparameters(hypers)
+        self.gp.fit(
+            W, -np.asarray(y, dtype=float), features=self._features(W), hyperparameters=given
+        )
         self.W, self.y = np.asarray(W, dtype=float), np.asarray(y, dtype=float)
         # the same posterior without GPyTorch's per-call overhead (None: not a plain GP)
         self.closed_form = None if self.gp.log_target else ClosedFormGP.of(self.gp.model_)
