@@ -14,6 +14,8 @@ from .common import (
     scores_option,
     show_proposal,
 )
+from .multifidelity import multifidelity_options
+from .multifidelity import run as run_multifidelity
 
 
 @click.command()
@@ -150,6 +152,7 @@ from .common import (
     show_default=True,
     help="--fidelities: FLOPs per parameter per token of a run (cost = factor x params x tokens)",
 )
+@multifidelity_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG bar chart of the proposal"
@@ -182,6 +185,8 @@ def propose(
     target_fidelity,
     cost_alpha,
     cost_factor,
+    switch_after,
+    switch_flops,
     seed,
     plot_path,
     as_json,
@@ -229,6 +234,11 @@ def propose(
         raise MixsurrogateError(
             "--prior/--kl regularise the exploit proposal of a runs log: not with --explore, "
             "--fidelities or zero-run mode"
+        )
+    if (fidelities or target_fidelity) and log is not None and _not_started(log):
+        raise MixsurrogateError(
+            f"{log} has no runs yet: --fidelities needs a log with runs (and params/tokens "
+            "columns); start with Sobol runs at the cheapest menu fidelity"
         )
     if explore and log is not None and _not_started(log):
         _explore_empty(log, campaign_domains, objective, bound_specs, q, strategy, initial, seed,
@@ -278,8 +288,9 @@ def propose(
             )
         kl = KLSetting(prior, lam)
     if fidelities or target_fidelity:
-        _multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
-                       cost_factor, explore, seed, as_json)  # fmt: skip
+        run_multifidelity(runs_log, obj, q, bounds, fidelities, target_fidelity, cost_alpha,
+                          cost_factor, explore, seed, as_json, initial, switch_after,
+                          switch_flops)  # fmt: skip
         return
     if explore:
         from ..search.campaign import CampaignData, propose_next_runs
@@ -389,36 +400,3 @@ def _bounds(bound_specs, domains: list[str], max_epochs, corpus_dir, budget_toke
     corpus = Corpus.load(corpus_dir)
     available = {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
     return bounds.with_max_epochs(domains, available, budget_tokens, max_epochs)
-
-
-def _multifidelity(log, obj, q, bounds, menu_text, target_text, alpha, factor, explore, seed,
-                   as_json) -> None:  # fmt: skip
-    """``propose --explore --fidelities M --target T``: the next (mixture, size, tokens) runs
-    and the recommendation at the target (``search.multifidelity``)."""
-    import numpy as np
-
-    from ..proposal.propose import objective_values
-    from ..runs.fidelity import CostModel, FidelityMenu, fidelity_features
-    from ..search.multifidelity import describe, propose_multifidelity
-    from .common import echo_json
-
-    if not (menu_text and target_text):
-        raise MixsurrogateError("--fidelities and --target go together: give both")
-    if not explore:
-        raise MixsurrogateError("--fidelities/--target choose runs to train: add --explore")
-    menu = FidelityMenu.parse(menu_text, target_text)
-    done = log.completed() if hasattr(log, "completed") else log
-    features = fidelity_features(done)
-    y = objective_values(done, obj)
-    keep = np.isfinite(y)  # runs not evaluated on every set of the objective cannot count
-    result = propose_multifidelity(
-        done.W[keep], features[keep], y[keep], done.domains, menu, q=q,
-        cost=CostModel(factor=factor), alpha=alpha, bounds=bounds, seed=seed,
-    )  # fmt: skip
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    for line in describe(result):
-        click.echo(line)
-    for note in result.notes:
-        click.echo(f"note: {note}")
