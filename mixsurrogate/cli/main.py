@@ -263,9 +263,10 @@ def _register_commands() -> None:
     from .demo import demo
     from .evaluate import cv, fit
     from .experts import experts, runs_train
+    from .noise import noise
     from .propose import propose
 
-    for command in (fit, cv, propose, audit, demo, corpus, experts):
+    for command in (fit, cv, propose, audit, demo, corpus, experts, noise):
         main.add_command(command)
     runs.add_command(runs_train, name="train")
 

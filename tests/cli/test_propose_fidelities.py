@@ -106,7 +106,16 @@ def test_single_fidelity_options_and_bad_values_refused_in_one_line(logs, extra,
 def test_fidelities_on_a_log_with_no_runs_refused(tmp_path):
     path = tmp_path / "new.csv"
     result = CliRunner().invoke(
-        main, ["propose", str(path), "--explore", "--objective", "val=1", "--domains", "a,b",
-               *MENU],  # fmt: skip
+        main,
+        [
+            "propose",
+            str(path),
+            "--explore",
+            "--objective",
+            "val=1",
+            "--domains",
+            "a,b",
+            *MENU,
+        ],  # fmt: skip
     )
     assert result.exit_code != 0 and "no runs yet" in result.output
