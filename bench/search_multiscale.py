@@ -227,11 +227,25 @@ def main() -> None:
                 }
             )  # fmt: skip
             print(summary[-1], flush=True)
+            save_partial(out / f"{args.name}.partial.json", args, budget, optimum, rows, summary)
     variants = [methods[k][0] for k in selected if methods[k][-1]]
     agreement = rank_agreement(args.objective)
     write_results(out, pd.DataFrame(rows), pd.DataFrame(summary), oracle, optimum, best_w, floor,
                   budget, args, oracle_seconds, variants, agreement)  # fmt: skip
     print(f"results in {out}")
+
+
+def save_partial(path: Path, args, budget: float, optimum: float, rows, summary) -> None:
+    """The records so far, after each seed, in the shape ``--reuse`` reads (a long run stopped
+    early keeps its finished seeds)."""
+    payload = {
+        "settings": vars(args) | {"out": str(args.out), "budget_flops": budget,
+                                  "reuse": [str(p) for p in args.reuse]},
+        "oracle": {"optimum": optimum},
+        "per_seed": summary,
+        "steps": rows,
+    }  # fmt: skip
+    path.write_text(json.dumps(json_safe(payload), allow_nan=False) + "\n")
 
 
 def load_reused(args, budget: float, optimum: float) -> dict[str, tuple[list, list, str]]:
@@ -241,8 +255,8 @@ def load_reused(args, budget: float, optimum: float) -> dict[str, tuple[list, li
     for path in args.reuse:
         old = json.loads(path.read_text())
         settings = old["settings"]
-        if settings.get("oracle", "mfgp") != args.oracle or settings["seeds"] < args.seeds:
-            raise SystemExit(f"{path}: another oracle, or fewer seeds")
+        if settings.get("oracle", "mfgp") != args.oracle:
+            raise SystemExit(f"{path}: another oracle")
         old["per_seed"] = [c for c in old["per_seed"] if c["seed"] < args.seeds]
         old["steps"] = [r for r in old["steps"] if r["seed"] < args.seeds]
         for name in ("steps", "target_steps", "objective", "alpha"):
@@ -278,7 +292,9 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
             "median_final_flops": float(cells["final_flops"].median()),
             "median_seconds": float(cells["seconds"].median()),
         }
-    sf = per_method["target only"]
+    sf = per_method.get("target only", {"median_flops_to_floor": np.nan, "reached_floor": 0,
+                                        "seeds": 0, "final_within_floor": 0,
+                                        "median_final_flops": np.nan})  # fmt: skip
     ratios, met_by = {}, {}
     for method, cell in per_method.items():
         if method == "target only":
@@ -329,13 +345,15 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
     if variants:
         lines += [
             "**Variants added after seeing the first results** (the first two rows were the "
-            "pre-registered comparison; alpha = 1 never trained at the target): the same "
-            f"multi-fidelity loop with cost exponents {args.variant_alphas}, and a two-phase "
-            f"loop: the alpha = {args.alpha:g} multi-fidelity loop until the runs below the "
-            f"target have cost {args.switch_flops:.3g} FLOPs, then {args.target_runs} "
-            "confirmation runs at the target, one a step, by EI at the target from the mfgp "
-            "fitted on every run (`propose_multifidelity(switch_flops=...)`), recommendation = "
-            "posterior-mean minimiser at the target. Same oracle, seeds and FLOPs accounting.",
+            "pre-registered comparison; alpha = 1 never trained at the target): "
+            + "; ".join(variants)
+            + ". Cost-exponent variants: the same loop with another alpha. Two-phase: the "
+            f"alpha = {args.alpha:g} multi-fidelity loop until the runs below the target have "
+            "cost the switch FLOPs (or number the switch runs), then the confirmation runs at "
+            "the target, one a step, by EI at the target from the mfgp fitted on every run "
+            "(`propose_multifidelity(switch_flops=..., switch_runs=...)`; the CLI's default "
+            "`--switch-after` is this schedule), recommendation = posterior-mean minimiser at "
+            "the target. Same oracle, seeds and FLOPs accounting.",
             "",
         ]
     lines += [

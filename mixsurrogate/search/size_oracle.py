@@ -28,7 +28,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from ..predictors.gp import GPPredictor
-from ..runs.fidelity import Fidelity, fidelity_features, regmix_all_scales
+from ..runs.fidelity import Fidelity, fidelity_features, format_size, regmix_all_scales
 from ..simplex import Bounds
 from .multiscale_oracle import GROUPS, MultiScaleOracle, group_expansion
 from .oracle import MEAN_OBJECTIVE
@@ -130,7 +130,7 @@ def rank_agreement(target: str = "mean") -> list[dict]:
         mine = np.isclose(sizes, s)
         model = GPPredictor(log_target=True, seed=0).fit(log.W[mine], y[mine])
         rho = spearmanr(model.predict(log.W[at_top]), y[at_top]).statistic
-        rows.append({"size": f"{10**s:.3g}", "vs": f"{10**top:.3g}", "mixtures":
+        rows.append({"size": format_size(10**s), "vs": format_size(10**top), "mixtures":
                      int(at_top.sum()), "spearman": float(rho), "how": "GP of the size at the "
                      "target's mixtures vs the target's logged losses"})  # fmt: skip
     keys = [tuple(np.round(w, 6)) for w in log.W]
@@ -140,6 +140,6 @@ def rank_agreement(target: str = "mean") -> list[dict]:
         lb = {k: v for k, v, m in zip(keys, y, np.isclose(sizes, b), strict=True) if m}
         common = sorted(set(la) & set(lb))
         rho = spearmanr([la[k] for k in common], [lb[k] for k in common]).statistic
-        rows.append({"size": f"{10**a:.3g}", "vs": f"{10**b:.3g}", "mixtures": len(common),
+        rows.append({"size": format_size(10**a), "vs": format_size(10**b), "mixtures": len(common),
                      "spearman": float(rho), "how": "logged losses on shared mixtures"})  # fmt: skip
     return rows
