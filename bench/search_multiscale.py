@@ -44,19 +44,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import spearmanr
 
 from mixsurrogate.evaluation.metrics import json_safe
 from mixsurrogate.runs.fidelity import CostModel, FidelityMenu
-from mixsurrogate.search.multifidelity import exploration_flops, propose_multifidelity
+from mixsurrogate.search.multifidelity import (
+    exploration_flops,
+    exploration_runs,
+    propose_multifidelity,
+)
 from mixsurrogate.search.multiscale_oracle import REGMIX_SCALES, regmix_multiscale_oracle
+from mixsurrogate.search.size_oracle import rank_agreement, regmix_per_size_oracle
 from mixsurrogate.simplex import Bounds
 
+#: ``--oracle``: the project's mfgp on all RegMix runs, or one GP per RegMix size
+ORACLES = {"mfgp": regmix_multiscale_oracle, "per-size": regmix_per_size_oracle}
 
-def run_loop(oracle, menu, start, q, steps, budget, alpha, seed, cost, switch=None, confirm=0):
+
+def run_loop(oracle, menu, start, q, steps, budget, alpha, seed, cost, switch=None, confirm=0,
+             switch_runs=None):  # fmt: skip
     """One closed loop; returns per-step records (FLOPs so far, regret of the recommendation).
 
-    With ``switch`` (FLOPs), two-phase: ``steps`` bounds the exploration; once the runs below
-    the target have cost ``switch``, ``confirm`` runs at the target, one a step, then stop."""
+    With ``switch`` (FLOPs) or ``switch_runs`` (runs), two-phase: ``steps`` bounds the
+    exploration; once the runs below the target have cost ``switch`` FLOPs (or number
+    ``switch_runs``), ``confirm`` runs at the target, one a step, then stop."""
+    two_phase = switch is not None or switch_runs is not None
     rng = np.random.default_rng(1000 + seed)
     k = len(oracle.domains)
     W = Bounds.unbounded(k).sample(k + 1, seed=seed)  # noqa: N806
@@ -66,13 +78,15 @@ def run_loop(oracle, menu, start, q, steps, budget, alpha, seed, cost, switch=No
     counts = {str(start): len(W)}
     records, confirmed, step = [], 0, 0
     while True:
-        confirming = switch is not None and exploration_flops(F, menu.target, cost) >= switch
+        confirming = (switch is not None and exploration_flops(F, menu.target, cost) >= switch) or (
+            switch_runs is not None and exploration_runs(F, menu.target) >= switch_runs
+        )
         proposal = propose_multifidelity(
             W, F, y, oracle.domains, menu, q=1 if confirming else q, cost=cost, alpha=alpha,
-            n_initial=0, seed=seed, switch_flops=switch,
+            n_initial=0, seed=seed, switch_flops=switch, switch_runs=switch_runs,
         )  # fmt: skip
         truth = float(oracle.mean(proposal.recommended, menu.target)[0])
-        phase = ("confirm" if confirming else "explore") if switch is not None else None
+        phase = ("confirm" if confirming else "explore") if two_phase else None
         records.append({"step": step, "flops": flops, "truth": truth, "phase": phase,
                         "target_runs_confirm": confirmed, **dict(counts)})  # fmt: skip
         if (confirmed >= confirm if confirming else step >= steps) or flops >= budget:
@@ -86,6 +100,15 @@ def run_loop(oracle, menu, start, q, steps, budget, alpha, seed, cost, switch=No
             flops += cost.flops(f)
             counts[str(f)] = counts.get(str(f), 0) + 1
     return records
+
+
+def first_within(steps: pd.DataFrame, threshold: float) -> float:
+    """FLOPs at the first step from which the regret stays within ``threshold`` (inf: never)."""
+    within = (steps["regret"] <= threshold).to_numpy()
+    for i in range(len(within)):
+        if within[i:].all():
+            return float(steps["flops"].iloc[i])
+    return float("inf")
 
 
 def flops_to_floor(records: list[dict], optimum: float, floor: float) -> float:
@@ -122,6 +145,16 @@ def main() -> None:
     parser.add_argument(
         "--target-runs", type=int, default=6, help="two-phase: confirmation runs at the target"
     )
+    parser.add_argument("--oracle", choices=sorted(ORACLES), default="mfgp")
+    parser.add_argument(
+        "--name", default="search_multiscale", help="file stem of the results (md/json/png)"
+    )
+    parser.add_argument(
+        "--switch-runs",
+        default="",
+        help="two-phase variants switching after N runs below the target (comma list; method "
+        "keys tpN)",
+    )
     parser.add_argument("--methods", help="comma list of method keys to run (default: all)")
     parser.add_argument(
         "--reuse",
@@ -136,7 +169,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     cost = CostModel()
     start_time = time.perf_counter()
-    oracle = regmix_multiscale_oracle(args.objective)
+    oracle = ORACLES[args.oracle](args.objective)
     target = REGMIX_SCALES["1B"]
     menu = FidelityMenu.build([REGMIX_SCALES["1M"], REGMIX_SCALES["60M"]], target)
     target_only = FidelityMenu.build([], target)
@@ -145,19 +178,36 @@ def main() -> None:
     oracle_seconds = time.perf_counter() - start_time
     budget = cost.flops(target) * (len(oracle.domains) + 1 + args.target_steps)
     small = REGMIX_SCALES["1M"]
-    # key: (label, menu, start, q, steps, alpha, switch FLOPs, confirmation runs, variant)
+    # key: (label, menu, start, q, steps, alpha, switch FLOPs, confirmation runs, switch runs,
+    # variant)
     methods = {
-        "mf": ("multi-fidelity", menu, small, 2, args.steps, args.alpha, None, 0, False),
-        "target": ("target only", target_only, target, 1, args.target_steps, 1.0, None, 0, False),
+        "mf": ("multi-fidelity", menu, small, 2, args.steps, args.alpha, None, 0, None, False),
+        "target": (
+            "target only",
+            target_only,
+            target,
+            1,
+            args.target_steps,
+            1.0,
+            None,
+            0,
+            None,
+            False,
+        ),  # fmt: skip
     }
     for a in (float(x) for x in args.variant_alphas.split(",") if x.strip()):
         methods[f"mf-a{a:g}"] = (f"multi-fidelity, alpha {a:g}", menu, small, 2, args.steps, a,
-                                 None, 0, True)  # fmt: skip
+                                 None, 0, None, True)  # fmt: skip
     methods["two-phase"] = (
         f"two-phase (alpha {args.alpha:g}, switch {args.switch_flops:.2g}, "
         f"{args.target_runs} target runs)",
-        menu, small, 2, args.steps, args.alpha, args.switch_flops, args.target_runs, True,
+        menu, small, 2, args.steps, args.alpha, args.switch_flops, args.target_runs, None, True,
     )  # fmt: skip
+    for n in (int(x) for x in args.switch_runs.split(",") if x.strip()):
+        methods[f"tp{n}"] = (
+            f"two-phase (switch after {n} runs below the target, {args.target_runs} target runs)",
+            menu, small, 2, 10**6, args.alpha, None, args.target_runs, n, True,
+        )  # fmt: skip
     selected = args.methods.split(",") if args.methods else list(methods)
     unknown = sorted(set(selected) - set(methods))
     if unknown:
@@ -165,7 +215,7 @@ def main() -> None:
     reused = load_reused(args, budget, optimum)
     rows, summary = [], []
     for key in selected:
-        label, m, start, q, steps, alpha, switch, confirm, _ = methods[key]
+        label, m, start, q, steps, alpha, switch, confirm, switch_runs, _ = methods[key]
         if label in reused:
             print(f"{label}: reused from {reused[label][2]}", flush=True)
             rows += reused[label][0]
@@ -174,7 +224,7 @@ def main() -> None:
         for seed in range(args.seeds):
             t = time.perf_counter()
             records = run_loop(oracle, m, start, q, steps, budget, alpha, seed, cost, switch,
-                               confirm)  # fmt: skip
+                               confirm, switch_runs)  # fmt: skip
             for r in records:
                 rows.append({"method": label, "seed": seed, "regret": r["truth"] - optimum, **r})
             summary.append(
@@ -187,10 +237,31 @@ def main() -> None:
                 }
             )  # fmt: skip
             print(summary[-1], flush=True)
+            save_partial(out / f"{args.name}.partial.json", args, budget, optimum, rows, summary)
     variants = [methods[k][0] for k in selected if methods[k][-1]]
+    agreement = rank_agreement(args.objective)
+    probe = Bounds.unbounded(len(oracle.domains)).sample(1024, seed=12345)
+    at_target = oracle.mean(probe, target)
+    for size in ("1M", "60M"):
+        rho = spearmanr(oracle.mean(probe, REGMIX_SCALES[size]), at_target).statistic
+        agreement.append({"size": size, "vs": "1B", "mixtures": len(probe), "spearman": float(rho),
+                          "how": f"this oracle's truth ({oracle.name}) on Sobol group mixtures"})  # fmt: skip
     write_results(out, pd.DataFrame(rows), pd.DataFrame(summary), oracle, optimum, best_w, floor,
-                  budget, args, oracle_seconds, variants)  # fmt: skip
+                  budget, args, oracle_seconds, variants, agreement)  # fmt: skip
     print(f"results in {out}")
+
+
+def save_partial(path: Path, args, budget: float, optimum: float, rows, summary) -> None:
+    """The records so far, after each seed, in the shape ``--reuse`` reads (a long run stopped
+    early keeps its finished seeds)."""
+    payload = {
+        "settings": vars(args) | {"out": str(args.out), "budget_flops": budget,
+                                  "reuse": [str(p) for p in args.reuse]},
+        "oracle": {"optimum": optimum},
+        "per_seed": summary,
+        "steps": rows,
+    }  # fmt: skip
+    path.write_text(json.dumps(json_safe(payload), allow_nan=False) + "\n")
 
 
 def load_reused(args, budget: float, optimum: float) -> dict[str, tuple[list, list, str]]:
@@ -200,7 +271,11 @@ def load_reused(args, budget: float, optimum: float) -> dict[str, tuple[list, li
     for path in args.reuse:
         old = json.loads(path.read_text())
         settings = old["settings"]
-        for name in ("seeds", "steps", "target_steps", "objective", "alpha"):
+        if settings.get("oracle", "mfgp") != args.oracle:
+            raise SystemExit(f"{path}: another oracle")
+        old["per_seed"] = [c for c in old["per_seed"] if c["seed"] < args.seeds]
+        old["steps"] = [r for r in old["steps"] if r["seed"] < args.seeds]
+        for name in ("steps", "target_steps", "objective", "alpha"):
             if settings[name] != getattr(args, name):
                 raise SystemExit(f"{path}: {name} {settings[name]} != {getattr(args, name)}")
         if settings["budget_flops"] != budget or abs(old["oracle"]["optimum"] - optimum) > 1e-9:
@@ -219,7 +294,7 @@ def load_reused(args, budget: float, optimum: float) -> dict[str, tuple[list, li
 
 
 def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, args, oracle_s,
-                  variants=()):  # fmt: skip
+                  variants=(), agreement=()):  # fmt: skip
     per_method = {}
     for method, cells in summary.groupby("method", sort=False):
         reached = cells["flops_to_floor"].replace(np.inf, np.nan)
@@ -233,7 +308,9 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
             "median_final_flops": float(cells["final_flops"].median()),
             "median_seconds": float(cells["seconds"].median()),
         }
-    sf = per_method["target only"]
+    sf = per_method.get("target only", {"median_flops_to_floor": np.nan, "reached_floor": 0,
+                                        "seeds": 0, "final_within_floor": 0,
+                                        "median_final_flops": np.nan})  # fmt: skip
     ratios, met_by = {}, {}
     for method, cell in per_method.items():
         if method == "target only":
@@ -257,7 +334,7 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
     runs_at = runs_at.reindex([m for m in per_method if m in runs_at.index])
     command = " ".join(["python bench/search_multiscale.py", *sys.argv[1:]])
     lines = [
-        "# Closed-loop multi-scale search on the RegMix multi-scale oracle",
+        f"# Closed-loop multi-scale search on the RegMix multi-scale oracle ({args.oracle})",
         "",
         f"Generated by `{command}`"
         + (
@@ -284,13 +361,15 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
     if variants:
         lines += [
             "**Variants added after seeing the first results** (the first two rows were the "
-            "pre-registered comparison; alpha = 1 never trained at the target): the same "
-            f"multi-fidelity loop with cost exponents {args.variant_alphas}, and a two-phase "
-            f"loop: the alpha = {args.alpha:g} multi-fidelity loop until the runs below the "
-            f"target have cost {args.switch_flops:.3g} FLOPs, then {args.target_runs} "
-            "confirmation runs at the target, one a step, by EI at the target from the mfgp "
-            "fitted on every run (`propose_multifidelity(switch_flops=...)`), recommendation = "
-            "posterior-mean minimiser at the target. Same oracle, seeds and FLOPs accounting.",
+            "pre-registered comparison; alpha = 1 never trained at the target): "
+            + "; ".join(variants)
+            + ". Cost-exponent variants: the same loop with another alpha. Two-phase: the "
+            f"alpha = {args.alpha:g} multi-fidelity loop until the runs below the target have "
+            "cost the switch FLOPs (or number the switch runs), then the confirmation runs at "
+            "the target, one a step, by EI at the target from the mfgp fitted on every run "
+            "(`propose_multifidelity(switch_flops=..., switch_runs=...)`; the CLI's default "
+            "`--switch-after` is this schedule), recommendation = posterior-mean minimiser at "
+            "the target. Same oracle, seeds and FLOPs accounting.",
             "",
         ]
     lines += [
@@ -327,6 +406,29 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
             stages.to_markdown(floatfmt=".4g"),
             "",
         ]
+    thresholds = {"floor": floor, "2 x floor": 2 * floor, "0.02 nats": 0.02}
+    reach = {}
+    for method, cells in rows.groupby("method", sort=False):
+        per_seed = [g.sort_values("step") for _, g in cells.groupby("seed")]
+        reach[method] = {
+            name: float(np.median([first_within(g, thr) for g in per_seed]))
+            for name, thr in thresholds.items()
+        }
+    reach_table = pd.DataFrame(reach).T
+    for name in thresholds:
+        reach_table[f"{name} / target only"] = reach_table[name] / reach.get("target only", {}).get(
+            name, np.nan
+        )
+    lines += [
+        "## Median FLOPs until the regret stays within a threshold (and the ratio to "
+        "target-only's)",
+        "",
+        f"Thresholds: the noise floor {floor:.4f}, twice it, and 0.02 nats; inf where fewer "
+        "than half the seeds get there within their loop.",
+        "",
+        reach_table.to_markdown(floatfmt=".3g"),
+        "",
+    ]
     lines += [
         "## Target",
         "",
@@ -348,8 +450,16 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
             f"(target-only {sf['final_within_floor']}/{sf['seeds']}) -> "
             f"{'met' if met_by[method] else 'not met'}."
         )
-    lines += ["", "![regret vs FLOPs](search_multiscale.png)"]
-    (out / "search_multiscale.md").write_text("\n".join(lines) + "\n")
+    if agreement:
+        lines += [
+            "",
+            "## How well small runs rank at the target (RegMix's runs, objective "
+            f"{args.objective})",
+            "",
+            pd.DataFrame(list(agreement)).to_markdown(index=False, floatfmt=".3f"),
+        ]
+    lines += ["", f"![regret vs FLOPs]({args.name}.png)"]
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     payload = {
         "machine": {"python": platform.python_version(), "processor": platform.processor()},
         "oracle": {
@@ -374,11 +484,13 @@ def write_results(out, rows, summary, oracle, optimum, best_w, floor, budget, ar
         "per_seed": summary.to_dict(orient="records"),
         "steps": rows.to_dict(orient="records"),
         "oracle_seconds": oracle_s,
+        "rank_agreement": list(agreement),
+        "median_flops_to_threshold": reach,
     }
-    (out / "search_multiscale.json").write_text(
+    (out / f"{args.name}.json").write_text(
         json.dumps(json_safe(payload), indent=1, allow_nan=False) + "\n"
     )
-    plot(rows, floor, out / "search_multiscale.png", variants)
+    plot(rows, floor, out / f"{args.name}.png", variants)
     print("\n".join(lines))
 
 

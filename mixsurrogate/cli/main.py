@@ -266,9 +266,10 @@ def _register_commands() -> None:
     from .evaluate import cv
     from .experts import experts, runs_train
     from .fit import fit
+    from .noise import noise
     from .propose import propose
 
-    for command in (fit, cv, propose, audit, demo, corpus, experts):
+    for command in (fit, cv, propose, audit, demo, corpus, experts, noise):
         main.add_command(command)
     runs.add_command(runs_train, name="train")
 

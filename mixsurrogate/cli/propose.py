@@ -6,6 +6,7 @@ import click
 from click.core import ParameterSource
 
 from .common import kinds_option, mde_kind_option, scores_option, show_proposal
+from .multifidelity import multifidelity_options
 
 
 @click.command()
@@ -148,6 +149,7 @@ from .common import kinds_option, mde_kind_option, scores_option, show_proposal
     show_default=True,
     help="--fidelities: FLOPs per parameter per token of a run (cost = factor x params x tokens)",
 )
+@multifidelity_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG bar chart of the proposal"
@@ -181,6 +183,8 @@ def propose(
     target_fidelity,
     cost_alpha,
     cost_factor,
+    switch_after,
+    switch_flops,
     seed,
     plot_path,
     as_json,

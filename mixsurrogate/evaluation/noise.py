@@ -28,7 +28,8 @@ class NoiseFloor:
     hi: float
 
 
-def _repeated_groups(seeds: RunsLog) -> list[list[int]]:
+def repeated_groups(seeds: RunsLog) -> list[list[int]]:
+    """Rows of each mixture trained more than once (weights equal to 4 decimals)."""
     mixture = [tuple(np.round(w, 4)) for w in seeds.W]
     groups: dict[tuple, list[int]] = {}
     for row, key in enumerate(mixture):
@@ -45,7 +46,7 @@ def noise_floor(
     """``seed_noise`` with its uncertainty: with G mixtures of n_g seeds the pooled variance
     has sum(n_g - 1) degrees of freedom, and (dof s^2 / sigma^2) is chi-square under Gaussian
     noise, so few repeats leave the floor (and every ceiling derived from it) uncertain."""
-    dof = sum(len(rows) - 1 for rows in _repeated_groups(seeds))
+    dof = sum(len(rows) - 1 for rows in repeated_groups(seeds))
     lo_q, hi_q = chi2.ppf((1 - level) / 2, dof), chi2.ppf((1 + level) / 2, dof)
     return {
         name: NoiseFloor(std, dof, std * np.sqrt(dof / hi_q), std * np.sqrt(dof / lo_q))
@@ -59,7 +60,7 @@ def seed_noise(seeds: RunsLog, objective: Objective | None = None) -> dict[str, 
     ``seeds`` holds several runs of each repeated mixture (rows with equal weights, to 4
     decimals, form a group); groups of one run carry no information and are ignored.
     """
-    repeated = _repeated_groups(seeds)
+    repeated = repeated_groups(seeds)
     values = {t: seeds.loss(t) for t in seeds.targets}
     if objective is not None:
         values[OBJECTIVE_TARGET] = objective.combine(seeds.Y, seeds.targets)

@@ -24,6 +24,7 @@ from typing import Any
 import tomllib
 
 from ..errors import MixsurrogateError
+from ..search.multifidelity import parse_switch_after
 from .kl_prior import parse_kl
 from .robust import AUTO, check_recommender
 
@@ -31,6 +32,8 @@ STRATEGIES = ("qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1")
 MDE_KINDS = ("token", "bayes", "both")
 RECOMMEND_METHODS = ("argmin", "top-k")
 #: the modes a request can be in (``ProposeRequest.mode``)
+#: the single-fidelity search strategy when none is given
+STRATEGY_DEFAULT = "qlognei"
 MODES = ("exploit", "worst-case", "explore", "multi-fidelity", "zero-run")
 
 
@@ -54,7 +57,7 @@ class ProposeRequest:
     worst_case: str | None = None
     n: int = 1
     explore: bool = False
-    strategy: str = "qlognei"
+    strategy: str = STRATEGY_DEFAULT
     recommender: str | None = None
     recommend: str | None = None
     no_ledger: bool = False
@@ -64,6 +67,8 @@ class ProposeRequest:
     target: str | None = None
     cost_alpha: float = 1.0
     cost_factor: float = 6.0
+    switch_after: str | None = None
+    switch_flops: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -200,6 +205,17 @@ class ProposeRequest:
             raise MixsurrogateError("--fidelities and --target go together: give both")
         if self.multi_fidelity and not self.explore:
             raise MixsurrogateError("--fidelities/--target choose runs to train: add --explore")
+        single = {"--strategy": self.strategy != STRATEGY_DEFAULT, "--recommender": self.recommender,
+                  "--recommend": self.recommend}  # fmt: skip
+        for flag, given in single.items():
+            if self.multi_fidelity and given:
+                raise MixsurrogateError(
+                    f"{flag} applies to single-fidelity search, not --fidelities (multi-fidelity "
+                    "proposes by augmented EI and recommends the posterior-mean minimiser at the "
+                    "target)"
+                )
+        if self.switch_after is not None:
+            parse_switch_after(self.switch_after, 1)  # the format; the default needs K
         if self.max_epochs is not None and not (self.corpus and self.budget_tokens):
             raise MixsurrogateError("--max-epochs needs --corpus DIR and --budget-tokens N")
 

@@ -18,7 +18,11 @@ from ..runs.builtin import resolve_log
 from ..runs.fidelity import CostModel, FidelityMenu, fidelity_features
 from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, read_frame
 from ..search.campaign import CampaignData, constraint_feasibility, propose_next_runs
-from ..search.multifidelity import MultiFidelityProposal, propose_multifidelity
+from ..search.multifidelity import (
+    MultiFidelityProposal,
+    parse_switch_after,
+    propose_multifidelity,
+)
 from ..simplex import Bounds
 from .constraints import parse_no_worse_than, parse_worst_case
 from .exploit import propose_exploit
@@ -53,6 +57,11 @@ def run_proposal(request: ProposeRequest) -> ProposalOutcome:
     if request.log is None:
         return _zero_run(request)
     if request.explore and not_started(request.log):
+        if request.multi_fidelity:
+            raise MixsurrogateError(
+                f"{request.log} has no runs yet: --fidelities needs a log with runs (and "
+                "params/tokens columns); start with Sobol runs at the cheapest menu fidelity"
+            )
         return _campaign_start(request)
     runs_log = resolve_log(request.log)
     feature_fn, store = log_features(request.scores, runs_log, request.mde_kind)
@@ -206,12 +215,21 @@ def _multifidelity(
     """--explore --fidelities M --target T: the next (mixture, size, tokens) runs and the
     recommendation at the target (``search.multifidelity``)."""
     menu = FidelityMenu.parse(request.fidelities, request.target)
-    done = runs_log.completed() if hasattr(runs_log, "completed") else runs_log
+    switch_runs = parse_switch_after(request.switch_after, len(runs_log.domains))
+    done = runs_log.completed()
     features = fidelity_features(done)
     y = objective_values(done, obj)
     keep = np.isfinite(y)  # runs not evaluated on every set of the objective cannot count
+    # in flight (no loss yet) or not evaluated on every objective set: pending, as in
+    # single-fidelity search (paid for, so they count towards the switch)
+    in_flight = runs_log.pending()
+    pending = (
+        np.vstack([in_flight.W, done.W[~keep]]),
+        np.vstack([fidelity_features(in_flight), features[~keep]]),
+    )
     return propose_multifidelity(
         done.W[keep], features[keep], y[keep], done.domains, menu, q=request.n,
         cost=CostModel(factor=request.cost_factor), alpha=request.cost_alpha, bounds=bounds,
-        seed=request.seed,
+        seed=request.seed, n_initial=request.initial, switch_flops=request.switch_flops,
+        switch_runs=switch_runs, pending=pending,
     )  # fmt: skip

@@ -32,6 +32,7 @@ the confirmation phase (``bench/search_multiscale.py``: a fixed number of target
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,10 @@ from ..simplex import Bounds
 CHUNK = 512
 #: the multi-fidelity search's own random stream, apart from the single-fidelity strategies'
 MULTIFIDELITY_SALT = 17
+#: default two-phase switch: this many runs below the target per (K + 1) domains, then every
+#: proposal is at the target (chosen on bench/results/search_multiscale_*.md, after seeing
+#: results, on 3 seeds: see there)
+SWITCH_RUNS_PER_DIM = 4
 
 
 @dataclass
@@ -192,6 +197,8 @@ def propose_multifidelity(
     seed: int = 0,
     model: MFGPPredictor | None = None,
     switch_flops: float | None = None,
+    switch_runs: int | None = None,
+    pending: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> MultiFidelityProposal:
     """The next ``q`` (mixture, fidelity) runs and the recommendation at ``menu.target``.
 
@@ -203,7 +210,15 @@ def propose_multifidelity(
     ``switch_flops`` is the phase switch of a two-phase search: once the logged runs at
     fidelities other than the target have cost at least this many FLOPs (``cost`` on their
     fidelity columns), every proposal is at ``menu.target`` (EI at the target from the model of
-    all runs; a note says so). ``None`` (the default): never switch.
+    all runs; a note says so). ``None`` (the default): never switch. ``switch_runs`` is the
+    same switch counted in runs: once at least this many runs are logged below the target.
+    Either reached switches.
+
+    ``pending`` (mixtures, fidelity features) are runs in flight: the model is conditioned on
+    them at their fidelity with its own predicted outcome (the kriging believer, the pending
+    points of a non-MC acquisition): the mean is unchanged, the uncertainty there shrinks, so
+    the acquisition does not buy the same information twice. They count as runs below the
+    target for ``switch_runs`` and ``switch_flops`` (they are paid for).
     """
     cost = cost or CostModel()
     if q < 1:
@@ -212,6 +227,8 @@ def propose_multifidelity(
         raise MixsurrogateError(f"--cost-alpha must be >= 0, got {alpha}")
     if switch_flops is not None and not switch_flops >= 0:
         raise MixsurrogateError(f"switch_flops must be >= 0, got {switch_flops}")
+    if switch_runs is not None and not switch_runs >= 0:
+        raise MixsurrogateError(f"--switch-after must be >= 0, got {switch_runs}")
     W = np.atleast_2d(np.asarray(W, dtype=float)).reshape(-1, len(domains))  # noqa: N806
     y = np.asarray(y, dtype=float).ravel()
     k = len(domains)
@@ -223,7 +240,9 @@ def propose_multifidelity(
     # no draws (``seed + len(W)`` made them identical), as in ``strategies.SearchState.rng``
     rng = np.random.default_rng([seed, len(W), MULTIFIDELITY_SALT])
     if len(W) < n_initial:
-        mixtures = bounds.sample(len(W) + q, seed=seed)[len(W) :]
+        # the design's next points after the logged and the in-flight ones
+        done = len(W) + (0 if pending is None else len(pending[0]))
+        mixtures = bounds.sample(done + q, seed=seed)[done:]
         note = (
             f"space-filling start: {len(W)} of {n_initial} runs logged, Sobol mixtures at the "
             f"cheapest fidelity {cheapest}"
@@ -235,14 +254,28 @@ def propose_multifidelity(
         )  # fmt: skip
     model = model or fit_multifidelity_model(W, fidelity, y, seed=seed)
     phase_notes = []
-    if switch_flops is not None:
-        spent = exploration_flops(fidelity, menu.target, cost)
-        if spent >= switch_flops:
-            menu = FidelityMenu.build([], menu.target)
-            phase_notes.append(
-                f"confirmation phase: {spent:.3g} FLOPs spent below the target >= switch "
-                f"{switch_flops:.3g}; proposals at the target {menu.target} only"
-            )
+    paid = np.atleast_2d(np.asarray(fidelity, dtype=float)).reshape(-1, 2)
+    if pending is not None and len(pending[0]):
+        model = with_pending(model, pending[0], pending[1])
+        paid = np.vstack([paid, np.asarray(pending[1], dtype=float).reshape(-1, 2)])
+        phase_notes.append(
+            f"{len(pending[0])} run(s) in flight: pending in the acquisition (the model "
+            "conditioned on its own prediction there)"
+        )
+    spent = exploration_flops(paid, menu.target, cost)
+    below = exploration_runs(paid, menu.target)
+    if switch_flops is not None and spent >= switch_flops:
+        phase_notes.append(
+            f"confirmation phase: {spent:.3g} FLOPs spent below the target >= switch "
+            f"{switch_flops:.3g}; proposals at the target {menu.target} only"
+        )
+    elif switch_runs is not None and below >= switch_runs:
+        phase_notes.append(
+            f"confirmation phase: {below} runs below the target >= switch {switch_runs}; "
+            f"proposals at the target {menu.target} only"
+        )
+    if any(n.startswith("confirmation phase") for n in phase_notes):
+        menu = FidelityMenu.build([], menu.target)
     # the logged mixtures as judged at the target: the model's target-fidelity objective there,
     # not their raw losses (those are lowest at the largest size, whatever the mixture)
     at_target, _ = target_posterior(model, W, menu.target)
@@ -287,6 +320,45 @@ def exploration_flops(
     off_target = ~np.all(np.isclose(F, target.features(), rtol=0, atol=1e-9), axis=1)
     params, tokens = 10 ** F[off_target, 0], 10 ** F[off_target, 1]
     return float(np.sum(cost.factor * params * tokens + cost.overhead))
+
+
+def with_pending(
+    model: MFGPPredictor,
+    W: np.ndarray,  # noqa: N803
+    fidelity: np.ndarray,
+) -> MFGPPredictor:
+    """A copy of ``model`` conditioned on runs in flight (mixtures ``W`` at ``fidelity``, log10
+    params and tokens per row) with its posterior mean as their outcome."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))  # noqa: N806
+    F = np.asarray(fidelity, dtype=float).reshape(len(W), -1)  # noqa: N806
+    X = torch.as_tensor(model.design_matrix(W, F), dtype=torch.float64)  # noqa: N806
+    with torch.no_grad():
+        believed = model.model_.posterior(X).mean
+    conditioned = copy.copy(model)
+    conditioned.model_ = model.model_.condition_on_observations(X, believed)
+    return conditioned
+
+
+def parse_switch_after(text: str | None, n_domains: int) -> int | None:
+    """``--switch-after``: a count, ``never`` (None: multi-fidelity throughout) or the default
+    for ``n_domains`` (:data:`SWITCH_RUNS_PER_DIM` x (K + 1))."""
+    if text is None:
+        return SWITCH_RUNS_PER_DIM * (n_domains + 1)
+    if str(text).strip().lower() == "never":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise MixsurrogateError(f"--switch-after must be a whole number >= 0 or never, got {text!r}")
+    return value
+
+
+def exploration_runs(fidelity: np.ndarray, target: Fidelity) -> int:
+    """How many logged runs (log10 params, log10 tokens per row) are not at the target."""
+    F = np.atleast_2d(np.asarray(fidelity, dtype=float)).reshape(-1, 2)  # noqa: N806
+    return int((~np.all(np.isclose(F, target.features(), rtol=0, atol=1e-9), axis=1)).sum())
 
 
 def local_candidates(
@@ -355,10 +427,12 @@ __all__ = [
     "augmented_ei",
     "describe",
     "exploration_flops",
+    "exploration_runs",
     "fit_multifidelity_model",
     "format_size",
     "local_candidates",
     "propose_multifidelity",
     "recommend",
     "target_posterior",
+    "with_pending",
 ]

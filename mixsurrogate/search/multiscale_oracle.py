@@ -105,18 +105,8 @@ def regmix_multiscale_oracle(
         f"mfgp on all {len(log)} RegMix runs (1M, 60M, 1B) of {target}; observation noise "
         f"{log_noise:.4f} on log loss (the GP's fitted noise)"
     ] + [f"fit: {n}" for n in model.fit_notes_]
-    expand, domains = None, log.domains
+    expand, domains = group_expansion(log, groups)
     if groups is not None:
-        listed = [d for members in groups.values() for d in members]
-        if sorted(listed) != sorted(log.domains):
-            raise ValueError("the groups must cover every RegMix domain exactly once")
-        prior = log.W.mean(axis=0)
-        expand = np.zeros((len(groups), len(log.domains)))
-        for g, members in enumerate(groups.values()):
-            cols = [log.domains.index(d) for d in members]
-            share = prior[cols] + 1e-6
-            expand[g, cols] = share / share.sum()
-        domains = list(groups)
         notes.append(
             f"{len(groups)} groups: " + "; ".join(f"{g}={'+'.join(m)}" for g, m in groups.items())
         )
@@ -128,3 +118,23 @@ def regmix_multiscale_oracle(
         expand=expand,
         notes=notes,
     )
+
+
+def group_expansion(
+    log, groups: dict[str, list[str]] | None
+) -> tuple[np.ndarray | None, list[str]]:
+    """The (groups, domains) matrix mapping a group mixture onto the log's domains with fixed
+    within-group shares (their mean share in the log's runs), and the group names; (None, the
+    log's domains) without groups."""
+    if groups is None:
+        return None, list(log.domains)
+    listed = [d for members in groups.values() for d in members]
+    if sorted(listed) != sorted(log.domains):
+        raise ValueError("the groups must cover every RegMix domain exactly once")
+    prior = log.W.mean(axis=0)
+    expand = np.zeros((len(groups), len(log.domains)))
+    for g, members in enumerate(groups.values()):
+        cols = [log.domains.index(d) for d in members]
+        share = prior[cols] + 1e-6
+        expand[g, cols] = share / share.sum()
+    return expand, list(groups)
