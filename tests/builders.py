@@ -1,4 +1,5 @@
-"""Tiny synthetic corpora and presets for the expert tests (no network, seconds to build).
+"""Builders shared by the test modules: tiny synthetic corpora, presets, runs logs and score
+stores (no network, seconds to build). One copy of each; the test folders mirror the package.
 
 The corpus follows the contract of ``mixsurrogate.corpus.store`` without using the corpus
 builder: two domains with disjoint styles (words vs arithmetic), so an expert clearly prefers
@@ -21,6 +22,7 @@ from mixsurrogate.corpus.store import (
     write_token_stream,
 )
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout, for subprocesses that import it
 EOS = "<|endoftext|>"
 WORDS = "the cat dog sat ran on mat red big a and over under fox jumps lazy".split()
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from builders import REPO, make_corpus, tiny_preset
 
 from mixsurrogate.corpus.evalsets import task_sequences, val_windows
 from mixsurrogate.runs.log import load_runs
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_validation_windows_spread_over_every_document():

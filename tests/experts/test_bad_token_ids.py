@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 import pandas as pd
 import pytest
+from builders import make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.common import ErrorLineGroup
@@ -22,9 +22,6 @@ from mixsurrogate.mde.store import EvalSetScores, load_scores, write_scores
 from mixsurrogate.objective import read_objective_file
 from mixsurrogate.runs.log import append_run, load_runs, remove_pending_runs
 from mixsurrogate.simplex import Bounds
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 

@@ -4,11 +4,11 @@ training progress shows a smoothed loss, labelled as such."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from builders import make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.experts import experts
@@ -20,9 +20,6 @@ from mixsurrogate.experts.checkpoints import save_checkpoint
 from mixsurrogate.experts.model import MODEL_FILE, build_model, load_trained
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.train import train_loop
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
 
 STEPS = 6
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from builders import EOS, make_corpus, tiny_preset
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -29,9 +29,6 @@ from mixsurrogate.experts.hf_import import import_experts, parse_model_args
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.score import score_experts
 from mixsurrogate.mde.store import load_scores
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import EOS, make_corpus, tiny_preset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 

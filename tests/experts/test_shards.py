@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from builders import make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.experts import runs_train
@@ -16,9 +16,6 @@ from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.proxy_runs import Mixture, Shard, train_proxy_runs
 from mixsurrogate.runs.log import load_runs
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 

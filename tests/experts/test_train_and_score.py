@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from builders import REPO, make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.experts import experts, runs_train
@@ -28,12 +29,6 @@ from mixsurrogate.experts.score import score_experts
 from mixsurrogate.experts.train import learning_rate, make_optimizer, train_experts, train_loop
 from mixsurrogate.mde.store import load_scores
 from mixsurrogate.runs.log import load_runs
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 

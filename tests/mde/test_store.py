@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from builders import make_corpus
 
 from mixsurrogate.corpus.build import assemble_corpus
 from mixsurrogate.corpus.documents import Document
@@ -21,9 +21,6 @@ from mixsurrogate.errors import CorpusError, RunsLogError, ScoreStoreError
 from mixsurrogate.mde.features import MDEFeatureMap
 from mixsurrogate.mde.store import EvalSetScores, load_scores, write_scores
 from mixsurrogate.runs.log import RunsLog, validate_frame
-
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus  # noqa: E402
 
 EXPERTS = ["code", "books", "web"]
 

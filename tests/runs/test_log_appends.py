@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import REPO
 
 from mixsurrogate.errors import RunsLogError
 from mixsurrogate.runs.log import (
@@ -22,8 +23,6 @@ from mixsurrogate.runs.log import (
     save_runs,
     validate_frame,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 APPENDER = """
 import sys

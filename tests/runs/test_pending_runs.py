@@ -29,8 +29,6 @@ from mixsurrogate.runs.log import (
     validate_frame,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _partial_log(n: int = 30, pending: int = 2, missing_y: int = 12, seed: int = 0) -> RunsLog:
     """Three domains, two sets: ``y`` measured on ``n - pending - missing_y`` runs only."""
@@ -333,8 +331,7 @@ def test_cli_refuses_bad_loss_values_with_one_line(tmp_path, command, cell):
 
 # --- runs train: pending while training, --eval-every checkpoints ---------------------------
 
-sys.path.insert(0, str(Path(__file__).parent))
-from experts_fixtures import make_corpus, tiny_preset  # noqa: E402
+from builders import REPO, make_corpus, tiny_preset
 
 
 @pytest.fixture(scope="module")
