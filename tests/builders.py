@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
+import click
 import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from mixsurrogate.corpus.store import (
@@ -21,6 +26,12 @@ from mixsurrogate.corpus.store import (
     token_path,
     write_token_stream,
 )
+from mixsurrogate.mde.store import EvalSetScores, write_scores
+from mixsurrogate.runs.log import (
+    RunsLog,
+    validate_frame,
+)
+from mixsurrogate.simplex import sobol_simplex
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout, for subprocesses that import it
 EOS = "<|endoftext|>"
@@ -137,3 +148,95 @@ def make_corpus(
         manifest["tasks"]["qa"] = {"file": "tasks/qa.jsonl", "items": tasks}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return root
+
+
+def two_bowls_log(n: int = 40, k: int = 4, seed: int = 0) -> RunsLog:
+    """Two losses with a known interior optimum: quadratic bowls around fixed mixtures."""
+    W = sobol_simplex(n, k, seed=seed)
+    centre_a = np.array([0.4, 0.3, 0.2, 0.1])[:k]
+    centre_b = np.array([0.1, 0.2, 0.3, 0.4])[:k]
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(k)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(n)])
+    frame["loss:a"] = 2.0 + 5 * ((W - centre_a) ** 2).sum(axis=1)
+    frame["loss:b"] = 3.0 + 5 * ((W - centre_b) ** 2).sum(axis=1)
+    return RunsLog(frame)
+
+
+def noisy_log(
+    n: int = 30, k: int = 4, targets: int = 3, seed: int = 0, domain_target: bool = False
+) -> RunsLog:
+    """Losses s0, s1, ... (no domain has their name) and, optionally, d0 (a domain's own)."""
+    rng = np.random.default_rng(seed)
+    W = sobol_simplex(n, k, seed=seed)  # noqa: N806
+    frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(k)])
+    frame.insert(0, "run_id", [f"r{i}" for i in range(n)])
+    for t in range(targets):
+        slope = rng.normal(0, 1, k)
+        frame[f"loss:s{t}"] = 3.0 + np.sqrt(W) @ slope + rng.normal(0, 0.05, n)
+    if domain_target:
+        frame["loss:d0"] = 2.0 / (W[:, 0] + 0.01) ** 0.1 + rng.normal(0, 0.01, n)
+    return RunsLog(frame)
+
+
+def copy_corpus(corpus_dir: Path, tmp_path: Path) -> Path:
+    """A copy of a built corpus to damage in one test."""
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, copy)
+    return copy
+
+
+STORE_EXPERTS = ["code", "books", "web"]
+
+
+def score_store(path: Path) -> Path:
+    """A score store of 3 experts, a validation set ``val_code`` and a task set ``qa``."""
+    rng = np.random.default_rng(0)
+    sets = {}
+    for name, kind in (("val_code", "val"), ("qa", "task")):
+        logp = -rng.gamma(2.0, 1.0, size=(len(STORE_EXPERTS), 4, 6)).astype(np.float32)
+        mask = rng.random((4, 6)) < 0.8
+        sets[name] = EvalSetScores(name, kind, logp, mask)
+    return write_scores(path, STORE_EXPERTS, sets, seq_len=6, tokenizer_sha256="t", eval_id="e")
+
+
+def random_log(domains: list[str], targets: list[str], n: int = 5) -> RunsLog:
+    """A validated runs log of ``n`` Dirichlet mixtures with random losses."""
+    rng = np.random.default_rng(1)
+    W = rng.dirichlet(np.ones(len(domains)), size=n)  # noqa: N806
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)]})
+    for j, d in enumerate(domains):
+        frame[f"w:{d}"] = W[:, j]
+    for t in targets:
+        frame[f"loss:{t}"] = 3.0 + rng.random(n)
+    return RunsLog(validate_frame(frame))
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    """The raised error's message, asserted to be one line."""
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def cli_error_line(command: click.Command, args: list[str], exit_code: int | None = None) -> str:
+    """Run a CLI command that must fail with one ``Error: ...`` line (and exit ``exit_code``)."""
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    assert exit_code is None or result.exit_code == exit_code, result.output
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def partial_log(n: int = 30, pending: int = 2, missing_y: int = 12, seed: int = 0) -> RunsLog:
+    """Three domains, two sets: ``y`` measured on ``n - pending - missing_y`` runs only."""
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.ones(3), n)  # noqa: N806
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)]})
+    for j, d in enumerate("abc"):
+        frame[f"w:{d}"] = W[:, j]
+    frame["loss:x"] = 3.0 - W[:, 0] + 0.3 * W[:, 2] ** 2 + 0.01 * rng.normal(size=n)
+    frame["loss:y"] = 3.0 - W[:, 1] + 0.01 * rng.normal(size=n)
+    frame.loc[frame.index[pending : pending + missing_y], "loss:y"] = np.nan
+    frame.loc[frame.index[:pending], ["loss:x", "loss:y"]] = np.nan
+    return RunsLog(validate_frame(frame))

@@ -14,9 +14,12 @@ from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.objective import (
     Objective,
     name_list,
+    read_objective_file,
     split_top_level,
     unknown_name_error,
 )
+
+from builders import cli_error_line, one_line
 
 SETS = ["humaneval", "mbpp_plus", "arc_easy", "arc_challenge", "piqa", "pile_cc", "books"]
 
@@ -196,3 +199,63 @@ def test_propose_with_an_objective_file(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "-> pubmed_central, pubmed_abstracts" in result.output
+
+
+def test_objective_groups_and_explicit_sets():
+    sets = ["code", "books", "arc", "piqa"]
+    kinds = {"code": "val", "books": "val", "arc": "task", "piqa": "task"}
+    obj = Objective.parse("val=0.5,task=0.5", sets, kinds)
+    np.testing.assert_allclose(obj.vector(sets), [0.25, 0.25, 0.25, 0.25])
+    obj = Objective.parse("loss:code=1,arc=2", sets, kinds)
+    np.testing.assert_allclose(obj.combine(np.array([[1.0, 9.0, 2.0, 9.0]]), sets), [5.0])
+    np.testing.assert_allclose(
+        obj.combine_std(np.array([[1.0, 1.0, 1.0, 1.0]]), sets), [np.sqrt(5.0)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope=1", "unknown set 'nope'; valid: val, task, code, books"),
+        ("task=1", "group 'task' has no evaluation sets"),
+        ("code=-1", "weights must be finite and >= 0"),
+        ("code=x", "'x' is not a number"),
+        ("code=0", "gives no set a positive weight"),
+    ],
+)
+def test_objective_errors(spec, message):
+    with pytest.raises(MixsurrogateError, match=message):
+        Objective.parse(spec, ["code", "books"], {"code": "val", "books": "val"})
+
+
+def test_group_terms_need_explicit_kinds():
+    """`--objective val=1` without a score store treated task sets as validation sets."""
+    with pytest.raises(MixsurrogateError, match=r"1 of the 2 sets have none \(arc_easy\)"):
+        Objective.parse("val=1", ["code", "arc_easy"], {"code": "val"})
+    obj = Objective.parse("val=1", ["code", "arc_easy"], {"code": "val", "arc_easy": "task"}, "x")
+    assert obj.sets == ["code"] and obj.kinds_source == "x"
+    assert Objective.parse("code=1", ["code", "arc_easy"]).kinds_source == ""
+
+
+BAD_YAML = "sets:\n  pile_cc: 0.5\n  bad: [1, 2\n  x: : y\n"
+
+
+def test_bad_yaml_objective_file_is_one_line(tmp_path):
+    """Before: PyYAML's report, eight lines with the offending lines and carets."""
+    path = tmp_path / "objective.yaml"
+    path.write_text(BAD_YAML)
+    with pytest.raises(MixsurrogateError) as err:
+        read_objective_file(str(path))
+    assert "not valid YAML (line 4, column 4: expected ',' or ']'" in one_line(err)
+    line = cli_error_line(
+        main, ["propose", "regmix:train-1m", "-p", "linear", "--objective", f"@{path}"], exit_code=1
+    )
+    assert "not valid YAML (line 4" in line
+
+
+def test_objective_file_of_random_bytes_is_one_line(tmp_path):
+    path = tmp_path / "objective.toml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(MixsurrogateError) as err:
+        read_objective_file(str(path))
+    assert "not UTF-8 text" in one_line(err)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
-from mixsurrogate.objective import Objective
 from mixsurrogate.simplex import Bounds, dirichlet_simplex, project_to_simplex, sobol_simplex
+
+from builders import cli_error_line, one_line
 
 
 def test_sobol_points_are_on_the_simplex_and_spread():
@@ -53,42 +55,6 @@ def test_infeasible_bounds_are_refused(specs, message):
         Bounds.parse(specs, ["a", "b", "c"])
 
 
-def test_objective_groups_and_explicit_sets():
-    sets = ["code", "books", "arc", "piqa"]
-    kinds = {"code": "val", "books": "val", "arc": "task", "piqa": "task"}
-    obj = Objective.parse("val=0.5,task=0.5", sets, kinds)
-    np.testing.assert_allclose(obj.vector(sets), [0.25, 0.25, 0.25, 0.25])
-    obj = Objective.parse("loss:code=1,arc=2", sets, kinds)
-    np.testing.assert_allclose(obj.combine(np.array([[1.0, 9.0, 2.0, 9.0]]), sets), [5.0])
-    np.testing.assert_allclose(
-        obj.combine_std(np.array([[1.0, 1.0, 1.0, 1.0]]), sets), [np.sqrt(5.0)]
-    )
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ("nope=1", "unknown set 'nope'; valid: val, task, code, books"),
-        ("task=1", "group 'task' has no evaluation sets"),
-        ("code=-1", "weights must be finite and >= 0"),
-        ("code=x", "'x' is not a number"),
-        ("code=0", "gives no set a positive weight"),
-    ],
-)
-def test_objective_errors(spec, message):
-    with pytest.raises(MixsurrogateError, match=message):
-        Objective.parse(spec, ["code", "books"], {"code": "val", "books": "val"})
-
-
-def test_group_terms_need_explicit_kinds():
-    """`--objective val=1` without a score store treated task sets as validation sets."""
-    with pytest.raises(MixsurrogateError, match=r"1 of the 2 sets have none \(arc_easy\)"):
-        Objective.parse("val=1", ["code", "arc_easy"], {"code": "val"})
-    obj = Objective.parse("val=1", ["code", "arc_easy"], {"code": "val", "arc_easy": "task"}, "x")
-    assert obj.sets == ["code"] and obj.kinds_source == "x"
-    assert Objective.parse("code=1", ["code", "arc_easy"]).kinds_source == ""
-
-
 def test_max_epochs_caps_shares_by_available_tokens():
     b = Bounds.unbounded(3).with_max_epochs(
         ["a", "b", "c"], {"a": 100, "b": 1000, "c": 1000}, 1000, 2.0
@@ -116,3 +82,27 @@ def test_one_mixture_validator_names_the_bad_row_and_column():
         with pytest.raises(MixsurrogateError, match=message):
             check_mixtures(*args, **kwargs)
     check_mixtures([[1.0 + 1e-9, -1e-9]], negative_tolerance=1e-6)  # an optimiser's rounding
+
+
+@pytest.mark.parametrize("spec", ["pile_cc=nan:0.5", "pile_cc=0.1:nan", "pile_cc=NaN:"])
+def test_nan_bounds_name_the_bound(spec):
+    """Before: 'row 0: weight 0 is missing or NaN', about no row the user wrote."""
+    with pytest.raises(MixsurrogateError) as err:
+        Bounds.parse([spec], ["pile_cc", "github"])
+    assert f"bad bound {spec!r}" in one_line(err)
+
+
+def test_nan_bounds_through_the_cli():
+    line = cli_error_line(
+        main,
+        ["propose", "regmix:train-1m", "-p", "linear", "--objective", "pile_cc=1",
+         "--bounds", "github=nan:0.1"],
+        exit_code=1,
+    )  # fmt: skip
+    assert "bad bound 'github=nan:0.1'" in line
+
+
+def test_bounds_built_with_nan_are_impossible():
+    with pytest.raises(MixsurrogateError) as err:
+        Bounds(np.array([np.nan, 0.0]), np.ones(2)).check(["a", "b"])
+    assert "bound for a is impossible" in one_line(err)

@@ -7,8 +7,11 @@ import subprocess
 import sys
 
 import click
+from click.testing import CliRunner
 
+from mixsurrogate.cli.common import ErrorLineGroup
 from mixsurrogate.cli.main import main
+from mixsurrogate.errors import MixsurrogateError
 
 HEAVY = ("torch", "botorch", "gpytorch", "transformers", "pandas", "scipy", "sklearn",
          "lightgbm", "matplotlib", "pyarrow", "cvxpy")  # fmt: skip
@@ -59,3 +62,17 @@ def test_jobs_must_be_positive():
 
     result = CliRunner().invoke(main, ["--jobs", "0", "runs", "design", "--help"])
     assert result.exit_code != 0 and "--jobs" in result.output
+
+
+def test_error_line_group_prints_one_line_for_a_multi_line_message():
+    @click.group(cls=ErrorLineGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def fail() -> None:
+        raise MixsurrogateError("bad input (a parser said:\n  line 1\n    ^\nexpected x)")
+
+    result = CliRunner().invoke(group, ["fail"])
+    assert result.exit_code == 1
+    assert result.output == "Error: bad input (a parser said: line 1 ^ expected x)\n"

@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pandas as pd
-from builders import REPO, make_corpus, tiny_preset
 
 from mixsurrogate.corpus.evalsets import task_sequences, val_windows
 from mixsurrogate.runs.log import load_runs
+
+from builders import REPO, make_corpus, tiny_preset
 
 
 def test_validation_windows_spread_over_every_document():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from builders import make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.experts import experts
@@ -20,6 +19,8 @@ from mixsurrogate.experts.checkpoints import save_checkpoint
 from mixsurrogate.experts.model import MODEL_FILE, build_model, load_trained
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.train import train_loop
+
+from builders import cli_error_line, make_corpus, tiny_preset
 
 STEPS = 6
 
@@ -44,14 +45,6 @@ def setup(tmp_path_factory) -> dict:
     return {"root": root, "corpus": corpus, "preset": preset, "train_out": result.output}
 
 
-def _one_error_line(args: list[str]) -> str:
-    result = CliRunner().invoke(experts, args)
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    lines = [line for line in result.output.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
-
-
 def _damaged_copy(src: Path, dst: Path, damage: str) -> Path:
     import shutil
 
@@ -67,7 +60,7 @@ def test_damaged_model_file_during_score_is_one_line(setup, tmp_path, damage):
     """Before: a SafetensorError traceback ('incomplete metadata, file not fully covered')."""
     experts_dir = _damaged_copy(setup["root"] / "experts", tmp_path / "experts", damage)
     args = ["score", str(experts_dir), str(setup["corpus"]), str(tmp_path / "s"), "--quiet"]
-    line = _one_error_line(args)
+    line = cli_error_line(experts, args)
     assert f"{experts_dir / 'words' / MODEL_FILE}: corrupted or truncated" in line
     assert f"delete {experts_dir / 'words'}" in line and "experts train" in line
     assert not (tmp_path / "s").exists()
@@ -90,7 +83,7 @@ def test_damaged_checkpoint_says_how_to_recover(setup, tmp_path, damage):
     data = checkpoint.read_bytes()
     checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"junk" * 100)
     args = ["train", str(setup["corpus"]), str(out), "--preset", str(setup["preset"])]
-    line = _one_error_line([*args, "--domains", "words", "--quiet"])
+    line = cli_error_line(experts, [*args, "--domains", "words", "--quiet"])
     assert f"{checkpoint}: unreadable checkpoint" in line
     assert f"delete {checkpoint} and rerun" in line and "from step 0" in line
     checkpoint.unlink()  # the recovery the message gives works

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from builders import EOS, make_corpus, tiny_preset
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -29,6 +28,8 @@ from mixsurrogate.experts.hf_import import import_experts, parse_model_args
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.score import score_experts
 from mixsurrogate.mde.store import load_scores
+
+from builders import EOS, cli_error_line, make_corpus, tiny_preset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -138,16 +139,8 @@ def test_scores_equal_a_direct_forward_pass(world):
     assert store.provenance["experts"]["sums"]["model_type"] == "llama"
 
 
-def _one_line(args: list[str]) -> str:
-    result = CliRunner().invoke(experts, args)
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    lines = [line for line in result.output.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
-
-
 def _import(world, out: Path, *models: str) -> str:
-    return _one_line(
+    return cli_error_line(experts,
         ["import", *models, "--corpus", str(world["corpus"]), "--out", str(out),
          "--preset", str(world["preset"])]
     )  # fmt: skip

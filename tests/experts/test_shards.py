@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from builders import make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.experts import runs_train
@@ -16,6 +15,8 @@ from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.proxy_runs import Mixture, Shard, train_proxy_runs
 from mixsurrogate.runs.log import load_runs
+
+from builders import make_corpus, tiny_preset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 

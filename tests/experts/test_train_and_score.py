@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from builders import REPO, make_corpus, tiny_preset
 from click.testing import CliRunner
 
 from mixsurrogate.cli.experts import experts, runs_train
@@ -29,6 +28,8 @@ from mixsurrogate.experts.score import score_experts
 from mixsurrogate.experts.train import learning_rate, make_optimizer, train_experts, train_loop
 from mixsurrogate.mde.store import load_scores
 from mixsurrogate.runs.log import load_runs
+
+from builders import REPO, cli_error_line, make_corpus, tiny_preset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -295,22 +296,19 @@ def test_resume_from_another_presets_checkpoint_is_refused(world, tmp_path):
 # --- bad input ----------------------------------------------------------------------------------
 
 
-def _cli_error(args, command=experts):
-    result = CliRunner().invoke(command, args)
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    lines = [line for line in result.output.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
-
-
 def test_bad_inputs_are_one_line_and_write_nothing(world, tmp_path):
     preset = str(world["preset"])
-    line = _cli_error(["train", str(world["corpus"]), str(tmp_path / "a"), "--preset", "huge-tpu"])
+    line = cli_error_line(
+        experts, ["train", str(world["corpus"]), str(tmp_path / "a"), "--preset", "huge-tpu"]
+    )
     assert "unknown preset 'huge-tpu'" in line and "tiny-cpu" in line
-    line = _cli_error(["train", str(tmp_path), str(tmp_path / "a"), "--preset", preset])
+    line = cli_error_line(
+        experts, ["train", str(tmp_path), str(tmp_path / "a"), "--preset", preset]
+    )
     assert "no manifest.json" in line
     (tmp_path / "bad.csv").write_text("run_id,w:words,w:code\nr,0.5,0.5\n")
-    line = _cli_error(
+    line = cli_error_line(
+        runs_train,
         [
             str(world["corpus"]),
             str(tmp_path / "bad.csv"),
@@ -318,7 +316,6 @@ def test_bad_inputs_are_one_line_and_write_nothing(world, tmp_path):
             "--preset",
             preset,
         ],
-        runs_train,
     )
     assert "domains not in the corpus: code" in line
     assert not (tmp_path / "a").exists() and not (tmp_path / "log.csv").exists()

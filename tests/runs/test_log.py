@@ -12,7 +12,14 @@ from click.testing import CliRunner
 from mixsurrogate.cli.main import main
 from mixsurrogate.errors import RunsLogError
 from mixsurrogate.runs.builtin import regmix_runs
-from mixsurrogate.runs.log import append_run, import_regmix, load_runs, save_runs
+from mixsurrogate.runs.log import (
+    append_run,
+    import_regmix,
+    load_runs,
+    save_runs,
+)
+
+from builders import random_log
 
 
 def _frame(**overrides) -> pd.DataFrame:
@@ -225,3 +232,14 @@ def test_a_jsonl_record_naming_a_key_twice_is_refused(tmp_path):
     )
     with pytest.raises(RunsLogError, match="key 'loss:code' appears more than once in one record"):
         load_runs(path)
+
+
+def test_runs_log_reorders_its_weight_columns(tmp_path):
+    log = random_log(["a", "b", "c"], ["x"])
+    other = log.with_domain_order(["c", "a", "b"])
+    assert other.domains == ["c", "a", "b"]
+    np.testing.assert_array_equal(other.W, log.W[:, [2, 0, 1]])
+    assert other.targets == log.targets and other.run_ids == log.run_ids
+    assert log.with_domain_order(["a", "b", "c"]) is log
+    with pytest.raises(RunsLogError, match="not a, b, d"):
+        log.with_domain_order(["a", "b", "d"])

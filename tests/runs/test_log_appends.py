@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from builders import REPO
 
 from mixsurrogate.errors import RunsLogError
 from mixsurrogate.runs.log import (
@@ -23,6 +22,8 @@ from mixsurrogate.runs.log import (
     save_runs,
     validate_frame,
 )
+
+from builders import REPO
 
 APPENDER = """
 import sys
@@ -41,14 +42,6 @@ def _row(run_id: str, **extra: object) -> dict:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture
-def umask_022():
-    """A umask of 022 for one test (the process-wide setting comes back afterwards)."""
-    before = os.umask(0o022)
-    yield
-    os.umask(before)
 
 
 def test_concurrent_appends_keep_every_row(tmp_path):

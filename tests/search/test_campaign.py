@@ -12,6 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from mixsurrogate.cli.main import main
+from mixsurrogate.objective import Objective
+from mixsurrogate.search.campaign import CampaignData, propose_next_runs
 from mixsurrogate.search.candidates import dedupe, local_candidates, sparse_candidates
 from mixsurrogate.search.design import campaign_points, default_initial_size
 from mixsurrogate.search.loop import near_duplicate_share, run_campaign
@@ -22,6 +24,8 @@ from mixsurrogate.search.recommend import recommend
 from mixsurrogate.search.strategies import SearchState, make_strategy
 from mixsurrogate.search.trust_region import TrustRegion, replay
 from mixsurrogate.simplex import Bounds
+
+from builders import two_bowls_log
 
 CENTRE = np.array([0.5, 0.3, 0.2])
 
@@ -265,3 +269,19 @@ def test_cli_exploit_also_says_what_to_train_and_how_the_best_observed_run_compa
     assert best["posterior_mean"] > best["observed"]  # the lowest noisy run was lucky
     text = CliRunner().invoke(main, ["propose", str(log), "-p", "gp", "--objective", "x=1"])
     assert "best observed run" in text.output and "train the proposal above" in text.output
+
+
+def test_explore_design_phase_then_batch_qnei():
+    log = two_bowls_log(4)  # K + 1 = 5 runs before the model takes over
+    obj = Objective.parse("a=1", log.targets)
+    early, rec = propose_next_runs(CampaignData.from_log(log, obj), obj, q=3)
+    assert "sobol design" in early.notes[0] and len(early.mixtures) == 3 and rec is None
+    log = two_bowls_log(30)
+    bounds = Bounds.parse(["d3=0.05:0.5"], log.domains)
+    late, rec = propose_next_runs(CampaignData.from_log(log, obj), obj, q=3, bounds=bounds)
+    assert "qLogNEI" in late.notes[0]
+    assert rec is not None and bounds.contains(rec.mixture[None]).all()
+    assert bounds.contains(late.mixtures).all()
+    assert len({tuple(w.round(6)) for w in late.mixtures}) == 3
+    dist = np.linalg.norm(late.mixtures[:, None] - log.W[None], axis=2)
+    assert dist.min() > 1e-3  # no logged mixture proposed again
