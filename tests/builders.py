@@ -240,3 +240,33 @@ def partial_log(n: int = 30, pending: int = 2, missing_y: int = 12, seed: int = 
     frame.loc[frame.index[pending : pending + missing_y], "loss:y"] = np.nan
     frame.loc[frame.index[:pending], ["loss:x", "loss:y"]] = np.nan
     return RunsLog(validate_frame(frame))
+
+
+def fidelity_log(params, tokens=None) -> RunsLog:
+    """Three domains, one set, and ``params``/``tokens`` fidelity columns."""
+    n = len(params)
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(3), n)  # noqa: N806
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)]})
+    for j, d in enumerate("abc"):
+        frame[f"w:{d}"] = W[:, j]
+    frame["loss:x"] = 3 + W[:, 0]
+    frame["params"] = params
+    frame["tokens"] = tokens if tokens is not None else [1e9] * n
+    return RunsLog(frame)
+
+
+def two_scale_log(n_small=40, n_large=12, seed=0) -> RunsLog:
+    """A synthetic two-scale log: the same mixture effect at both scales, shifted and shrunk."""
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.ones(3), n_small + n_large)  # noqa: N806
+    large = np.arange(len(W)) >= n_small
+    effect = np.sin(3 * W[:, 0]) + W[:, 1] ** 2
+    loss = np.where(large, 3.0 + 0.3 * effect, 5.0 + effect) + 0.005 * rng.standard_normal(len(W))
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(W))]})
+    for j, d in enumerate("abc"):
+        frame[f"w:{d}"] = W[:, j]
+    frame["loss:x"] = loss
+    frame["params"] = np.where(large, 1e9, 1e6)
+    frame["tokens"] = np.where(large, 2e10, 1e9)
+    return RunsLog(frame)

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.objective import (
     Objective,
     name_list,
+    parse_kinds,
     read_objective_file,
     split_top_level,
     unknown_name_error,
@@ -259,3 +261,24 @@ def test_objective_file_of_random_bytes_is_one_line(tmp_path):
     with pytest.raises(MixsurrogateError) as err:
         read_objective_file(str(path))
     assert "not UTF-8 text" in one_line(err)
+
+
+def test_parse_kinds_names_and_globs():
+    sets = ["code", "books", "arc_easy", "arc_challenge", "piqa"]
+    kinds = parse_kinds(["val=code,books", "task='arc_*',piqa"], sets)
+    assert kinds == {"code": "val", "books": "val", "arc_easy": "task", "arc_challenge": "task",
+                     "piqa": "task"}  # fmt: skip
+    assert parse_kinds(["val=*"], sets) == dict.fromkeys(sets, "val")
+    with pytest.raises(MixsurrogateError, match="--kinds task= 'hella_\\*' matches no set"):
+        parse_kinds(["task=hella_*"], sets)
+    with pytest.raises(MixsurrogateError, match="gives 'arc_easy' two kinds"):
+        parse_kinds(["val=*", "task=arc_*"], sets)
+
+
+def test_missing_kinds_error_cuts_long_lists():
+    sets = [f"task_{i:02d}" for i in range(40)]
+    with pytest.raises(MixsurrogateError) as err:
+        Objective.parse("val=1", sets)
+    text = str(err.value)
+    assert "40 of the 40 sets have none" in text and "... and 30 more" in text
+    assert "task_39" not in text and "--kinds val=task_00,task_01 --kinds task=task_02" in text

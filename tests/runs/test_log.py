@@ -17,6 +17,7 @@ from mixsurrogate.runs.log import (
     import_regmix,
     load_runs,
     save_runs,
+    validate_frame,
 )
 
 from builders import random_log
@@ -243,3 +244,33 @@ def test_runs_log_reorders_its_weight_columns(tmp_path):
     assert log.with_domain_order(["a", "b", "c"]) is log
     with pytest.raises(RunsLogError, match="not a, b, d"):
         log.with_domain_order(["a", "b", "d"])
+
+
+def test_negative_cross_entropy_is_refused():
+    with pytest.raises(RunsLogError, match=r"run b: loss loss:code is negative \(-0\.1\)"):
+        validate_frame(_frame(loss__code=[3.0, -0.1, 2.5]))
+    validate_frame(_frame(loss__code=[3.0, 0.0, 2.5]))  # zero is a (perfect) cross-entropy
+
+
+@pytest.mark.parametrize(
+    ("run_id", "message"),
+    [
+        (np.nan, "row 2: run_id is missing"),
+        (None, "row 2: run_id is missing"),
+        ("", "row 2: run_id is missing"),
+        ("  ", "row 2: run_id is missing"),
+        ("nan", "row 2: run_id is 'nan', which reads back as missing"),
+        ("NA", "row 2: run_id is 'NA', which reads back as missing"),
+    ],
+)
+def test_missing_or_blank_run_ids_are_refused(run_id, message):
+    """Before: NaN became the run id 'nan' (astype(str)), and '' was a run id."""
+    with pytest.raises(RunsLogError, match=message):
+        validate_frame(_frame(run_id=["a", run_id, "c"]))
+
+
+def test_a_csv_with_an_empty_run_id_cell_is_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,w:a,w:b,loss:a\nx,0.5,0.5,3.0\n,0.5,0.5,3.1\n")
+    with pytest.raises(RunsLogError, match="row 2: run_id is missing"):
+        load_runs(path)

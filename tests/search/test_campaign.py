@@ -11,7 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate.cli.main import main
+from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.objective import Objective
 from mixsurrogate.search.campaign import CampaignData, propose_next_runs
 from mixsurrogate.search.candidates import dedupe, local_candidates, sparse_candidates
@@ -285,3 +287,9 @@ def test_explore_design_phase_then_batch_qnei():
     assert len({tuple(w.round(6)) for w in late.mixtures}) == 3
     dist = np.linalg.norm(late.mixtures[:, None] - log.W[None], axis=2)
     assert dist.min() > 1e-3  # no logged mixture proposed again
+
+
+def test_propose_next_runs_refuses_q_below_one():
+    obj = Objective.parse("a=1", ["a"], {"a": "val"})
+    with pytest.raises(MixsurrogateError, match="-n .* must be >= 1, got 0"):
+        propose_next_runs(CampaignData.from_log(None, obj, ["a", "b"]), obj, q=0)
