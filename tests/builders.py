@@ -27,6 +27,7 @@ from mixsurrogate.corpus.store import (
     write_token_stream,
 )
 from mixsurrogate.mde.store import EvalSetScores, write_scores
+from mixsurrogate.predictors.linear import LinearPredictor
 from mixsurrogate.runs.log import (
     RunsLog,
     validate_frame,
@@ -270,3 +271,45 @@ def two_scale_log(n_small=40, n_large=12, seed=0) -> RunsLog:
     frame["params"] = np.where(large, 1e9, 1e6)
     frame["tokens"] = np.where(large, 2e10, 1e9)
     return RunsLog(frame)
+
+
+class SpyPredictor(LinearPredictor):
+    """A linear predictor that records every loss it is fitted on."""
+
+    name = "spy"
+    seen: list[float] = []
+
+    def _fit(self, W, y, features):  # noqa: N803
+        SpyPredictor.seen.extend(np.round(y, 12).tolist())
+        super()._fit(W, y, features)
+
+
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qua", "fen", "dor", "gil"]
+
+
+# corpus build options for tests: a small vocabulary, small domains
+FAST_BUILD = {"vocab_size": 300, "min_train_tokens": 64, "progress": False}
+
+
+def sentences(seed: int, n: int) -> str:
+    """Made-up prose: deterministic words from syllables, no third-party text."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = [
+            "".join(rng.choices(SYLLABLES, k=rng.randint(1, 3))) for _ in range(rng.randint(4, 12))
+        ]
+        out.append(" ".join(words).capitalize() + ".")
+    return " ".join(out)
+
+
+def split_stream(ids: np.ndarray, eos: int) -> list[list[int]]:
+    """A token stream cut at its end-of-document ids (the last document has none after it)."""
+    docs, current = [], []
+    for token in ids.tolist():
+        if token == eos:
+            docs.append(current)
+            current = []
+        else:
+            current.append(token)
+    return [*docs, current]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import random
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -50,20 +49,7 @@ from mixsurrogate.corpus.tokenizer import (
 )
 from mixsurrogate.errors import CorpusError
 
-SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qua", "fen", "dor", "gil"]
-FAST = {"vocab_size": 300, "min_train_tokens": 64, "progress": False}
-
-
-def sentences(seed: int, n: int) -> str:
-    """Made-up prose: deterministic words from syllables, no third-party text."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        words = [
-            "".join(rng.choices(SYLLABLES, k=rng.randint(1, 3))) for _ in range(rng.randint(4, 12))
-        ]
-        out.append(" ".join(words).capitalize() + ".")
-    return " ".join(out)
+from builders import FAST_BUILD, sentences, split_stream
 
 
 def make_user_dirs(root: Path) -> tuple[Path, Path]:
@@ -93,17 +79,6 @@ def make_user_dirs(root: Path) -> tuple[Path, Path]:
     return data, tasks
 
 
-def split_stream(ids: np.ndarray, eos: int) -> list[list[int]]:
-    docs, current = [], []
-    for token in ids.tolist():
-        if token == eos:
-            docs.append(current)
-            current = []
-        else:
-            current.append(token)
-    return [*docs, current]
-
-
 # ---------------------------------------------------------------------------------------------
 # a whole build from user folders
 
@@ -111,7 +86,7 @@ def split_stream(ids: np.ndarray, eos: int) -> list[list[int]]:
 def test_build_from_user_folders(tmp_path: Path) -> None:
     data, tasks = make_user_dirs(tmp_path)
     out = tmp_path / "corpus"
-    build_corpus(out, from_dir=data, tasks_from=tasks, **FAST)
+    build_corpus(out, from_dir=data, tasks_from=tasks, **FAST_BUILD)
     corpus = Corpus.load(out)
     manifest = corpus.manifest
     assert manifest["format"] == CORPUS_FORMAT
@@ -140,7 +115,7 @@ def test_build_is_deterministic_and_seeded(tmp_path: Path) -> None:
     data, _ = make_user_dirs(tmp_path)
     digests = []
     for name, seed in (("a", 0), ("b", 0), ("c", 5)):
-        build_corpus(tmp_path / name, from_dir=data, seed=seed, **FAST)
+        build_corpus(tmp_path / name, from_dir=data, seed=seed, **FAST_BUILD)
         digests.append(
             [file_sha256(tmp_path / name / "tokenizer.json")]
             + [file_sha256(p) for p in sorted((tmp_path / name / "tokens").iterdir())]
@@ -270,7 +245,7 @@ def test_empty_domain_is_refused(tmp_path: Path) -> None:
     (data / "empty").mkdir()
     (data / "empty" / "blank.txt").write_text("\n\n")
     with pytest.raises(CorpusError, match="domain 'empty' is empty"):
-        build_corpus(tmp_path / "o", from_dir=data, **FAST)
+        build_corpus(tmp_path / "o", from_dir=data, **FAST_BUILD)
     assert not (tmp_path / "o").exists()
 
 
@@ -294,11 +269,11 @@ def test_non_empty_output_is_refused(tmp_path: Path) -> None:
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(CorpusError, match="already exists"):
-        build_corpus(out, from_dir=data, **FAST)
+        build_corpus(out, from_dir=data, **FAST_BUILD)
     assert (out / "keep.txt").read_text() == "mine"
     empty = tmp_path / "empty-out"
     empty.mkdir()
-    build_corpus(empty, from_dir=data, **FAST)  # an empty folder is fine
+    build_corpus(empty, from_dir=data, **FAST_BUILD)  # an empty folder is fine
     assert (empty / "manifest.json").is_file()
 
 
@@ -315,7 +290,7 @@ def test_bad_user_files_name_the_line(tmp_path: Path) -> None:
     with open(data / "notes" / "a.jsonl", "a") as handle:
         handle.write('{"txt": "wrong key"}\n')
     with pytest.raises(CorpusError, match=r"a\.jsonl:9: expected an object with a string 'text'"):
-        build_corpus(tmp_path / "o", from_dir=data, **FAST)
+        build_corpus(tmp_path / "o", from_dir=data, **FAST_BUILD)
     (tasks / "bad.jsonl").write_text('{"prompt": "p", "answer": ""}\n')
     with pytest.raises(CorpusError, match=r"bad\.jsonl:1: expected"):
         read_task_file(tasks / "bad.jsonl")

@@ -6,7 +6,6 @@ No network: the tables and tokenizers are made here (pyarrow and datasets write 
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -35,33 +34,10 @@ from mixsurrogate.corpus.tokenizer import (
 from mixsurrogate.corpus.user_folders import read_user_domains
 from mixsurrogate.errors import CorpusError
 
+from builders import FAST_BUILD, sentences, split_stream
+
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-
-SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qua", "fen", "dor", "gil"]
-FAST = {"vocab_size": 300, "min_train_tokens": 64, "progress": False}
-
-
-def sentences(seed: int, n: int) -> str:
-    rng = random.Random(seed)
-    return " ".join(
-        " ".join(
-            "".join(rng.choices(SYLLABLES, k=rng.randint(1, 3))) for _ in range(rng.randint(4, 12))
-        ).capitalize()
-        + "."
-        for _ in range(n)
-    )
-
-
-def split_stream(ids: np.ndarray, eos: int) -> list[list[int]]:
-    docs, current = [], []
-    for token in ids.tolist():
-        if token == eos:
-            docs.append(current)
-            current = []
-        else:
-            current.append(token)
-    return [*docs, current]
 
 
 def write_parquet(path: Path, columns: dict, row_group_size: int | None = None) -> None:
@@ -97,7 +73,7 @@ def test_build_from_parquet(tmp_path: Path) -> None:
     for k in range(6):  # a text-file domain beside it, read as before
         (data / "prose" / f"{k}.txt").write_text(sentences(100 + k, 20))
     out = tmp_path / "corpus"
-    build_corpus(out, from_dir=data, text_field="content", batch_rows=8, **FAST)
+    build_corpus(out, from_dir=data, text_field="content", batch_rows=8, **FAST_BUILD)
     corpus = Corpus.load(out)
     assert corpus.domains == ["prose", "tables"]
     assert corpus.token_dtype == "uint16"
@@ -134,7 +110,7 @@ def test_build_from_datasets_save_to_disk(tmp_path: Path) -> None:
     assert (data / "wiki" / "state.json").is_file()
     assert list((data / "wiki").glob("*.arrow"))
     out = tmp_path / "corpus"
-    build_corpus(out, from_dir=data, batch_rows=5, **FAST)
+    build_corpus(out, from_dir=data, batch_rows=5, **FAST_BUILD)
     corpus = Corpus.load(out)
     assert corpus.domains == ["code", "wiki"]
     assert sorted(decoded_documents(corpus, "wiki")) == sorted(wiki)
@@ -146,7 +122,7 @@ def test_missing_text_field_is_one_line_and_writes_nothing(tmp_path: Path) -> No
     write_parquet(data / "t" / "a.parquet", {"body": ["x" * 40] * 3, "id": [1, 2, 3]})
     out = tmp_path / "o"
     with pytest.raises(CorpusError) as err:
-        build_corpus(out, from_dir=data, **FAST)
+        build_corpus(out, from_dir=data, **FAST_BUILD)
     message = str(err.value)
     assert "\n" not in message
     assert message.endswith("a.parquet: no text field 'text' (--text-field); its columns: body, id")
@@ -158,7 +134,7 @@ def test_missing_text_field_is_one_line_and_writes_nothing(tmp_path: Path) -> No
     assert not out.exists()
     write_parquet(data / "t" / "a.parquet", {"body": [1, 2, 3]})
     with pytest.raises(CorpusError, match="column 'body' holds int64, not text"):
-        build_corpus(out, from_dir=data, text_field="body", **FAST)
+        build_corpus(out, from_dir=data, text_field="body", **FAST_BUILD)
 
 
 def test_pyarrow_missing_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:
@@ -267,8 +243,8 @@ def test_stream_option_reads_text_folders_as_streams(tmp_path: Path) -> None:
     assert isinstance(domains["notes"], DomainStream)
     assert max(len(b) for b in domains["notes"].batches()) <= 16
     assert isinstance(read_user_domains(data, text_field="body")["notes"], DomainText)
-    build_corpus(tmp_path / "s", from_dir=data, text_field="body", stream=True, **FAST)
-    build_corpus(tmp_path / "m", from_dir=data, text_field="body", **FAST)
+    build_corpus(tmp_path / "s", from_dir=data, text_field="body", stream=True, **FAST_BUILD)
+    build_corpus(tmp_path / "m", from_dir=data, text_field="body", **FAST_BUILD)
     streamed, in_memory = Corpus.load(tmp_path / "s"), Corpus.load(tmp_path / "m")
     # no duplicates: the same corpus either way
     assert file_sha256(tmp_path / "s" / "tokenizer.json") == file_sha256(
@@ -374,7 +350,7 @@ def test_vocab_sizes_and_old_manifests(tmp_path: Path) -> None:
         for k in range(4):
             (data / d / f"{k}.txt").write_text(sentences(k + (10 if d == "y" else 0), 12))
     out = tmp_path / "c"
-    build_corpus(out, from_dir=data, **FAST)
+    build_corpus(out, from_dir=data, **FAST_BUILD)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     assert manifest["token_dtype"] == "uint16"

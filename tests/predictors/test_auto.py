@@ -10,9 +10,10 @@ from mixsurrogate import predictors
 from mixsurrogate.errors import NotEnoughRunsError
 from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.predictors import make_predictor
-from mixsurrogate.predictors.linear import LinearPredictor
 from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import dirichlet_simplex
+
+from builders import SpyPredictor
 
 SLOPE = np.array([0.8, -0.3, 0.2, -0.5])
 
@@ -20,17 +21,6 @@ SLOPE = np.array([0.8, -0.3, 0.2, -0.5])
 def linear_runs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     W = dirichlet_simplex(n, 4, seed=seed)  # noqa: N806
     return W, 3.0 + W @ SLOPE + np.random.default_rng(seed).normal(0, 0.01, n)
-
-
-class SpyPredictor(LinearPredictor):
-    """A linear predictor that records every loss it is fitted on."""
-
-    name = "spy"
-    seen: list[float] = []
-
-    def _fit(self, W, y, features):  # noqa: N803
-        SpyPredictor.seen.extend(np.round(y, 12).tolist())
-        super()._fit(W, y, features)
 
 
 def test_auto_picks_the_right_model_and_says_so():

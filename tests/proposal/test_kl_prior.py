@@ -22,6 +22,8 @@ from mixsurrogate.proposal.propose import FittedObjective, propose_exploit
 from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
+from builders import SpyPredictor
+
 DOMAINS = ["d0", "d1", "d2", "d3"]
 PRIOR = np.array([0.1, 0.2, 0.3, 0.4])
 
@@ -124,17 +126,6 @@ def test_bounds_hold_with_the_penalty():
         assert w[3] <= 0.2 + 1e-6 and w.sum() == pytest.approx(1.0)
         # the KL projection of the prior onto d3 <= 0.2: d3 at its bound, the rest scaled
         np.testing.assert_allclose(w, [0.8 / 6, 1.6 / 6, 2.4 / 6, 0.2], atol=1e-2)
-
-
-class SpyPredictor(LinearPredictor):
-    """A linear predictor that records every loss it is fitted on."""
-
-    name = "spy"
-    seen: list[float] = []
-
-    def _fit(self, W, y, features):  # noqa: N803
-        SpyPredictor.seen.extend(np.round(y, 12).tolist())
-        super()._fit(W, y, features)
 
 
 def test_kl_auto_is_deterministic_and_sees_only_the_training_runs(monkeypatch):
