@@ -82,7 +82,7 @@ def test_four_shards_at_once_log_every_run_exactly_once(world, tmp_path):
     ]
     for worker in workers:
         worker.start()
-    results = sorted(queue.get(timeout=120) for _ in workers)
+    results = sorted(queue.get(timeout=600) for _ in workers)
     for worker in workers:
         worker.join(timeout=30)
     assert [r[1] for r in results] == [0] * 4, results

@@ -204,8 +204,9 @@ from mixsurrogate.experts.train import train_loop
 
 class StallAfter12(WindowSampler):
     def batch(self, step, rank=0, world=1):
-        if step >= 12:
-            time.sleep(600)  # the parent kills us here; the last checkpoint is step 10
+        if step >= 12:  # steps 10-11 ran (lost work); the last checkpoint is step 10
+            Path({stalled!r}).touch()
+            time.sleep(600)  # the parent kills us here
         return super().batch(step, rank, world)
 
 corpus, preset = Corpus.load({corpus!r}), load_preset({preset!r})
@@ -232,22 +233,22 @@ def test_kill_9_and_resume_equals_uninterrupted(world, tmp_path):
     )
     preset = load_preset(preset_path)
     ckpt = tmp_path / "run.safetensors"
+    stalled = tmp_path / "stalled"
     script = CHILD.format(
         tests=str(Path(__file__).parent),
         corpus=str(world["corpus"]),
         preset=str(preset_path),
         identity=_identity(preset),
         ckpt=str(ckpt),
+        stalled=str(stalled),
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen([sys.executable, "-c", script], env=env)
-    try:
-        deadline = time.time() + 90
-        while not (ckpt.is_file() and read_checkpoint_meta(ckpt)["step"] == 10):
-            assert child.poll() is None, "the child died before its checkpoint at step 10"
-            assert time.time() < deadline, "no checkpoint at step 10 in time"
+    try:  # no clock: the child says when it has run steps 10-11 into the stall
+        while not stalled.exists():
+            assert child.poll() is None, "the child ended before it reached step 12"
             time.sleep(0.05)
-        time.sleep(0.3)  # let it run steps 10-11 (lost work) into the stall
+        assert read_checkpoint_meta(ckpt)["step"] == 10
     finally:
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)

@@ -156,7 +156,7 @@ def test_concurrent_updates_and_appends_all_land(tmp_path):
         subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(i), str(n)], env=env)
         for i in range(workers)
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0] * workers
+    assert [p.wait(timeout=600) for p in procs] == [0] * workers
     log = load_runs(path)
     assert len(log) == 2 * workers * n and not log.pending_mask.any()
     filled = log.frame.set_index("run_id")["loss:x"]
