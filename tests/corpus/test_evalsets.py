@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mixsurrogate.corpus.evalsets import task_sequences, val_windows
 from mixsurrogate.runs.log import load_runs
@@ -38,6 +39,7 @@ def test_answers_longer_than_the_context_are_counted():
     assert seqs.facts()["answers_truncated"] == 1
 
 
+@pytest.mark.slow
 def test_generate_gives_every_model_its_own_seed_and_copies_seed_zero(tmp_path):
     """The CPU smoke test of the generator (the GPU variant runs the same code with
     --device cuda and a GPU preset)."""

@@ -156,6 +156,7 @@ def test_paired_comparison_uses_the_same_splits_and_gives_an_interval():
     assert row["lo"] <= row["difference"] <= row["hi"] and row["lo"] > 0
 
 
+@pytest.mark.slow
 def test_cv_twice_gives_identical_numbers():
     args = ["cv", "regmix:test-1b", "-p", "gp", "-p", "lgbm", "-t", "pile_cc", "-t", "github",
             "--folds", "4", "--json"]  # fmt: skip

@@ -14,7 +14,8 @@ from mixsurrogate.runs.log import load_runs
 
 from builders import cli_error_line, copy_corpus, tiny_preset
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+# one_torch_thread: tests/conftest.py; slow: trains or imports models end to end
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 STEPS = 4
 

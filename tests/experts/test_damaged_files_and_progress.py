@@ -55,6 +55,7 @@ def _damaged_copy(src: Path, dst: Path, damage: str) -> Path:
     return dst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_damaged_model_file_during_score_is_one_line(setup, tmp_path, damage):
     """Before: a SafetensorError traceback ('incomplete metadata, file not fully covered')."""
@@ -68,6 +69,7 @@ def test_damaged_model_file_during_score_is_one_line(setup, tmp_path, damage):
         load_trained(experts_dir / "words")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_damaged_checkpoint_says_how_to_recover(setup, tmp_path, damage):
     """Before: 'unreadable checkpoint (...)' and nothing on what to do about it."""
@@ -120,6 +122,7 @@ class _RecordingBar:
         pass
 
 
+@pytest.mark.slow
 def test_progress_shows_a_smoothed_loss_labelled_as_such(setup, monkeypatch):
     """Before: the bar's 'loss' was the mean of the last 10 batches, labelled 'loss'."""
     monkeypatch.setattr(train_module, "tqdm", _RecordingBar)
@@ -136,6 +139,7 @@ def test_progress_shows_a_smoothed_loss_labelled_as_such(setup, monkeypatch):
     assert math.isfinite(result.smoothed_loss) and math.isfinite(result.final_loss)
 
 
+@pytest.mark.slow
 def test_experts_train_table_labels_the_smoothed_loss(setup):
     header = setup["train_out"].splitlines()[0]
     assert "loss(ema)" in header.split()

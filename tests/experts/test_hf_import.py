@@ -31,7 +31,8 @@ from mixsurrogate.mde.store import load_scores
 
 from builders import EOS, cli_error_line, make_corpus, tiny_preset
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+# one_torch_thread: tests/conftest.py; slow: trains or imports models end to end
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 def gpt2(folder: Path, vocab: int = 300, positions: int = 64, seed: int = 0) -> Path:

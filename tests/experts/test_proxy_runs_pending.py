@@ -16,6 +16,8 @@ from mixsurrogate.runs.log import (
 
 from builders import make_corpus, tiny_preset
 
+pytestmark = pytest.mark.slow  # proxy runs trained end to end
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, one_torch_thread):

@@ -67,6 +67,7 @@ def _worker(args: list[str], queue) -> None:
     queue.put((args[-1], result.exit_code, result.stdout, str(result.exception)))
 
 
+@pytest.mark.slow
 def test_four_shards_at_once_log_every_run_exactly_once(world, tmp_path):
     log = tmp_path / "runs.csv"
     # four real processes started together; a fork server that imported torch and the trainer
@@ -114,6 +115,7 @@ def test_four_shards_at_once_log_every_run_exactly_once(world, tmp_path):
     assert sorted(load_runs(log).frame["run_id"]) == sorted(ids)
 
 
+@pytest.mark.slow
 def test_bad_shards_are_one_line_and_write_nothing(world, tmp_path):
     log = tmp_path / "runs.csv"
     for bad, why in (("3/2", "between 1 and 2"), ("0/2", "between 1 and 2"),

@@ -72,6 +72,7 @@ def world(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_experts_written_with_meta(world):
     for domain in ("words", "sums"):
         folder = world["root"] / "experts" / domain
@@ -88,6 +89,7 @@ def test_experts_written_with_meta(world):
     assert "trained" in world["train_out"]
 
 
+@pytest.mark.slow
 def test_score_store_shapes_masks_and_specialisation(world):
     store = load_scores(world["root"] / "scores")
     assert store.experts == ["words", "sums"]
@@ -110,6 +112,7 @@ def test_score_store_shapes_masks_and_specialisation(world):
     assert loss["sums"][1] < loss["sums"][0] - 1.0, "the sums expert knows sums best"
 
 
+@pytest.mark.slow
 def test_runs_log_rows_match_score_store(world):
     log = load_runs(world["root"] / "runs.csv")
     assert log.run_ids == ["r1", "r2"]
@@ -130,6 +133,7 @@ def test_runs_log_rows_match_score_store(world):
     assert log.loss("words")[0] < log.loss("words")[1] and log.loss("sums")[1] < log.loss("sums")[0]
 
 
+@pytest.mark.slow
 def test_reruns_skip_finished_work(world):
     runner = CliRunner()
     again = runner.invoke(
@@ -158,6 +162,7 @@ def test_reruns_skip_finished_work(world):
     assert len(load_runs(world["root"] / "runs.csv")) == 2
 
 
+@pytest.mark.slow
 def test_proxy_run_matches_expert_on_a_vertex(world, tmp_path):
     """A proxy run with all weight on one domain is that domain's expert (same seed, same batches)."""
     (tmp_path / "mix.jsonl").write_text(
@@ -227,6 +232,7 @@ def _identity(preset):
     }
 
 
+@pytest.mark.slow
 def test_kill_9_and_resume_equals_uninterrupted(world, tmp_path):
     preset_path = tiny_preset(
         tmp_path / "kill.toml", train={"tokens": 20 * 8 * 32, "checkpoint_every": 5}
@@ -274,6 +280,7 @@ def test_kill_9_and_resume_equals_uninterrupted(world, tmp_path):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 def test_resume_from_another_presets_checkpoint_is_refused(world, tmp_path):
     other = load_preset(tiny_preset(tmp_path / "other.toml", train={"lr": 5e-3}))
     corpus = Corpus.load(world["corpus"])
@@ -297,6 +304,7 @@ def test_resume_from_another_presets_checkpoint_is_refused(world, tmp_path):
 # --- bad input ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_and_write_nothing(world, tmp_path):
     preset = str(world["preset"])
     line = cli_error_line(
@@ -332,6 +340,7 @@ def test_empty_and_too_small_domains(tmp_path):
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.slow
 def test_scoring_with_another_tokenizer_is_refused(world, tmp_path):
     other = make_corpus(tmp_path / "c", vocab_size=280)
     with pytest.raises(ScoreStoreError, match="trained with tokenizer"):
@@ -339,6 +348,7 @@ def test_scoring_with_another_tokenizer_is_refused(world, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_runs_log_of_other_eval_sequences_is_refused(world, tmp_path):
     log = tmp_path / "runs.csv"
     log.write_text(
@@ -435,6 +445,7 @@ def test_task_packing_truncates_prompt_left_and_masks_answers():
     ]
 
 
+@pytest.mark.slow
 def test_eval_id_is_deterministic_and_tracks_the_sequences(world):
     corpus = Corpus.load(world["corpus"])
     a = build_eval_suite(corpus, 32, 6, 12)
@@ -445,6 +456,7 @@ def test_eval_id_is_deterministic_and_tracks_the_sequences(world):
     assert mixture_sampler(corpus, {"words": 1.0}, 32, 8, 0).domains == ["words"]
 
 
+@pytest.mark.slow
 def test_demo_from_scratch_end_to_end(tmp_path):
     """`demo --from-scratch`: experts, scores, designed runs (vertices = experts), then the demo.
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from mixsurrogate.predictors import gp as gp_module
@@ -40,6 +41,7 @@ def test_gp_fit_is_deterministic_in_one_process_whatever_torch_did_before():
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_gp_fit_is_identical_in_two_processes(tmp_path):
     script = GP_FIT_SCRIPT.format(tests=str(REPO / "tests"))
     outputs = [

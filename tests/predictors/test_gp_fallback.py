@@ -56,6 +56,7 @@ def regmix():
     return log.W, log.loss(TARGET)
 
 
+@pytest.mark.slow
 def test_every_attempt_failing_falls_back_to_bounded_lengthscales(regmix, monkeypatch):
     """Before: ``ModelFittingError: All attempts to fit the model have failed``."""
     monkeypatch.setattr(gp_module, "fit_gpytorch_mll_scipy", _fail(only_free=True))
@@ -95,6 +96,7 @@ def test_joint_tuning_failing_everywhere_says_the_first_attempt_failed(regmix, m
         GPPredictor()._fitted_model(X, Y, restart=False)
 
 
+@pytest.mark.slow
 def test_cv_reports_the_fallback_in_a_note(regmix, monkeypatch, tmp_path):
     """The fallback surfaces in the output (a counted note), and the cell is scored."""
     monkeypatch.setattr(gp_module, "fit_gpytorch_mll_scipy", _fail(only_free=True))

@@ -32,7 +32,13 @@ def test_conformal_quantile_is_the_finite_sample_one():
 
 @pytest.mark.parametrize(
     ("name", "params"),
-    [("linear", {}), ("lgbm", {}), ("dml", {}), ("gp", {}), ("gp", {"interval": "posterior"})],
+    [
+        ("linear", {}),
+        ("lgbm", {}),
+        ("dml", {}),
+        ("gp", {}),
+        pytest.param("gp", {"interval": "posterior"}, marks=pytest.mark.slow),
+    ],
 )
 def test_90_percent_intervals_cover_about_90_percent_of_new_runs(name, params):
     W, y = noisy_linear(80, seed=1)  # noqa: N806
@@ -44,6 +50,7 @@ def test_90_percent_intervals_cover_about_90_percent_of_new_runs(name, params):
     assert 0.80 <= coverage <= 0.98, coverage
 
 
+@pytest.mark.slow
 def test_gp_cv_interval_is_the_posterior_scaled_by_a_training_run_quantile():
     """The calibrated interval has the posterior's centre and shape, scaled by one factor that
     comes from standardised CV residuals of the training runs; the same fit gives it again."""
@@ -64,7 +71,7 @@ def test_gp_cv_interval_is_the_posterior_scaled_by_a_training_run_quantile():
         gp.predict_interval(Wt)
 
 
-@pytest.mark.parametrize("name", ["linear", "gp"])
+@pytest.mark.parametrize("name", ["linear", pytest.param("gp", marks=pytest.mark.slow)])
 def test_held_out_losses_never_reach_the_interval_calibration(name):
     W, y = noisy_linear(40, seed=3)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])

@@ -29,6 +29,7 @@ def data(n: int, seed: int, noise: float = 0.02) -> tuple[np.ndarray, np.ndarray
     return W, three_sets(W) + np.random.default_rng(seed).normal(0, noise, (n, 3))
 
 
+@pytest.mark.slow
 def test_same_fit_twice_after_moving_torchs_global_generator():
     W, Y = data(30, seed=1)  # noqa: N806
     Wt, _ = data(20, seed=2)  # noqa: N806
@@ -40,6 +41,7 @@ def test_same_fit_twice_after_moving_torchs_global_generator():
     np.testing.assert_array_equal(first.predict_std(Wt), second.predict_std(Wt))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("missing", [False, True])
 def test_90_percent_intervals_cover_new_runs(missing):
     W, Y = data(60, seed=4)  # noqa: N806

@@ -51,7 +51,7 @@ def test_kl_divergence_and_parse_kl():
             parse_kl(bad)
 
 
-@pytest.mark.parametrize("name", ["linear", "gp", "lgbm"])
+@pytest.mark.parametrize("name", ["linear", pytest.param("gp", marks=pytest.mark.slow), "lgbm"])
 def test_lambda_zero_is_todays_proposal(name):
     log = RunsLog(bowl_frame())
     obj = Objective.parse("a=1", log.targets)
@@ -73,6 +73,7 @@ def test_a_large_lambda_returns_the_prior(name):
     assert result.kl.kl[0] < (0.02 if name == "lgbm" else 1e-3)
 
 
+@pytest.mark.slow
 def test_kl_moves_the_proposal_towards_the_prior_monotonically():
     log = RunsLog(bowl_frame())
     obj = Objective.parse("a=1", log.targets)
@@ -128,6 +129,7 @@ def test_bounds_hold_with_the_penalty():
         np.testing.assert_allclose(w, [0.8 / 6, 1.6 / 6, 2.4 / 6, 0.2], atol=1e-2)
 
 
+@pytest.mark.slow
 def test_kl_auto_is_deterministic_and_sees_only_the_training_runs(monkeypatch):
     monkeypatch.setitem(predictors.PREDICTORS, "spy", SpyPredictor)
     frame = bowl_frame(60, seed=3)
@@ -249,6 +251,7 @@ def test_prior_and_kl_option_errors(tmp_path, args, message):
     assert result.exit_code == 1 and message in result.output, result.output
 
 
+@pytest.mark.slow
 def test_natural_prior_is_the_corpus_token_shares(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -276,6 +279,7 @@ def test_natural_prior_is_the_corpus_token_shares(tmp_path):
     assert payload["proposals"][0]["kl_to_prior"] < 1e-3
 
 
+@pytest.mark.slow
 def test_cli_prints_prior_lambda_and_kl_and_auto_is_deterministic(tmp_path):
     log = _write_log(tmp_path)
     args = ["propose", log, "-p", "linear", "--objective", "a=1", "--prior", "uniform"]
@@ -294,6 +298,7 @@ def test_cli_prints_prior_lambda_and_kl_and_auto_is_deterministic(tmp_path):
     assert first["proposals"][0]["kl_to_prior"] == pytest.approx(first["kl"]["kl_to_prior"][0])
 
 
+@pytest.mark.slow
 def test_kl_with_no_worse_than_holds_the_rows(tmp_path):
     result = CliRunner().invoke(
         main, ["propose", _write_log(tmp_path), "-p", "gp", "--objective", "a=1", "--prior",

@@ -78,6 +78,7 @@ def test_propose_records_and_audit_shows_the_realised_run(tmp_path):
     assert "mean predicted - realised: -0.0500" in text.output
 
 
+@pytest.mark.slow
 def test_explore_records_every_next_run(tmp_path):
     log = write_log(tmp_path / "runs.csv", n=12)
     result = CliRunner().invoke(

@@ -76,6 +76,7 @@ def test_cli_zero_run_mode_beats_uniform_and_vertices_on_the_mde_objective():
     assert payload["proposals"][0]["objective"] <= ref_values.min() + 1e-6
 
 
+@pytest.mark.slow
 def test_cli_explore_with_mde_features_proposes_new_distinct_runs():
     runs, scores = realtext_paths()
     result = CliRunner().invoke(

@@ -42,6 +42,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.slow
 def test_concurrent_appends_keep_every_row(tmp_path):
     """8 processes x 50 appends: read-modify-rename without a lock kept 68 of the 400 rows."""
     path = tmp_path / "runs.csv"

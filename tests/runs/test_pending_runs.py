@@ -141,6 +141,7 @@ for j in range(n):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_updates_and_appends_all_land(tmp_path):
     path = tmp_path / "runs.jsonl"
     workers, n = 4, 10
