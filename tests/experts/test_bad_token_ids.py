@@ -1,5 +1,5 @@
-"""Issue 18 (items 11-13): links out of a score store or corpus, token streams the model cannot
-read, a failed ``runs train``'s pending rows, and messages that misled or spanned many lines."""
+"""Token ids the model cannot read (issue 18, item 12): runs train and experts train say so in one
+line, before anything is logged, and a failed ``runs train`` leaves no pending row behind."""
 
 from __future__ import annotations
 
@@ -18,12 +18,6 @@ from builders import cli_error_line, copy_corpus, tiny_preset
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 STEPS = 4
-
-
-# --- item 11: links out of the folder ---------------------------------------------------------
-
-
-# --- item 12: token streams the model cannot read, and runs train's pending rows --------------
 
 
 def _ids_beyond_vocabulary(copy: Path, domain: str, split: str) -> None:
@@ -105,6 +99,3 @@ def test_validation_ids_beyond_the_vocabulary_fail_before_anything_is_logged(
     )
     assert "validation stream of domain 'sums'" in line
     assert not log.exists()
-
-
-# --- item 13: messages that misled ------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Score store and corpus reliability (issue 10): bad manifests, paths out of the folder, folder
-modes, and the same domains in another order."""
+"""Score stores that are safe to load (issues 10, 18): bad manifests, set names and links out of
+the folder, damaged array files, folder modes, and the same domains in another order."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_store_in_another_order_is_named_as_such_and_reordered_safely(tmp_path):
         store.reordered(["web", "code", "law"])
 
 
-# --- corpus manifests -----------------------------------------------------------------------
+# --- links and damaged array files -----------------------------------------------------------
 
 
 def test_score_store_refuses_an_array_that_links_outside(tmp_path):
