@@ -102,6 +102,7 @@ def test_multitarget_fits_one_joint_model_and_handles_missing_cells():
     assert std.shape == (200,) and np.all(std > 0)
 
 
+@pytest.mark.slow
 def test_mtgp_mde_through_the_evaluation():
     W, Y = data(40, seed=10)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(K)])

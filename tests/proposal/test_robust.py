@@ -205,6 +205,7 @@ def test_cli_unknown_recommender_is_one_line(tmp_path):
     assert not (tmp_path / "runs.csv.ledger.jsonl").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_cli_forced_recommender_and_explore(tmp_path):
     log = str(bowl_log(tmp_path / "runs.csv", n=12))
     forced = CliRunner().invoke(

@@ -125,6 +125,7 @@ def test_recommendation_shrinks_the_lucky_best_observed_run(one_torch_thread):
     assert truth - 1.0 < Bowl().predict(W[rec.best_observed][None])[0] - 1.0 + 0.05
 
 
+@pytest.mark.slow
 def test_closed_loop_regret_is_measured_and_search_beats_its_design(one_torch_thread):
     oracle = bowl_oracle()
     runs = {}
@@ -142,6 +143,7 @@ def test_closed_loop_regret_is_measured_and_search_beats_its_design(one_torch_th
     )
 
 
+@pytest.mark.slow
 def test_cli_explore_empty_log_pending_rows_and_strategy(tmp_path, one_torch_thread):
     log = tmp_path / "runs.csv"
     first = CliRunner().invoke(
@@ -221,6 +223,7 @@ def test_cli_explore_empty_log_pending_rows_and_strategy(tmp_path, one_torch_thr
     assert zero.exit_code != 0 and "--initial" in zero.output
 
 
+@pytest.mark.slow
 def test_cli_explore_with_no_worse_than_keeps_proposals_near_the_constrained_set(
     tmp_path, one_torch_thread
 ):
@@ -252,6 +255,7 @@ def test_cli_explore_with_no_worse_than_keeps_proposals_near_the_constrained_set
     assert worst.exit_code != 0 and "--worst-case" in worst.output
 
 
+@pytest.mark.slow
 def test_cli_exploit_also_says_what_to_train_and_how_the_best_observed_run_compares(tmp_path):
     W = np.repeat(campaign_points(Bounds.unbounded(3), 0, 8, seed=0), 2, axis=0)  # noqa: N806
     frame = pd.DataFrame(W, columns=["w:a", "w:b", "w:c"])

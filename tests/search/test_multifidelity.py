@@ -51,6 +51,7 @@ def test_augmented_ei_is_cost_aware():
     assert (aware.argmax(axis=1) == cheap).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_propose_multifidelity_triples_and_recommendation_at_target():
     W, F, y = _runs()  # noqa: N806
     menu = FidelityMenu.build([SMALL, MID], TARGET)
@@ -77,6 +78,7 @@ def test_space_filling_start_at_the_cheapest_fidelity():
         propose_multifidelity(W, F, y, ["a", "b", "c"], menu, q=2, alpha=-1)
 
 
+@pytest.mark.slow
 def test_switch_flops_two_phase():
     W, F, y = _runs()  # noqa: N806
     cost = CostModel()
@@ -118,6 +120,7 @@ def _log_file(tmp_path, bad_params=False):
     return path
 
 
+@pytest.mark.slow
 def test_cli_propose_explore_with_fidelities(tmp_path):
     path = _log_file(tmp_path)
     runner = CliRunner()
