@@ -24,7 +24,8 @@ import numpy as np
 from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
 from mixsurrogate.proposal.constraints import NoWorseThan, bind, parse_reference
-from mixsurrogate.proposal.propose import FittedObjective, best_mixture
+from mixsurrogate.proposal.optimiser import best_mixture
+from mixsurrogate.proposal.surrogate import FittedObjective
 from mixsurrogate.runs.builtin import regmix_runs
 from mixsurrogate.simplex import Bounds
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -26,9 +27,14 @@ from scipy.stats import bootstrap
 from mixsurrogate.cpu import cap_cpu_threads
 from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.proposal.modes import robust_exploit, robust_explore, robust_prior
-from mixsurrogate.proposal.propose import propose_exploit
-from mixsurrogate.proposal.recommenders import RecommenderSettings, default_kl_lambda
+from mixsurrogate.proposal.recommenders import (
+    CONSERVATIVE_ORDER,
+    PRIOR,
+    RecommenderSettings,
+    default_kl_lambda,
+)
 from mixsurrogate.proposal.robust import robust_recommendation
 from mixsurrogate.runs.builtin import regmix_runs
 from mixsurrogate.search.campaign import CampaignData, propose_next_runs
@@ -75,20 +81,26 @@ def held_out(sizes: list[int], seeds: int) -> dict:
             ids = [log.run_ids[i] for i in pick]
             model = ObjectiveModel(W, y, seed=seed)
             settings = RecommenderSettings(bounds, prior, default_kl_lambda(y))
+            hypers = model.hyper_parameters()
 
-            def fit(rows_, W=W, y=y, seed=seed):  # noqa: N803
-                return ObjectiveModel(W[rows_], y[rows_], seed=seed)
+            def fit(rows_, W=W, y=y, seed=seed, hypers=hypers):  # noqa: N803
+                # as robust_explore does: the halves reuse the full-data hyper-parameters
+                return ObjectiveModel(W[rows_], y[rows_], seed=seed, hypers=hypers)
 
             choice = robust_recommendation(
                 model, fit, W, ids, settings, None, 0.9, "auto", prior_name, seed
             )
             truth = {r.name: float(oracle.mean(r.mixture[None])[0]) for r in choice.reports}
             truth["auto"] = truth[choice.chosen]
+            first = first_rule({r.name: r.judged for r in choice.reports})
+            truth["first rule"] = truth[first]
             rows.append(
                 {
                     "n": n,
                     "seed": seed,
                     "chosen": choice.chosen,
+                    "first_rule_chose": first,
+                    "warning": choice.warning,
                     "truth": truth,
                     "judged": {r.name: r.judged for r in choice.reports},
                     "predicted": {r.name: r.predicted for r in choice.reports},
@@ -97,6 +109,14 @@ def held_out(sizes: list[int], seeds: int) -> dict:
             )
             print(n, seed, choice.chosen, {k: round(v, 4) for k, v in truth.items()}, flush=True)
     return {"oracle": oracle.notes, "rows": rows}
+
+
+def first_rule(judged: dict[str, float]) -> str:
+    """The choice of the first rule (issue 20's first version), for comparison: the best mean
+    judged recommender (ties: the more conservative), the prior if every one is judged worse."""
+    names = [n for n in judged if n != PRIOR]
+    best = min(names, key=lambda n: (judged[n], CONSERVATIVE_ORDER.index(n)))
+    return PRIOR if judged[best] > judged[PRIOR] else best
 
 
 def paired(rows: list[dict], n: int, name: str) -> dict:
@@ -113,19 +133,26 @@ def explore_step(seed: int = 0, repeats: int = 3) -> dict:
     obj = Objective.parse(f"{TARGET}=1", log.targets)
     bounds = Bounds.unbounded(len(log.domains))
     data = CampaignData.from_log(log, obj)
-    seconds, shares, outputs = [], [], []
+    seconds, cpu, robust_cpu, shares, outputs = [], [], [], [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         proposal, _ = propose_next_runs(data, obj, 4, bounds, "qlognei", seed=seed, log=log)
+        mid_cpu = time.process_time()
         result = robust_explore(proposal, data, bounds, seed=seed)
         total = time.perf_counter() - start
         seconds.append(total)
+        cpu.append(time.process_time() - start_cpu)
+        robust_cpu.append(time.process_time() - mid_cpu)
         shares.append(result.robust.cross_fit_seconds / total)
         outputs.append(json.dumps(result.to_dict(), sort_keys=True, default=str))
     same = len(set(_without_seconds(o) for o in outputs)) == 1
     return {
         "seconds": seconds,
         "median_seconds": float(np.median(seconds)),
+        "cpu_seconds": cpu,
+        "median_cpu_seconds": float(np.median(cpu)),
+        "median_robust_cpu_seconds": float(np.median(robust_cpu)),
+        "load_average": list(os.getloadavg()),
         "cross_fit_share": float(np.median(shares)),
         "chosen": result.robust.chosen,
         "same_numbers_every_time": same,
@@ -154,14 +181,15 @@ def markdown(res: dict) -> str:
         f"{ex['propose_seconds']:.1f} s, robust recommendation {ex['robust_seconds']:.1f} s "
         f"(cross-fitting {ex['cross_fit_seconds']:.1f} s).",
         "",
-        "| recommender | predicted | judged | optimism (pred - judged) | TV to nearest run | "
-        "stability (TV) |",
-        "|---|---|---|---|---|---|",
+        "| recommender | predicted | judged | optimism (pred - judged) | vs default (std) | "
+        "TV to nearest run | stability (TV) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in ex["reports"]:
         lines.append(
             f"| {r['recommender']} | {r['predicted_objective']:.4f} | {r['judged_objective']:.4f} "
-            f"| {r['optimism']:+.4f} | {r['nearest_run']['tv_distance']:.3f} | "
+            f"| {r['optimism']:+.4f} | {r['versus_default']:+.4f} "
+            f"({r['versus_default_spread']:.4f}) | {r['nearest_run']['tv_distance']:.3f} | "
             f"{r['stability_tv']:.3f} |"
         )
     ho = res["held_out"]
@@ -172,7 +200,10 @@ def markdown(res: dict) -> str:
         f"Oracle: {ho['oracle'][0]}. Subsamples of the 512 training runs, "
         f"{res['seeds']} seeds each; a GP of the objective per subsample. Mean true objective, and "
         "the paired difference to the argmin [95% bootstrap interval over seeds] (< 0: better "
-        "than the argmin).",
+        "than the argmin). `auto`: the current rule (default kept unless another is judged "
+        "better beyond the spread across halvings; 4 halvings, halves refitted with the full "
+        "data's hyper-parameters); `first rule`: the first version's choice from the same "
+        "judgements (best mean; the prior if every recommender was judged worse).",
         "",
     ]
     names = list(ho["rows"][0]["truth"])
@@ -191,6 +222,13 @@ def markdown(res: dict) -> str:
             cells.append(f"{mean:.4f} ({p['mean']:+.4f}{ci})")
         chose = ", ".join(r["chosen"] for r in rows)
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {chose} |")
+    warned = {n: sum(bool(r["warning"]) for r in ho["rows"] if r["n"] == n) for n in res["sizes"]}
+    lines += [
+        "",
+        "Warning lines (judges expect the recommendation worse than the prior): "
+        + ", ".join(f"{warned[n]} of {res['seeds']} at {n} runs" for n in res["sizes"])
+        + ".",
+    ]
     opt = {
         n: {
             name: float(
@@ -199,7 +237,18 @@ def markdown(res: dict) -> str:
                 )
             )
             for name in names
-            if name != "auto"
+            if name not in ("auto", "first rule")
+        }
+        for n in res["sizes"]
+    }
+    judged_opt = {
+        n: {
+            name: float(
+                np.mean(
+                    [r["predicted"][name] - r["judged"][name] for r in ho["rows"] if r["n"] == n]
+                )
+            )
+            for name in opt[n]
         }
         for n in res["sizes"]
     }
@@ -212,13 +261,26 @@ def markdown(res: dict) -> str:
     ]
     for n in res["sizes"]:
         lines.append(f"| {n} | " + " | ".join(f"{v:+.4f}" for v in opt[n].values()) + " |")
+    lines += [
+        "",
+        "Reported optimism (predicted - cross-fitted judges' estimate, what `propose` shows), "
+        "mean over seeds:",
+        "",
+        "| runs | " + " | ".join(judged_opt[res["sizes"][0]]) + " |",
+        "|---" * (len(judged_opt[res["sizes"][0]]) + 1) + "|",
+    ]
+    for n in res["sizes"]:
+        lines.append(f"| {n} | " + " | ".join(f"{v:+.4f}" for v in judged_opt[n].values()) + " |")
     st = res["explore_step"]
     lines += [
         "",
         "## One explore step (q = 4, 17 domains, 64 runs, qlognei + robust recommendation)",
         "",
-        f"Median {st['median_seconds']:.2f} s over {len(st['seconds'])} repeats "
-        f"({', '.join(f'{s:.2f}' for s in st['seconds'])}); cross-fitting's share "
+        f"Median {st['median_seconds']:.2f} s wall over {len(st['seconds'])} repeats "
+        f"({', '.join(f'{s:.2f}' for s in st['seconds'])}); CPU (user + sys of this process) "
+        f"{st['median_cpu_seconds']:.2f} s, of which the robust recommendation "
+        f"{st['median_robust_cpu_seconds']:.2f} s; load average at the end "
+        f"{', '.join(f'{v:.1f}' for v in st['load_average'])} on 2 cores; cross-fitting's share "
         f"{st['cross_fit_share']:.0%}; chosen {st['chosen']}; same numbers every time: "
         f"{st['same_numbers_every_time']}.",
         "",
@@ -229,7 +291,7 @@ def markdown(res: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/results")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--sizes", default="32,64,128")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()

@@ -32,7 +32,7 @@ from mixsurrogate.objective import Objective
 from mixsurrogate.predictors import RATE_PREDICTORS, make_predictor
 from mixsurrogate.predictors.laws import _MAX_EXPONENT, dml_grid_starts, dml_predict, huber
 from mixsurrogate.predictors.multitarget import MultiTargetPredictor
-from mixsurrogate.proposal.propose import propose_exploit
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.runs.builtin import regmix_runs
 
 RESULTS = Path(__file__).parent / "results"
@@ -150,7 +150,7 @@ def main() -> None:
     summaries = {}
     for label, split in TEST_SETS.items():
         start = time.perf_counter()
-        result = evaluate.train_test(specs, train, regmix_runs(split))
+        result = evaluate.train_test(evaluate.EvaluationContext(specs), train, regmix_runs(split))
         evaluate.add_set_mean(result, result.sets)
         summaries[label] = result.summary().assign(test=label)
         timings[f"fit on 512 runs (13 targets), test {label}"] = time.perf_counter() - start
@@ -166,16 +166,22 @@ def main() -> None:
     for label, split in TEST_SETS.items():
         start = time.perf_counter()
         evaluation = evaluate.learning_curve(
-            curve_specs, train, regmix_runs(split), sizes, draws, seed=0,
-            interval_level=INTERVAL,
-        )  # fmt: skip
+            evaluate.EvaluationContext(curve_specs, seed=0, interval_level=INTERVAL),
+            train,
+            regmix_runs(split),
+            sizes,
+            draws=draws,
+        )
         evaluate.add_set_mean(evaluation, evaluation.sets)
         parts = [evaluation.summary(["size"])]
         if "gp" in names:
             evaluation = evaluate.learning_curve(
-                [variant], train, regmix_runs(split), [n for n in sizes if n <= args.variant_max],
-                draws, seed=0, interval_level=INTERVAL,
-            )  # fmt: skip
+                evaluate.EvaluationContext([variant], seed=0, interval_level=INTERVAL),
+                train,
+                regmix_runs(split),
+                [n for n in sizes if n <= args.variant_max],
+                draws=draws,
+            )
             evaluate.add_set_mean(evaluation, evaluation.sets)
             parts.append(evaluation.summary(["size"]))
         curves[label] = pd.concat(parts, ignore_index=True)

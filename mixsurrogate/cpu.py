@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -78,8 +80,6 @@ def cap_cpu_threads(jobs: int) -> None:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(jobs)
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=jobs)  # called, not entered: the limit stays for the process
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(jobs)

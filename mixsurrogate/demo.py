@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,14 @@ import pandas as pd
 
 from .evaluation import plots
 from .evaluation import protocol as evaluate
+from .evaluation.noise import noise_ceiling, noise_floor
+from .mde.features import MDEFeatureMap
+from .mde.store import load_scores
 from .objective import Objective
-from .proposal.propose import Proposal, propose_exploit
+from .proposal.exploit import propose_exploit
+from .proposal.record import Proposal
 from .runs.builtin import regmix_runs
+from .runs.log import load_runs
 
 DEMO_PREDICTORS = ("mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix")
 DEMO_TARGET = "pile_cc"
@@ -42,10 +48,16 @@ def regmix_demo(out_dir: str | Path, n_train: int = 64, progress: bool = True) -
         sorted(pd.Series(range(len(train_all))).sample(n_train, random_state=0))
     )
     specs = [evaluate.PredictorSpec(n) for n in DEMO_PREDICTORS]
-    comparison = evaluate.train_test(specs, train, test, [DEMO_TARGET], progress=progress).summary()
+    comparison = evaluate.train_test(
+        evaluate.EvaluationContext(specs, targets=[DEMO_TARGET], progress=progress), train, test
+    ).summary()
     curve_specs = [s for s in specs if s.name in ("linear", "lgbm", "gp", "dml")]
     curve = evaluate.learning_curve(
-        curve_specs, train_all, test, [16, 32, 64, 128], 3, [DEMO_TARGET], progress=progress
+        evaluate.EvaluationContext(curve_specs, targets=[DEMO_TARGET], progress=progress),
+        train_all,
+        test,
+        [16, 32, 64, 128],
+        draws=3,
     ).summary(["size"])
     best = _best_fitted(comparison, DEMO_TARGET)
     objective = Objective.parse(f"{DEMO_TARGET}=1", train.targets)
@@ -99,8 +111,6 @@ MDE_DEMO_OBJECTIVE = "val=0.5,task=0.5"
 def realtext_paths() -> tuple[Path, Path]:
     """The committed real-text benchmark: runs log and score store shipped with the package
     (the folder also holds ``seeds.csv``, repeated seeds of two mixtures)."""
-    from importlib import resources
-
     folder = Path(str(resources.files("mixsurrogate") / "data" / "realtext"))
     return folder / "runs.csv", folder / "scores"
 
@@ -120,11 +130,6 @@ def mde_demo(
     A ``seeds.csv`` beside the runs log (repeated seeds of some mixtures) adds the seed-noise
     floor and the noise ceiling on Spearman to the description and the plot.
     """
-    from .evaluation.noise import noise_ceiling, noise_floor
-    from .mde.features import MDEFeatureMap
-    from .mde.store import load_scores
-    from .runs.log import load_runs
-
     out_dir = Path(out_dir)
     log = load_runs(runs_path)
     store = load_scores(scores_path).reordered(log.domains)
@@ -138,16 +143,22 @@ def mde_demo(
     vertices = np.array([rid.startswith("vertex-") for rid in log.run_ids])
     scored = ~vertices if (~vertices).sum() >= 10 else None
     comparison = evaluate.cross_validate(
-        specs, log, 5, None, feature_fn, progress=progress, objective=objective, scored=scored
+        evaluate.EvaluationContext(
+            specs,
+            targets=None,
+            feature_fn=feature_fn,
+            objective=objective,
+            scored=scored,
+            progress=progress,
+        ),
+        log,
+        folds=5,
     ).summary()
     curve_specs = [evaluate.PredictorSpec(n) for n in curve_predictors]
     # a few runs are always left out to score on; tiny from-scratch logs get one small size
     pool = int(len(log) if scored is None else scored.sum())
     sizes = [n for n in (8, 16, 24, 32) if n <= pool - 4] or [max(3, pool - 3)]
-    curve = evaluate.learning_curve(
-        curve_specs, log, None, sizes, draws, None, feature_fn, progress=progress,
-        objective=objective, scored=scored,
-    ).summary(["size"])  # fmt: skip
+    curve = evaluate.learning_curve(evaluate.EvaluationContext(curve_specs, targets=None, feature_fn=feature_fn, objective=objective, scored=scored, progress=progress), log, None, sizes, draws=draws).summary(["size"])  # fmt: skip
     noise_note, references = "", {}
     seeds_path = Path(runs_path).with_name("seeds.csv")
     if seeds_path.is_file():

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from .errors import MixsurrogateError
+from .runs.log import LOSS_PREFIX
 
 GROUPS = ("val", "task")
 GLOB_CHARS = frozenset("*?[")
@@ -112,7 +114,7 @@ def expand_names(
     chosen: list[str] = []
     for spec in specs:
         for part in split_top_level(spec):
-            part = part.strip().strip("'\"").removeprefix("loss:")
+            part = part.strip().strip("'\"").removeprefix(LOSS_PREFIX)
             if not part:
                 continue
             if is_glob(part):
@@ -164,7 +166,7 @@ def parse_term(text: str) -> Term:
             raise MixsurrogateError(f"objective term {text!r}: the quotes hold no pattern")
         return Term(text, "glob", pattern, patterns, weight)
     name, sep, value = text.partition("=")
-    name = name.strip().removeprefix("loss:")
+    name = name.strip().removeprefix(LOSS_PREFIX)
     value = value.strip()
     quoted = value[:1] in ("'", '"')
     if quoted or "=" in value:  # NAME='PAT,PAT'=WEIGHT or NAME=PAT=WEIGHT
@@ -229,8 +231,6 @@ def read_objective_file(path: str) -> list[Term]:
     except UnicodeDecodeError as err:
         raise MixsurrogateError(f"objective file {path}: not UTF-8 text ({err.reason})") from err
     if file.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -238,7 +238,7 @@ def read_objective_file(path: str) -> list[Term]:
                 f"objective file {path}: not valid YAML ({yaml_problem(err)})"
             ) from err
     else:
-        import tomllib
+        import tomllib  # here: standard library from Python 3.11 only (the package takes 3.10)
 
         try:
             data = tomllib.loads(text)
@@ -427,3 +427,17 @@ def cut_names(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
     if len(names) <= limit:
         return ", ".join(names)
     return f"{', '.join(names[:limit])}, ... and {len(names) - limit} more"
+
+
+def resolve_kinds(
+    kind_specs: Sequence[str], log_spec: str | None, sets: list[str], store
+) -> tuple[dict[str, str] | None, str]:
+    """Each set's kind and where it came from: --kinds, then the score store, then a built-in
+    log's metadata (RegMix's sets are all validation sets); None when nothing says."""
+    if kind_specs:
+        return parse_kinds(kind_specs, sets), "--kinds"
+    if store is not None:
+        return store.kinds, "the score store"
+    if log_spec and log_spec.startswith("regmix:"):
+        return dict.fromkeys(sets, "val"), "RegMix's log (every set is a validation set)"
+    return None, ""

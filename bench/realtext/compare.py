@@ -98,16 +98,35 @@ def evaluate_task(data: Path, task: Task, args: dict) -> tuple:
     params = {"seed": task.seed} if task.seed else None
     spec = evaluate.PredictorSpec(task.name, params, task.label)
     cv = evaluate.cross_validate(
-        [spec], log, args["folds"], log.targets, feature_fn, args["seed"], False,
-        repeats=args["repeats"], scored=scored,
-        interval_level=INTERVAL_LEVEL if task.seed == 0 else None,  # seeds: Spearman only
-    )  # fmt: skip
+        evaluate.EvaluationContext(
+            [spec],
+            targets=log.targets,
+            feature_fn=feature_fn,
+            scored=scored,
+            seed=args["seed"],
+            interval_level=INTERVAL_LEVEL if task.seed == 0 else None,
+            progress=False,
+        ),
+        log,
+        folds=args["folds"],
+        repeats=args["repeats"],
+    )
     curve = None
     if task.curves:
         curve = evaluate.learning_curve(
-            [spec], log, None, args["sizes"], args["draws"], log.targets, feature_fn,
-            args["seed"], False, scored=scored,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                [spec],
+                targets=log.targets,
+                feature_fn=feature_fn,
+                scored=scored,
+                seed=args["seed"],
+                progress=False,
+            ),
+            log,
+            None,
+            args["sizes"],
+            draws=args["draws"],
+        )
     return task.label, cv, curve, time.perf_counter() - start
 
 

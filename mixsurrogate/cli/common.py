@@ -73,24 +73,17 @@ def echo_json(payload) -> None:
 
 
 def resolve_log(spec: str) -> RunsLog:
-    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b)."""
-    from ..runs.log import load_runs
+    """A runs-log path, or a built-in log (``runs.builtin.resolve_log``)."""
+    from ..runs.builtin import resolve_log as resolve
 
-    if spec.startswith("regmix:"):
-        from ..runs.builtin import regmix_runs
-
-        try:
-            return regmix_runs(spec.split(":", 1)[1])
-        except KeyError as err:
-            raise MixsurrogateError(str(err.args[0])) from err
-    return load_runs(spec)
+    return resolve(spec)
 
 
 def loss_units(spec: str, targets: list[str]) -> tuple[str, dict[str, str]]:
     """What the log's loss columns are in, for a table's caption and for JSON: one label
     (``nats``, ``bpb``, ``mixed: ...``) and each set's units, from the ``.meta.json`` beside
     the log that ``runs import`` writes (a log without one: nats, the contract)."""
-    from ..runs.log import load_log_metadata
+    from ..runs.metadata import load_log_metadata
 
     meta = load_log_metadata(spec)
     label = f"losses in {meta.units_label(targets)}, lower is better"
@@ -103,14 +96,9 @@ def mde_features(scores: str | None, log: RunsLog, kind: str):
     """MDE features for a log's targets from a score store: (transform, store), or Nones."""
     if not scores:
         return None, None
-    from ..mde.features import MDEFeatureMap
-    from ..mde.store import load_scores
+    from ..mde.features import log_features
 
-    store = load_scores(scores).reordered(log.domains)  # same domains, another order: fine
-    eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
-    store.check_matches_runs(log.domains, log.targets, eval_id)
-    # the map itself (callable), so fits can read its ``eval_sets`` (each target's own column)
-    return MDEFeatureMap(store, log.targets, kind=kind), store
+    return log_features(scores, log, kind)
 
 
 def scores_option(help_text: str):
@@ -139,15 +127,9 @@ def resolve_kinds(
 ) -> tuple[dict[str, str] | None, str]:
     """Each set's kind and where it came from: --kinds, then the score store, then a built-in
     log's metadata (RegMix's sets are all validation sets); None when nothing says."""
-    from ..objective import parse_kinds
+    from ..objective import resolve_kinds as resolve
 
-    if kind_specs:
-        return parse_kinds(kind_specs, sets), "--kinds"
-    if store is not None:
-        return store.kinds, "the score store"
-    if log_spec and log_spec.startswith("regmix:"):
-        return dict.fromkeys(sets, "val"), "RegMix's log (every set is a validation set)"
-    return None, ""
+    return resolve(kind_specs, log_spec, sets, store)
 
 
 def select_targets(log: RunsLog, target: tuple[str, ...]) -> list[str]:
@@ -247,6 +229,8 @@ def show_robust(choice) -> None:
     )
     if choice.warning:
         click.echo(choice.warning)
+    if choice.extrapolation:
+        click.echo(choice.extrapolation)
     click.echo(
         f"recommender: {choice.chosen} ({choice.how}; prior: {choice.prior_name}; "
         f"cross-fitting {choice.cross_fit_seconds:.1f} s of {choice.seconds:.1f} s)"
@@ -256,12 +240,11 @@ def show_robust(choice) -> None:
 
 
 def show_proposal(
-    result, runs_log: RunsLog | None, obj, as_json: bool, plot_path: str | None, bounds=None
+    result, obj, as_json: bool, plot_path: str | None, bounds=None, plot_mixtures=None
 ) -> None:
-    """A proposal as tables (or JSON), with notes and an optional bar chart."""
+    """A proposal as tables (or JSON), with notes and an optional bar chart of
+    ``plot_mixtures`` (label -> mixture, ``proposal.run.plot_mixtures``)."""
     import pandas as pd
-
-    from ..proposal.propose import objective_values
 
     if as_json:
         echo_json(result.to_dict())
@@ -308,22 +291,15 @@ def show_proposal(
             click.echo(f"objective term {line}")
         if obj.kinds_source:
             click.echo(f"set kinds (val/task) from {obj.kinds_source}")
-    if plot_path:
+    if plot_path and plot_mixtures:
         from ..evaluation import plots
 
-        ref = {
-            "proposed": result.mixtures[0],
-            "uniform": np.full(len(result.domains), 1 / len(result.domains)),
-        }
-        if runs_log is not None:
-            best = int(np.argmin(objective_values(runs_log, obj)))
-            ref[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
         click.echo(
             "wrote "
             + str(
                 plots.mixture_bars(
                     result.domains,
-                    ref,
+                    plot_mixtures,
                     plot_path,
                     f"objective {obj.spec}",
                     None if bounds is None else (bounds.lower, bounds.upper),

@@ -14,6 +14,7 @@ from ..corpus.build import (
     DEFAULT_VOCAB_SIZE,
     build_corpus,
 )
+from ..corpus.store import Corpus
 from ..corpus.user_folders import DEFAULT_TEXT_FIELD
 from ..errors import MixsurrogateError
 
@@ -169,7 +170,7 @@ def corpus_build(
         )
     except MixsurrogateError as err:
         raise click.ClickException(str(err)) from err
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = Corpus.load(root).manifest  # the manifest just written, read as every reader does
     click.echo(json.dumps(manifest, indent=2) if as_json else _summary(manifest))
     if not as_json:
         click.echo(f"wrote {root}")

@@ -167,7 +167,7 @@ def _show(result, plots_dir: Path, as_json: bool) -> None:
         f"proposal by {result.predictor}: the fitted predictor with the best mean Spearman "
         "above, refitted on every run"
     )
-    show_proposal(result.proposal, None, objective, False, None)
+    show_proposal(result.proposal, objective, False, None)
     for path in result.figures:
         click.echo(f"wrote {path}")
     click.echo(f"plots in {plots_dir}")

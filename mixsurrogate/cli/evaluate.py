@@ -1,11 +1,8 @@
-"""``mixsurrogate fit`` and ``mixsurrogate cv``: fit one predictor, compare several honestly."""
+"""``mixsurrogate cv``: compare several predictors honestly (CV, test logs, learning curves)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
-import numpy as np
 
 from ..errors import MixsurrogateError
 from .common import (
@@ -14,117 +11,12 @@ from .common import (
     loss_units,
     mde_features,
     mde_kind_option,
-    print_table,
     resolve_kinds,
     resolve_log,
     scores_option,
     select_targets,
 )
-
-
-@click.command()
-@click.argument("log")
-@click.option("--predictor", "-p", default="linear", show_default=True)
-@scores_option("score store for +mde predictors")
-@mde_kind_option
-@click.option(
-    "--target",
-    "-t",
-    multiple=True,
-    help="evaluation set(s): names and globs, comma lists, repeatable: -t 'arc_*,piqa' -t hellaswag (default: all)",
-)
-@click.option(
-    "--summary", is_flag=True, help="statsmodels OLS table of per-domain effects (linear)"
-)
-@click.option(
-    "--interval",
-    "interval_level",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.9,
-    show_default=True,
-    help="level of the prediction intervals whose half-width is reported",
-)
-@click.option("--json", "as_json", is_flag=True)
-def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_json) -> None:
-    """Fit one predictor on a runs log and report its in-sample fit quality.
-
-    In-sample numbers flatter every predictor: compare predictors with `cv`. The interval
-    half-width (median over the logged mixtures) says how far a new run's loss may fall from
-    the prediction: the GP's posterior predictive, or split conformal on cross-validated
-    residuals (`cv --coverage` checks it on held-out runs). Sets the predictor cannot model
-    are listed with the reason; the exit status is 1 only if it could model none.
-
-    \b
-    Examples:
-      mixsurrogate fit regmix:train-1m --predictor linear --target pile_cc --summary
-      mixsurrogate fit runs.csv --predictor dml --json
-    """
-    import pandas as pd
-
-    from ..evaluation.metrics import metrics
-    from ..evaluation.protocol import PredictorSpec, check_specs, fit_predict
-
-    runs_log = resolve_log(log)
-    targets = select_targets(runs_log, target)
-    units_label, units = loss_units(log, targets)
-    feature_fn, _ = mde_features(scores, runs_log, mde_kind)
-    spec = PredictorSpec(predictor)
-    check_specs([spec], feature_fn)
-    outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn, interval_level)
-    rows, problems = [], {}
-    for j, t in enumerate(targets):
-        status, reason = outcome.status[t]
-        if status != "ok":
-            problems[t] = {"status": status, "reason": reason}
-            continue
-        have = runs_log.has_loss(t)  # in-sample: the runs evaluated on t (none pending)
-        m = metrics(runs_log.loss(t)[have], outcome.pred[have, j])
-        rows.append(
-            {
-                "target": t,
-                "runs": outcome.n_runs[t],
-                "spearman": m["spearman"],
-                "pearson": m["pearson"],
-                "rmse": m["mse"] ** 0.5,
-                f"{interval_level:.0%} half-width": float(
-                    np.median(outcome.upper[:, j] - outcome.lower[:, j]) / 2
-                ),
-            }
-        )
-    if as_json:
-        echo_json(
-            {
-                "predictor": predictor,
-                "n_runs": len(runs_log.completed()),
-                "n_pending": int(runs_log.pending_mask.sum()),
-                "units": units,
-                "in_sample": rows,
-                "not_fitted": problems,
-                "notes": outcome.notes,
-            }
-        )
-    else:
-        if rows:
-            pending = int(runs_log.pending_mask.sum())
-            shown = f" ({pending} pending run(s) not used)" if pending else ""
-            title = f"{predictor} fitted on {len(runs_log.completed())} runs{shown} (in-sample)"
-            table = pd.DataFrame(rows)
-            if (table["runs"] == len(runs_log.completed())).all():
-                table = table.drop(columns="runs")  # said once, in the title
-            print_table(table, title, f"rmse and half-width: {units_label}")
-        for t, p in problems.items():
-            click.echo(f"{p['status']} {t}: {p['reason']}")
-        for t, notes in outcome.notes.items():
-            for note in notes:
-                click.echo(f"note ({t}): {note}")
-    if not rows:
-        raise MixsurrogateError(f"{predictor} could not be fitted to any evaluation set")
-    if summary:
-        from ..predictors.summary import ols_summary
-
-        for t in outcome.fitted:
-            have = runs_log.has_loss(t)
-            click.echo(ols_summary(runs_log.W[have], runs_log.loss(t)[have], runs_log.domains))
+from .cv_output import print_curve, print_report, write_plots
 
 
 def _parse_sizes(text: str) -> list[int]:
@@ -192,7 +84,7 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     "--objective",
     "objective_spec",
     help="also score a blended objective, e.g. val=0.5,task=0.5, \"qa='*arc*,*piqa*'=1\" "
-    "(a family of globs) or @objective.toml (see README)",
+    "(a family of globs) or @objective.toml (docs: how-to/objective)",
 )
 @kinds_option
 @click.option(
@@ -338,10 +230,20 @@ def cv(
     curve_means: list = []
     if curve_sizes:
         curve = evaluate.learning_curve(
-            specs, runs_log, test, _parse_sizes(curve_sizes), draws, targets, feature_fn, seed,
-            objective=obj, scored=None if test is not None else scored,
-            interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=None if test is not None else scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            test,
+            _parse_sizes(curve_sizes),
+            draws=draws,
+        )
         curve.resamples = resamples
         curve_means = _curve_means(evaluate, curve, means, units[1])
         curve_summary = curve.summary(["size"])
@@ -370,12 +272,12 @@ def cv(
         echo_json(out)
     else:
         if result is not None:
-            _print_report(mode, summary, targets, means, obj, comparisons)
+            print_report(mode, summary, targets, means, obj, comparisons)
         click.echo(f"{units[0]} (mse, regret and widths are in these units)")
         if curve_summary is not None:
-            _print_curve(curve_summary, curve, obj, curve_means, draws)
+            print_curve(curve_summary, curve, obj, curve_means, draws)
     if plot_dir:
-        _write_plots(plot_dir, runs_log, targets, result, curve, obj)
+        write_plots(plot_dir, runs_log, targets, result, curve, obj)
     if not scored_any:
         raise MixsurrogateError("no predictor could be scored on any set (reasons above)")
 
@@ -388,9 +290,19 @@ def _evaluate(
     left_out = int((~scored).sum())
     if where:
         result = evaluate.train_test_where(
-            specs, runs_log, train_where, test_where, targets, feature_fn, objective=obj,
-            scored=scored, seed=seed, interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            train_where,
+            test_where,
+        )
         split = result.split_rows
         n_test = len(next(iter(split.values())))
         n_train = int(result.scores["n_train"].iloc[0])
@@ -398,15 +310,34 @@ def _evaluate(
         left_out = 0
     elif test is not None:
         result = evaluate.train_test(
-            specs, runs_log, test, targets, feature_fn, objective=obj, scored=scored, seed=seed,
-            interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            test,
+        )
         mode = f"train {len(runs_log)} runs -> test {int(scored.sum())} runs"
     else:
         result = evaluate.cross_validate(
-            specs, runs_log, folds, targets, feature_fn, seed, objective=obj, repeats=repeats,
-            scored=scored, interval_level=interval_level,
-        )  # fmt: skip
+            evaluate.EvaluationContext(
+                specs,
+                targets=targets,
+                feature_fn=feature_fn,
+                objective=obj,
+                scored=scored,
+                seed=seed,
+                interval_level=interval_level,
+            ),
+            runs_log,
+            folds=folds,
+            repeats=repeats,
+        )
         times = f" x {repeats} repeats" if repeats > 1 else ""
         mode = f"{folds}-fold CV{times} on {len(runs_log)} runs"
     if left_out:
@@ -467,103 +398,3 @@ def _compare_targets(obj, means) -> list[str]:
 
     targets = [OBJECTIVE_TARGET] if obj is not None else []
     return targets + [m.name for m in means if m.sets]
-
-
-def _print_set_mean(summary, mean, title: str, caption: str) -> None:
-    """A set mean's headline table; a predictor whose mean covers fewer sets is marked, and
-    a footnote line under the table names the sets it left out and why."""
-    from ..evaluation.report import FEWER_SETS_MARK, headline_table
-
-    fewer = [p for p, sets in mean.left_out().items() if len(sets) < len(mean.sets)]
-    print_table(headline_table(summary, mean.name, fewer), title, caption)
-    for line in mean.footnotes():
-        mark = FEWER_SETS_MARK if line.split(":")[0] in fewer else "-"
-        click.echo(f"{mark} {mean.name}: {line}")
-
-
-def _print_report(mode, summary, targets, means, obj, comparisons):
-    from ..evaluation.protocol import OBJECTIVE_TARGET
-    from ..evaluation.report import headline_table, per_set_table, problems_table
-
-    caption = "mean over splits [95% bootstrap interval]; pooled: out-of-fold Spearman"
-    if len(means) > 1:
-        click.echo(
-            "the sets are in different units, so each unit has its own set mean "
-            "(sets in different units are never averaged together)"
-        )
-    for mean in means:
-        if mean.sets:
-            _print_set_mean(summary, mean, f"{mode}: {mean.name}", caption)
-        else:
-            click.echo(f"{mean.name}: no set was scored by any predictor on every split")
-    if obj is not None:
-        source = f" (set kinds from {obj.kinds_source})" if obj.kinds_source else ""
-        print_table(headline_table(summary, OBJECTIVE_TARGET), f"objective {obj.spec}{source}")
-    if len(targets) > 1:
-        print_table(per_set_table(summary, targets), "Spearman per evaluation set")
-    problems = problems_table(summary)
-    if len(problems):
-        print_table(problems, "cells not scored")
-    if len(comparisons):
-        print_table(comparisons, "paired comparisons (same splits; 95% bootstrap interval)")
-    for _, row in summary[summary["notes"] != ""].iterrows():
-        click.echo(f"note: {row['predictor']} on {row['target']}: {row['notes']}")
-
-
-def _print_curve(curve_summary, curve, obj, curve_means, draws):
-    from ..evaluation.protocol import OBJECTIVE_TARGET
-    from ..evaluation.report import curve_table
-
-    sets = curve.sets
-    if obj is not None:
-        shown = [OBJECTIVE_TARGET]
-    elif len(sets) == 1:
-        shown = sets
-    else:
-        shown = [m.name for m in curve_means if m.sets]
-    for line in curve.dropped:
-        click.echo(f"learning curve: left out {line}")
-    for target in shown:
-        print_table(
-            curve_table(curve_summary, target),
-            f"learning curve: Spearman on {target}, mean over {draws} draws",
-        )
-        mean = curve.set_means.get(target)
-        for line in mean.footnotes() if mean is not None else []:
-            click.echo(f"learning curve: {target}: {line}")
-        cells = curve_summary[curve_summary["target"] == target]
-        for _, row in cells[cells["status"] != "ok"].iterrows():
-            click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['reason']}")
-        # what each size's fits did (auto: the predictor it chose), counted per size
-        for _, row in cells[cells["notes"] != ""].iterrows():
-            click.echo(f"learning curve: {row['predictor']} at {row['size']}: {row['notes']}")
-
-
-def _write_plots(plot_dir, runs_log, targets, result, curve, obj) -> None:
-    from ..evaluation import plots
-    from ..evaluation.protocol import OBJECTIVE_TARGET
-
-    first = OBJECTIVE_TARGET if obj is not None else targets[0]
-    written = []
-    if result is not None and result.protocol == "cv":
-        j = result.targets.index(first)
-        oof = {}
-        for name, by_split in result.predictions.items():
-            values = np.full(len(runs_log), np.nan)
-            for key, pred in by_split.items():
-                if key[1] == 0:  # the first repeat: every scored run predicted once
-                    values[result.split_rows[key]] = pred[:, j]
-            oof[name] = values
-        written.append(
-            plots.predicted_vs_true(
-                result.truth[:, j], oof, first, Path(plot_dir) / f"cv_{first}.png"
-            )
-        )
-    if curve is not None:
-        written.append(
-            plots.learning_curves(
-                curve.summary(["size"]), first, Path(plot_dir) / f"curve_{first}.png"
-            )
-        )
-    for p in written:
-        click.echo(f"wrote {p}", err=True)

@@ -279,6 +279,7 @@ def runs_train(
           --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"
     """
     from ..experts.proxy_runs import Shard, train_proxy_runs
+    from ..runs.log import LOSS_PREFIX
 
     share = Shard.parse(shard) if shard is not None else None  # before anything is read
     rows = train_proxy_runs(
@@ -292,8 +293,11 @@ def runs_train(
         what = f"shard {share} of {mixtures}" if share else mixtures
         _echo(f"nothing to train: every run of {what} is already in {log}")
         return
-    losses = [c for c in rows[0] if c.startswith("loss:")]
-    _echo(f"{'run_id':<16} {'seconds':>8} " + " ".join(f"{c[5:][:12]:>12}" for c in losses))
+    losses = [c for c in rows[0] if c.startswith(LOSS_PREFIX)]
+    _echo(
+        f"{'run_id':<16} {'seconds':>8} "
+        + " ".join(f"{c.removeprefix(LOSS_PREFIX)[:12]:>12}" for c in losses)
+    )
     for r in rows:
         _echo(
             f"{r['run_id']:<16} {r['seconds']:>8.1f} " + " ".join(f"{r[c]:>12.4f}" for c in losses)

@@ -130,6 +130,7 @@ def runs_import(
           --weights 'mix_*' --losses 'val_*' --run-id job --rename cc=pile_cc
     """
     from ..runs.importers import check_out, import_runs, write_import
+    from ..runs.log import LOSS_PREFIX
     from .common import echo_json
 
     if any(Path(s).resolve() == Path(out).resolve() for s in sources):
@@ -156,11 +157,11 @@ def runs_import(
         f"wrote {summary['runs']} runs, {len(summary['domains'])} domains, {len(targets)} "
         f"evaluation sets to {out} (units and direction: {summary['metadata']})"
     )
-    name_width = max(len("loss:" + t) for t in targets)
+    name_width = max(len(LOSS_PREFIX + t) for t in targets)
     count_width = len(str(summary["runs"]))
     for target, info in targets.items():
         click.echo(
-            f"  {'loss:' + target:<{name_width}}  {info['runs']:>{count_width}}/{summary['runs']}"
+            f"  {LOSS_PREFIX + target:<{name_width}}  {info['runs']:>{count_width}}/{summary['runs']}"
             f" runs  {info['units']}"
         )
     for note in summary["notes"]:
@@ -209,8 +210,9 @@ def runs_design(
     Example:
       mixsurrogate runs design --domains code,wiki,books -n 16 --vertices mixtures.csv
     """
+    from ..files import atomic_write_text
     from ..runs.design import design_frame
-    from ..runs.log import atomic_write_text, frame_to_text
+    from ..runs.log import frame_to_text
     from ..simplex import Bounds
 
     if corpus_dir:
@@ -261,8 +263,9 @@ def _register_commands() -> None:
     from .audit import audit
     from .corpus import corpus
     from .demo import demo
-    from .evaluate import cv, fit
+    from .evaluate import cv
     from .experts import experts, runs_train
+    from .fit import fit
     from .propose import propose
 
     for command in (fit, cv, propose, audit, demo, corpus, experts):

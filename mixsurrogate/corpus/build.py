@@ -16,11 +16,8 @@ text-file domains and the presets' packages are held in memory, as before.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import secrets
 import shutil
-import stat
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import CorpusError
+from ..files import MANIFEST_FILE, atomic_folder
 from .fetching import debian_available, default_cache_dir, fetch, pypi_cached
 from .prepare import (
     MAX_DOC_BYTES,
@@ -164,13 +162,7 @@ def assemble_corpus(
         check_name(name)
     started = time.time()
     max_bytes = None if max_mb_per_domain is None else int(max_mb_per_domain * 1e6)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir, not mkdtemp: mkdtemp's 0700 would make the corpus private to whoever built it
-    tmp = out.parent / f".{out.name}.building-{secrets.token_hex(6)}"
-    tmp.mkdir()
-    try:
-        if out.is_dir():  # an empty folder made for the corpus: keep its mode
-            os.chmod(tmp, stat.S_IMODE(out.stat().st_mode))
+    with atomic_folder(out, tag="building") as tmp:
         spill = tmp / ".spill"
         prepared: dict[str, PreparedDomain | StreamedDomain] = {}
         for name, dom in tqdm(
@@ -215,12 +207,8 @@ def assemble_corpus(
             "mixsurrogate": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
         check_output(out)  # nobody wrote into OUT meanwhile
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

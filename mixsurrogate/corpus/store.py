@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from ..errors import CorpusError
-from ..folders import escapes
+from ..files import MANIFEST_FILE, escapes, read_manifest
 
 CORPUS_FORMAT = "mixsurrogate-corpus/1"
 SPLITS = ("train", "val")
@@ -118,7 +119,7 @@ def inside(root: Path, relative: object, what: str) -> Path:
 
 
 def check_no_link_out(root: Path, path: Path, what: str) -> Path:
-    """``path``, refused when it is a link to a file outside the corpus (see :mod:`..folders`)."""
+    """``path``, refused when it is a link to a file outside the corpus (see :mod:`mixsurrogate.files`)."""
     target = escapes(root, path)
     if target is not None:
         raise CorpusError(
@@ -203,25 +204,15 @@ class Corpus:
     @classmethod
     def load(cls, root: str | Path) -> Corpus:
         root = Path(root)
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise CorpusError(
-                f"{root}: not a corpus directory (no manifest.json); build one with 'mixsurrogate corpus build'"
-            )
-        check_no_link_out(root, manifest_path, "manifest")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CorpusError(f"{manifest_path}: invalid JSON ({err})") from err
-        if not isinstance(manifest, dict):
-            raise CorpusError(
-                f"{manifest_path}: expected a JSON object, found a {type(manifest).__name__}"
-            )
-        if manifest.get("format") != CORPUS_FORMAT:
-            raise CorpusError(
-                f"{manifest_path}: format {manifest.get('format')!r}, expected {CORPUS_FORMAT!r}"
-            )
-        _check_manifest(manifest, manifest_path)
+        manifest = read_manifest(
+            root,
+            CORPUS_FORMAT,
+            CorpusError,
+            missing=f"not a corpus directory (no {MANIFEST_FILE}); "
+            "build one with 'mixsurrogate corpus build'",
+            check_link=lambda file: check_no_link_out(root, file, "manifest"),
+        )
+        _check_manifest(manifest, root / MANIFEST_FILE)
         return cls(root, manifest)
 
     @property
@@ -254,9 +245,7 @@ class Corpus:
         return str(self.manifest.get("token_dtype", "uint16"))
 
     def tokenizer(self):
-        """The HF ``tokenizers.Tokenizer`` (imported lazily: surrogate code never needs it)."""
-        from tokenizers import Tokenizer
-
+        """The corpus's HF ``tokenizers.Tokenizer``."""
         return Tokenizer.from_file(str(self.tokenizer_path))
 
     def check_domains(self, names: list[str]) -> None:

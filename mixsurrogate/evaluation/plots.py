@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 
 def _save(fig, path: str | Path, tight: bool = True) -> Path:
@@ -124,8 +125,6 @@ def mixture_bars(
         ax.barh(y - 0.4 + width * (i + 0.5), w, width, label=label, zorder=2)
     handles, _ = ax.get_legend_handles_labels()
     if bounds is not None and limited.any():
-        from matplotlib.patches import Patch
-
         handles.append(Patch(facecolor="0.88", edgecolor="0.4", label="allowed share (bounds)"))
     ax.set_yticks(y)
     ax.set_yticklabels(domains, fontsize=9)

@@ -16,26 +16,32 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import RepeatedStratifiedKFold
 from tqdm.auto import tqdm
 
 from ..errors import MixsurrogateError
 from ..objective import Objective
-from ..predictors import make_predictor
-from ..predictors.multitarget import MultiTargetPredictor, runs_note
+from ..predictors.multitarget import runs_note
 from ..runs.log import RunsLog
+from .aggregate import add_objective, add_set_mean, add_set_means
+from .fitting import (
+    FeatureFn,
+    FitOutcome,
+    PredictorSpec,
+    check_specs,
+    feature_sets_of,
+    fit_predict,
+)
 from .metrics import METRICS, metrics
 from .results import (
     OBJECTIVE_TARGET,
     Evaluation,
     SetMean,
-    add_objective,
-    add_set_mean,
-    add_set_means,
     compare,
     merge,
     row_bootstrap,
@@ -43,12 +49,12 @@ from .results import (
 )
 from .splits import Split, curve_splits, cv_splits, scored_mask, scoring_mask, where_split
 
-FeatureFn = Callable[[np.ndarray], np.ndarray]
-#: the evaluation API in one place (results and splits live in their own modules)
+#: the evaluation API in one place (fits, results, aggregates and splits live in their own modules)
 __all__ = [
     "METRICS",
     "OBJECTIVE_TARGET",
     "Evaluation",
+    "FeatureFn",
     "FitOutcome",
     "PredictorSpec",
     "SetMean",
@@ -61,6 +67,7 @@ __all__ = [
     "cross_validate",
     "cv_splits",
     "curve_splits",
+    "feature_sets_of",
     "fit_predict",
     "learning_curve",
     "merge",
@@ -71,136 +78,6 @@ __all__ = [
     "train_test",
     "train_test_where",
 ]
-
-
-@dataclass
-class PredictorSpec:
-    """A predictor to evaluate: registry name plus hyper-parameters (and a display label)."""
-
-    name: str
-    params: dict | None = None
-    label: str | None = None
-
-    def build(self) -> MultiTargetPredictor:
-        make_predictor(self.name, **(self.params or {}))  # fail early on an unknown name
-        return MultiTargetPredictor(self.name, self.params)
-
-    @property
-    def uses_features(self) -> bool:
-        return bool(make_predictor(self.name, **(self.params or {})).uses_features)
-
-    @property
-    def uses_fidelity(self) -> bool:
-        """Whether the predictor takes the runs' fidelity columns (``fidelity.py``) as inputs."""
-        return bool(getattr(make_predictor(self.name, **(self.params or {})), "uses_fidelity", 0))
-
-    @property
-    def display(self) -> str:
-        return self.label or self.name
-
-
-@dataclass
-class FitOutcome:
-    """One fit's predictions of some rows: NaN columns for targets it could not fit."""
-
-    pred: np.ndarray  # (rows, targets)
-    status: dict[str, tuple[str, str]]  # target -> ("ok" | "skipped" | "failed", reason)
-    notes: dict[str, list[str]] = field(default_factory=dict)
-    lower: np.ndarray | None = None  # prediction interval bounds, like pred (interval_level)
-    upper: np.ndarray | None = None
-    n_runs: dict[str, int] = field(default_factory=dict)  # target -> runs fitted on (with it)
-
-    @property
-    def fitted(self) -> list[str]:
-        return [t for t, (s, _) in self.status.items() if s == "ok"]
-
-
-def _features(
-    spec: PredictorSpec,
-    feature_fn: FeatureFn | None,
-    W: np.ndarray,  # noqa: N803
-    rows: RunsLog | None = None,
-):
-    if spec.uses_fidelity:  # per-run inputs, not a function of the mixture: read from the rows
-        from ..runs.fidelity import fidelity_features
-
-        predictor = make_predictor(spec.name, **(spec.params or {}))
-        return fidelity_features(rows, predictor.fidelity_columns())
-    if not spec.uses_features:
-        return None
-    if feature_fn is None:
-        raise MixsurrogateError(
-            f"predictor {spec.name!r} needs MDE features: pass a score store (--scores)"
-        )
-    return feature_fn(W)
-
-
-def feature_sets_of(feature_fn: FeatureFn | None) -> list[str] | None:
-    """The evaluation set of each column a feature function returns (an ``MDEFeatureMap``'s
-    ``eval_sets``), or None when it does not say (columns then follow the targets)."""
-    sets = getattr(feature_fn, "eval_sets", None)
-    return None if sets is None else list(sets)
-
-
-def check_specs(specs: Sequence[PredictorSpec], feature_fn: FeatureFn | None) -> None:
-    """Configuration errors (unknown names, MDE without a store) stop before any fitting."""
-    labels = [s.display for s in specs]
-    if len(set(labels)) != len(labels):
-        raise MixsurrogateError(f"predictor names repeat: {', '.join(labels)}")
-    for spec in specs:
-        spec.build()
-        if spec.uses_features and feature_fn is None:
-            raise MixsurrogateError(
-                f"predictor {spec.name!r} needs MDE features: pass a score store (--scores)"
-            )
-
-
-def fit_predict(
-    spec: PredictorSpec,
-    train: RunsLog,
-    W_test: np.ndarray,  # noqa: N803
-    targets: Sequence[str],
-    feature_fn: FeatureFn | None = None,
-    interval_level: float | None = None,
-    test_rows: RunsLog | None = None,
-) -> FitOutcome:
-    """Fit on ``train`` and predict ``W_test`` for every target that could be fitted (and,
-    with ``interval_level``, each prediction's interval, calibrated on ``train`` alone).
-    A fidelity predictor (``mfgp``) also needs the rows of ``W_test`` as ``test_rows``.
-
-    Never raises for a target's trouble: it is in ``status`` with its reason. Pending runs of
-    ``train`` (no loss yet) are left out; each target is fitted on the runs that have its loss
-    (``n_runs`` counts them).
-    """
-    targets = list(targets)
-    pred = np.full((len(W_test), len(targets)), np.nan)
-    lower, upper = (pred.copy(), pred.copy()) if interval_level else (None, None)
-    model = spec.build()
-    train = train.completed()
-    Y = np.column_stack([train.loss(t) for t in targets])  # noqa: N806
-    n_runs = {t: int(np.isfinite(Y[:, j]).sum()) for j, t in enumerate(targets)}
-    try:
-        train_features = _features(spec, feature_fn, train.W, train)
-        model.fit(
-            train.W, Y, targets, train.domains, features=train_features,
-            feature_sets=feature_sets_of(feature_fn),
-        )  # fmt: skip
-        reasons = model.reasons()
-        if model.fitted_targets_:
-            test_features = _features(spec, feature_fn, W_test, test_rows)
-            got = model.predict(W_test, features=test_features)
-            cols = [targets.index(t) for t in model.fitted_targets_]
-            pred[:, cols] = got
-            if interval_level:
-                lo, hi = model.predict_interval(W_test, test_features, interval_level)
-                lower[:, cols], upper[:, cols] = lo, hi
-    except MixsurrogateError:
-        raise  # configuration errors (no score store) are the user's to fix
-    except Exception as err:  # noqa: BLE001 - one predictor's failure must not lose the others
-        reason = f"{type(err).__name__}: {err}"
-        return FitOutcome(pred, {t: ("failed", reason) for t in targets}, n_runs=n_runs)
-    status = {t: reasons.get(t, ("ok", "")) for t in targets}
-    return FitOutcome(pred, status, model.notes_, lower, upper, n_runs)
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -333,8 +210,6 @@ def _partial_cv_splits(
     """Folds stratified on which sets each scored run was evaluated on, so that every fold
     holds out some runs of every set; None when every scored run has every loss (then the
     usual folds, unchanged)."""
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     has = ~np.isnan(log.Y)
     scored_idx, always = np.flatnonzero(scored), np.flatnonzero(~scored)
     _, pattern = np.unique(has[scored_idx], axis=0, return_inverse=True)
@@ -354,18 +229,36 @@ def _partial_cv_splits(
     ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What every evaluation entry point is given alike: the predictors, the targets scored
+    (default: every target of the training log), MDE features, the objective scored as its own
+    target, which runs are scored (of the log scored on), the seed, the interval level whose
+    coverage and width are scored, and whether to show progress."""
+
+    specs: Sequence[PredictorSpec]
+    targets: Sequence[str] | None = None
+    feature_fn: FeatureFn | None = None
+    objective: Objective | None = None
+    scored: np.ndarray | None = None
+    seed: int = 0
+    interval_level: float | None = None
+    progress: bool = True
+
+    def run(
+        self, train: RunsLog, splits: Sequence[Split], key_columns: list[str],
+        test: RunsLog | None, desc: str,
+    ) -> Evaluation:  # fmt: skip
+        """``run_splits`` with this context's arguments."""
+        return run_splits(
+            self.specs, train, splits, list(self.targets or train.targets), key_columns,
+            self.feature_fn, self.objective, test, self.progress, self.seed, desc,
+            self.interval_level,
+        )  # fmt: skip
+
+
 def cross_validate(
-    specs: Sequence[PredictorSpec],
-    log: RunsLog,
-    folds: int = 5,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    objective: Objective | None = None,
-    repeats: int = 1,
-    scored: np.ndarray | None = None,
-    interval_level: float | None = None,
+    context: EvaluationContext, log: RunsLog, folds: int = 5, repeats: int = 1
 ) -> Evaluation:
     """Repeated k-fold CV on one log, identical folds for every predictor.
 
@@ -375,74 +268,37 @@ def cross_validate(
     which sets each run has, so every fold can score every set.
     """
     # a pending run (no loss yet) is never scored, and contributes to no fit
-    scored = scored_mask(len(log), scored) & ~log.pending_mask
-    splits = _partial_cv_splits(log, folds, repeats, seed, scored)
+    scored = scored_mask(len(log), context.scored) & ~log.pending_mask
+    splits = _partial_cv_splits(log, folds, repeats, context.seed, scored)
     if splits is None:
-        splits = cv_splits(len(log), folds, repeats, seed, scored)
-    return run_splits(
-        specs, log, splits, list(targets or log.targets), ["repeat", "fold"], feature_fn,
-        objective, None, progress, seed, "cross-validation", interval_level,
-    )  # fmt: skip
+        splits = cv_splits(len(log), folds, repeats, context.seed, scored)
+    return context.run(log, splits, ["repeat", "fold"], None, "cross-validation")
 
 
-def train_test(
-    specs: Sequence[PredictorSpec],
-    train: RunsLog,
-    test: RunsLog,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    progress: bool = True,
-    objective: Objective | None = None,
-    scored: np.ndarray | None = None,
-    seed: int = 0,
-    interval_level: float | None = None,
-) -> Evaluation:
+def train_test(context: EvaluationContext, train: RunsLog, test: RunsLog) -> Evaluation:
     """Fit each predictor on ``train`` once and score it on the scored rows of ``test``."""
-    rows = np.flatnonzero(scored_mask(len(test), scored) & ~test.pending_mask)
+    rows = np.flatnonzero(scored_mask(len(test), context.scored) & ~test.pending_mask)
     if len(rows) == 0:
         raise MixsurrogateError("no test run is left to score")
     splits = [Split(("test", "test"), np.arange(len(train)), rows)]
-    return run_splits(
-        specs, train, splits, list(targets or train.targets), ["test"], feature_fn, objective,
-        test, progress, seed, "predictors", interval_level,
-    )  # fmt: skip
+    return context.run(train, splits, ["test"], test, "predictors")
 
 
 def train_test_where(
-    specs: Sequence[PredictorSpec],
-    log: RunsLog,
-    train_where: str,
-    test_where: str,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    progress: bool = True,
-    objective: Objective | None = None,
-    scored: np.ndarray | None = None,
-    seed: int = 0,
-    interval_level: float | None = None,
+    context: EvaluationContext, log: RunsLog, train_where: str, test_where: str
 ) -> Evaluation:
     """Fit on the runs of ``log`` matching ``train_where`` (e.g. ``params<1e8``), score on
     those matching ``test_where`` (``params>=1e9``): do small runs predict large ones?"""
-    split = where_split(log, train_where, test_where, scored)
-    return run_splits(
-        specs, log, [split], list(targets or log.targets), ["test"], feature_fn, objective,
-        None, progress, seed, "predictors", interval_level,
-    )  # fmt: skip
+    split = where_split(log, train_where, test_where, context.scored)
+    return context.run(log, [split], ["test"], None, "predictors")
 
 
 def learning_curve(
-    specs: Sequence[PredictorSpec],
+    context: EvaluationContext,
     train: RunsLog,
     test: RunsLog | None,
     sizes: Sequence[int],
     draws: int = 5,
-    targets: Sequence[str] | None = None,
-    feature_fn: FeatureFn | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    objective: Objective | None = None,
-    scored: np.ndarray | None = None,
-    interval_level: float | None = None,
 ) -> Evaluation:
     """Metrics vs number of training runs: ``draws`` random subsets of each size (with
     ``interval_level``, also held-out coverage and width of that interval, as ``cross_validate``).
@@ -450,15 +306,12 @@ def learning_curve(
     With no ``test`` log each draw is scored on the (scored) runs it did not train on. A size
     a predictor cannot fit shows as a ``skipped`` cell with the reason, never as a gap.
     """
-    scored = scored_mask(len(train), scored) & ~train.pending_mask  # sizes count trained runs
+    scored = scored_mask(len(train), context.scored) & ~train.pending_mask  # sizes: trained runs
     splits, dropped = curve_splits(
-        len(train), sizes, draws, seed, scored, None if test is None else len(test)
+        len(train), sizes, draws, context.seed, scored, None if test is None else len(test)
     )
     if not splits:
         raise MixsurrogateError(f"no learning-curve size can be drawn: {'; '.join(dropped)}")
-    evaluation = run_splits(
-        specs, train, splits, list(targets or train.targets), ["size", "draw"], feature_fn,
-        objective, test, progress, seed, "learning curves", interval_level,
-    )  # fmt: skip
+    evaluation = context.run(train, splits, ["size", "draw"], test, "learning curves")
     evaluation.dropped = dropped
     return evaluation

@@ -8,6 +8,7 @@ inform every fit without ever flattering a score.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pandas as pd
 from sklearn.model_selection import RepeatedKFold
 
 from ..errors import MixsurrogateError
+from ..runs.fidelity import parse_size
 from ..runs.log import RunsLog
 
 
@@ -154,8 +156,6 @@ def parse_where(expr: str, option: str = "--where") -> list[tuple[str, str, floa
 
 
 def _where_number(value: str, option: str, expr: str) -> float:
-    from ..runs.fidelity import parse_size
-
     try:
         return float(value)
     except ValueError:
@@ -168,8 +168,6 @@ def _where_number(value: str, option: str, expr: str) -> float:
 
 def where_mask(log: RunsLog, expr: str, option: str = "--where") -> np.ndarray:
     """Rows of ``log`` matching every clause of a where-expression (NaN never matches)."""
-    import operator
-
     ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
            "==": operator.eq, "!=": operator.ne}  # fmt: skip
     mask = np.ones(len(log), bool)

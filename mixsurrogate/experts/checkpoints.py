@@ -10,7 +10,6 @@ checkpoint or the new one, never half of one, and nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from safetensors.torch import save_file
 
 from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
+from ..files import atomic_write
 from .presets import Preset
 
 CHECKPOINT_FORMAT = "mixsurrogate-checkpoint/1"
@@ -58,21 +58,18 @@ def save_checkpoint(
         "identity": identity,
         "param_groups": state["param_groups"],
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     cpu = {k: v.cpu() for k, v in tensors.items()}
     for attempt in range(3):
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            save_file(cpu, str(tmp), metadata={"state": json.dumps(meta)})
-            os.replace(tmp, path)
+            atomic_write(
+                path, lambda tmp: save_file(cpu, str(tmp), metadata={"state": json.dumps(meta)})
+            )
             return
         except (SafetensorError, OSError):
             # a folder shared by concurrent workers (runs train --shard) is removed by the one
             # that finds it empty at its end: make it again, unless that is not what failed
             if path.parent.is_dir() or attempt == 2:
                 raise
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 def recovery_hint(path: Path) -> str:

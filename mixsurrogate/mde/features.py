@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import MixsurrogateError, ScoreStoreError
 from .evaluator import DEFAULT_EPS, MDEEvaluator
-from .store import ScoreStore
+from .store import ScoreStore, load_scores
 
 FEATURE_KINDS = ("token", "bayes", "window", "both")
 
@@ -98,3 +98,15 @@ class MDEFeatureMap:
     def stderr(self, W) -> np.ndarray:  # noqa: N803
         """(M, F) standard errors of subsampled columns (zeros without subsampling)."""
         return np.column_stack([ev.stderr(W) for ev in self._evaluators])
+
+
+def log_features(scores: str | None, log, kind: str):
+    """MDE features for a runs log's targets from a score store: (feature map, store), or
+    (None, None) without a store. The map itself is the transform (callable), so fits can read
+    its ``eval_sets`` (each target's own column)."""
+    if not scores:
+        return None, None
+    store = load_scores(scores).reordered(log.domains)  # same domains, another order: fine
+    eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
+    store.check_matches_runs(log.domains, log.targets, eval_id)
+    return MDEFeatureMap(store, log.targets, kind=kind), store

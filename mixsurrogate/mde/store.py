@@ -17,17 +17,13 @@ never run code. This module is numpy-only: the surrogate side reads stores witho
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ScoreStoreError
-from ..folders import escapes
+from ..files import MANIFEST_FILE, atomic_folder, escapes, read_manifest
 
 STORE_FORMAT = "mixsurrogate-scores/1"
 EVAL_KINDS = ("val", "task")
@@ -120,22 +116,14 @@ class ScoreStore:
 def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
     """Load a score store directory, validating shapes against the manifest."""
     path = Path(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise ScoreStoreError(f"{path}: not a score store (no manifest.json)")
-    check_no_link_out(path, manifest_path)
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ScoreStoreError(f"{manifest_path}: invalid JSON ({err})") from err
-    if not isinstance(manifest, dict):
-        raise ScoreStoreError(
-            f"{manifest_path}: expected a JSON object, found a {type(manifest).__name__}"
-        )
-    if manifest.get("format") != STORE_FORMAT:
-        raise ScoreStoreError(
-            f"{manifest_path}: format {manifest.get('format')!r}, expected {STORE_FORMAT!r}"
-        )
+    manifest_path = path / MANIFEST_FILE
+    manifest = read_manifest(
+        path,
+        STORE_FORMAT,
+        ScoreStoreError,
+        missing=f"not a score store (no {MANIFEST_FILE})",
+        check_link=lambda file: check_no_link_out(path, file),
+    )
     experts, eval_sets, seq_len = _check_manifest(manifest, manifest_path)
     provenance = manifest.get("provenance", {})
     if not isinstance(provenance, dict):
@@ -166,7 +154,7 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
 
 
 def check_no_link_out(store: Path, file: Path) -> None:
-    """Refuse a file of the store that is a link to a file outside it (see :mod:`.folders`)."""
+    """Refuse a file of the store that is a link to a file outside it (see :mod:`mixsurrogate.files`)."""
     target = escapes(store, file)
     if target is not None:
         raise ScoreStoreError(
@@ -178,7 +166,7 @@ def check_no_link_out(store: Path, file: Path) -> None:
 def read_array(store: Path, file_name: str, mmap: bool = False) -> np.ndarray:
     """One array file of a store, with one line for each way it can be unreadable.
 
-    A link to a file outside the store is refused (see :mod:`.folders`). A file that is not a
+    A link to a file outside the store is refused (see :mod:`mixsurrogate.files`). A file that is not a
     ``.npy`` array makes numpy suggest ``allow_pickle=True`` (its guess for unknown bytes),
     advice never to follow with a file handed in by someone else: say what is wrong instead.
     """
@@ -240,19 +228,14 @@ def write_scores(
     provenance: dict | None = None,
     dtype: str = "float32",
 ) -> Path:
-    """Write a store atomically: build it in a temporary sibling folder, then rename."""
+    """Write a store atomically: build it in a temporary sibling folder, then rename
+    (:func:`mixsurrogate.files.atomic_folder`)."""
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         raise ScoreStoreError(f"{path}: exists and is not empty; choose a new folder")
     for name in eval_sets:
         check_set_name(name, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir, not mkdtemp: mkdtemp makes the folder 0700, the store would be private to its writer
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    tmp.mkdir()
-    try:
-        if path.exists():  # an empty folder made for the store: keep its mode
-            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+    with atomic_folder(path) as tmp:
         meta = {}
         for name, s in eval_sets.items():
             np.save(tmp / f"{name}.logp.npy", np.asarray(s.logp, dtype=dtype), allow_pickle=False)
@@ -272,11 +255,5 @@ def write_scores(
             "eval_sets": meta,
             "provenance": provenance or {},
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if path.exists():
-            path.rmdir()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return path

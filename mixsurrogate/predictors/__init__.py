@@ -8,48 +8,13 @@ runs' fidelity (log10 params and tokens) as ``features``.
 
 from __future__ import annotations
 
-from ..errors import MixsurrogateError
 from .auto import AutoPredictor
 from .base import MixturePredictor
-from .gp import GPPredictor
-from .laws import BiMixPredictor, DMLPredictor
-from .lgbm import LGBMPredictor
-from .linear import LinearPredictor
-from .loglinear import LogLinearPredictor
-from .mde import (
-    GPMDEPredictor,
-    GPResidualMDEPredictor,
-    LGBMMDEPredictor,
-    LinearMDEPredictor,
-    MDECalPredictor,
-    MDEPredictor,
-)
-from .mean import MeanPredictor
-from .mfgp import MFGPPredictor
-from .mtgp import MTGPMDEPredictor, MTGPPredictor
+from .registry import PREDICTORS, make_predictor
 
-PREDICTORS: dict[str, type[MixturePredictor]] = {
-    cls.name: cls
-    for cls in (
-        MeanPredictor,
-        LinearPredictor,
-        LogLinearPredictor,
-        LGBMPredictor,
-        GPPredictor,
-        DMLPredictor,
-        BiMixPredictor,
-        MDEPredictor,
-        MDECalPredictor,
-        LinearMDEPredictor,
-        LGBMMDEPredictor,
-        GPMDEPredictor,
-        GPResidualMDEPredictor,
-        MFGPPredictor,
-        MTGPPredictor,
-        MTGPMDEPredictor,
-        AutoPredictor,
-    )
-}
+# auto chooses among the others by name (through the registry): it is registered last
+PREDICTORS[AutoPredictor.name] = AutoPredictor
+
 RATE_PREDICTORS: list[str] = [
     n for n, c in PREDICTORS.items() if not (c.uses_features or getattr(c, "uses_fidelity", 0))
 ]
@@ -61,13 +26,6 @@ OPT_IN_PREDICTORS: tuple[str, ...] = ("mtgp", "mtgp+mde", "auto")
 FIDELITY_PREDICTORS: list[str] = [
     n for n, c in PREDICTORS.items() if getattr(c, "uses_fidelity", 0)
 ]
-
-
-def make_predictor(name: str, **params) -> MixturePredictor:
-    """A fresh predictor by registry name, hyper-parameters as keyword arguments."""
-    if name not in PREDICTORS:
-        raise MixsurrogateError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
-    return PREDICTORS[name](**params)
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from sklearn.model_selection import KFold
 
 from ..errors import MixsurrogateError
 from .base import MixturePredictor, check_weights
+from .registry import PREDICTORS, make_predictor
 
 #: rates-only predictors that need no per-target parameters
 DEFAULT_CANDIDATES = ("loglinear", "lgbm", "gp", "dml")
@@ -44,8 +45,6 @@ class AutoPredictor(MixturePredictor):
         return 2 * self.folds  # two runs per inner fold at least
 
     def _make(self, name: str) -> MixturePredictor:
-        from . import make_predictor
-
         if name == self.name:
             raise MixsurrogateError("auto cannot be its own candidate")
         params = {"seed": self.seed} if "seed" in _param_names(name) else {}
@@ -99,6 +98,4 @@ class AutoPredictor(MixturePredictor):
 
 
 def _param_names(name: str) -> list[str]:
-    from . import PREDICTORS
-
     return PREDICTORS[name]._get_param_names() if name in PREDICTORS else []

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import NotEnoughRunsError
 from ..simplex import check_mixtures
+from .intervals import conformal_quantile, cv_residuals
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):
@@ -71,8 +72,6 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
         computed once, on first use (it refits the predictor on each fold). GPs override this:
         their posterior predictive, scaled by a conformal quantile of standardised residuals.
         """
-        from .intervals import conformal_quantile
-
         pred = self.predict(W, features)
         half = conformal_quantile(self.calibration_residuals(), level)
         return pred - half, pred + half
@@ -80,8 +79,6 @@ class MixturePredictor(RegressorMixin, BaseEstimator):
     def calibration_residuals(self, residual=None) -> np.ndarray:
         """Out-of-fold residuals of the training runs (``intervals.cv_residuals``; a GP
         passes ``residual`` to standardise them), computed once per fit, failures noted."""
-        from .intervals import cv_residuals
-
         if self.conformal_residuals_ is None:
             W_fit, y_fit, f_fit = self.training_data_  # noqa: N806
             residuals = cv_residuals(

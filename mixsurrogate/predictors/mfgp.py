@@ -50,7 +50,8 @@ from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.priors import LogNormalPrior, NormalPrior
 
 from ..errors import MixsurrogateError
-from .gp import GPPredictor, transform_weights
+from .gp import GPPredictor
+from .gp_common import transform_weights
 
 
 def check_fidelity_features(features, n_rows: int, n_columns: int) -> np.ndarray:

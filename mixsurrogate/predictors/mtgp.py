@@ -35,14 +35,8 @@ from gpytorch.priors import LogNormalPrior
 
 from ..errors import NotEnoughRunsError
 from .base import MixturePredictor, check_features, check_weights
-from .gp import (
-    PREDICT_CHUNK,
-    GPPredictor,
-    gaussian_interval,
-    hyper_parameters,
-    one_thread_if_small,
-    warning_label,
-)
+from .gp import PREDICT_CHUNK, GPPredictor
+from .gp_common import gaussian_interval, hyper_parameters, one_thread_if_small, warning_label
 
 #: fewest runs (with at least one loss) a joint fit accepts
 MIN_RUNS = 3

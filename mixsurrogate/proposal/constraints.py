@@ -32,7 +32,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ..errors import MixsurrogateError
-from ..objective import Objective
+from ..objective import Objective, expand_names
 from ..runs.log import RunsLog
 from ..simplex import Bounds
 
@@ -146,8 +146,6 @@ def parse_worst_case(
 
 def _named_sets(spec: str, named: str, log: RunsLog, option: str) -> list[str]:
     """The sets after '@': names and globs, comma-separated (``@'arc_*',piqa``), as ``-t``."""
-    from ..objective import expand_names
-
     if not named.strip():
         raise MixsurrogateError(f"{option} {spec!r}: name at least one set after '@'")
     return expand_names([named], log.targets, "set", option, prefix=f"{option} names ")

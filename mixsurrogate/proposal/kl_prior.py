@@ -16,8 +16,7 @@ Solvers:
 * tree predictors (piecewise constant): the mean of the top-k candidates ranked by the
   penalised objective, as RegMix does for the plain one.
 
-``--kl auto`` chooses ``lambda`` from :data:`KL_GRID` by cross-fitting on the logged runs only
-(:func:`choose_lambda`): split the runs in two halves, propose with a surrogate fitted on one
+``--kl auto`` chooses ``lambda`` (``kl_auto.choose_lambda``) by cross-fitting on the logged runs only: split the runs in two halves, propose with a surrogate fitted on one
 half and judge that proposal by a surrogate fitted on the other (whose errors are independent
 of the proposer's, so a proposal that exploits the proposer's errors is not rewarded), both
 directions, over a few random halvings; the lambda with the best mean judged objective wins
@@ -31,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
+from ..objective import cut_names
+from ..runs.log import WEIGHT_PREFIX
+from ..simplex import dirichlet_simplex
 
-#: the lambdas ``--kl auto`` chooses from (nats of objective per nat of KL)
-KL_GRID = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-#: random halvings of the runs ``--kl auto`` averages over (each judged both ways)
-AUTO_REPEATS = 3
 _FLOOR = 1e-12
 
 
@@ -152,8 +152,6 @@ def resolve_prior(spec: str, domains: list[str], corpus_dir: str | None = None) 
                 "--prior natural needs --corpus DIR (its token shares per domain); or give "
                 "--prior uniform or --prior FILE"
             )
-        from ..corpus.store import Corpus
-
         corpus = Corpus.load(corpus_dir)
         counts = {}
         for d in corpus.domains:
@@ -193,8 +191,6 @@ def read_prior_file(path: Path, domains: list[str]) -> np.ndarray:
         if not isinstance(data, dict):
             raise MixsurrogateError(f"{where}: expected a JSON object of domain -> weight")
         return _check_mixture(data, domains, where)
-    import pandas as pd
-
     try:
         frame = pd.read_csv(path)
     except Exception as err:  # noqa: BLE001 - pandas raises many kinds; one line for all
@@ -203,7 +199,7 @@ def read_prior_file(path: Path, domains: list[str]) -> np.ndarray:
     if len(cols) == 2 and cols[0].lower() in ("domain", "name") and len(frame):
         data = dict(zip(frame.iloc[:, 0].astype(str), frame.iloc[:, 1], strict=True))
     elif len(frame) == 1:
-        data = {c.removeprefix("w:"): v for c, v in zip(cols, frame.iloc[0], strict=True)}
+        data = {c.removeprefix(WEIGHT_PREFIX): v for c, v in zip(cols, frame.iloc[0], strict=True)}
     else:
         raise MixsurrogateError(
             f"{where}: expected columns domain,weight (one row per domain) or one row under "
@@ -213,8 +209,6 @@ def read_prior_file(path: Path, domains: list[str]) -> np.ndarray:
 
 
 def _check_mixture(data: dict, domains: list[str], where: str) -> np.ndarray:
-    from ..objective import cut_names
-
     missing = [d for d in domains if d not in data]
     if missing:
         raise MixsurrogateError(f"{where} has no weight for domain(s): {cut_names(missing)}")
@@ -247,8 +241,6 @@ def _check_mixture(data: dict, domains: list[str], where: str) -> np.ndarray:
 def affine_coefficients(f, k: int, seed: int = 0) -> np.ndarray | None:
     """``c`` with ``f(w) = c @ w`` on the simplex, if the fitted objective is affine there
     (checked at random mixtures), else None."""
-    from ..simplex import dirichlet_simplex
-
     c = np.asarray(f(np.eye(k)), dtype=float).ravel()
     probe = dirichlet_simplex(4, k, 1.0, seed=seed + 17)
     got = np.asarray(f(probe), dtype=float).ravel()
@@ -275,64 +267,3 @@ def solve_affine(c: np.ndarray, prior: np.ndarray, lam: float, bounds) -> np.nda
     if problem.status not in ("optimal", "optimal_inaccurate") or w.value is None:
         return None
     return bounds.repair(np.maximum(np.asarray(w.value, dtype=float), 0.0))[0]
-
-
-def choose_lambda(
-    log,
-    spec,
-    objective,
-    bounds,
-    prior: np.ndarray,
-    feature_fn=None,
-    grid: tuple[float, ...] = KL_GRID,
-    repeats: int = AUTO_REPEATS,
-    seed: int = 0,
-    n_candidates: int = 2048,
-) -> tuple[float, dict[float, float], str]:
-    """``--kl auto``: lambda by cross-fitting on ``log``'s runs only (see the module doc).
-
-    For each of ``repeats`` random halvings (A, B) of the runs, and both ways round, the
-    proposal of every lambda under a surrogate fitted on A is scored by a surrogate fitted
-    on B. Returns (lambda, {lambda: mean judged objective}, how)."""
-    from .propose import TREE_PREDICTORS, FittedObjective, best_mixture
-
-    done = log.completed() if hasattr(log, "completed") else log
-    n = len(done)
-    if n < 8:
-        raise MixsurrogateError(
-            f"--kl auto needs at least 8 completed runs (it fits on halves); the log has {n}"
-        )
-    totals = {lam: [] for lam in grid}
-    rng = np.random.default_rng(seed)
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        halves = (np.sort(order[: n // 2]), np.sort(order[n // 2 :]))
-        fitted = []
-        for rows in halves:
-            part = done.subset(rows)
-            try:
-                fitted.append((part, FittedObjective(spec, part, objective, feature_fn)))
-            except MixsurrogateError as err:
-                raise MixsurrogateError(
-                    f"--kl auto fits {spec.name} on half the runs ({len(rows)}) and could not: {err}"
-                ) from err
-        for (part, proposer), (_, judge) in (
-            (fitted[0], fitted[1]),
-            (fitted[1], fitted[0]),
-        ):
-            for lam in grid:
-                best, _ = best_mixture(
-                    proposer, bounds, part.W[bounds.contains(part.W)],
-                    tree=spec.name in TREE_PREDICTORS, n_candidates=n_candidates,
-                    n_starts=2, seed=seed, penalty=KLPenalty(prior, lam) if lam > 0 else None,
-                )  # fmt: skip
-                totals[lam].append(float(judge(best[None])[0]))
-    scores = {lam: float(np.mean(v)) for lam, v in totals.items()}
-    best_score = min(scores.values())
-    chosen = max(lam for lam, v in scores.items() if v <= best_score + 1e-12)
-    how = (
-        f"auto: best of {len(grid)} lambdas by cross-fitting on the {n} logged runs "
-        f"({repeats} random halvings, each half's proposal judged by a surrogate fitted on the "
-        "other half)"
-    )
-    return chosen, scores, how

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MixsurrogateError
+from ..files import atomic_write_text
 from ..objective import Objective, cut_names
-from ..runs.log import RunsLog, atomic_write_text, log_lock
-from .propose import Proposal
+from ..runs.log import RunsLog, log_lock
+from .record import Proposal
 
 LEDGER_SUFFIX = ".ledger.jsonl"
 #: a logged run realises an entry when their mixtures are this close (total variation)

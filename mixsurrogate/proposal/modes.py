@@ -20,24 +20,20 @@ from ..search.campaign import CampaignData
 from ..search.model import ObjectiveModel
 from ..simplex import Bounds
 from .constraints import uniform_in_bounds
+from .exploit import versus_best_observed
 from .kl_prior import Prior, kl_divergence
-from .propose import (
-    TREE_PREDICTORS,
-    FittedObjective,
-    Proposal,
-    nearest_runs,
-    objective_values,
-    versus_best_observed,
-)
 from .recommenders import PRIOR, FittedSurrogate, RecommenderSettings, default_kl_lambda
+from .record import Proposal, nearest_runs, objective_values
 from .robust import (
     AUTO,
     HALVINGS,
     MIN_RUNS,
     RobustChoice,
     check_recommender,
+    extrapolation_warning,
     robust_recommendation,
 )
+from .surrogate import TREE_PREDICTORS, FittedObjective
 
 
 def robust_prior(bounds: Bounds, prior: Prior | None) -> tuple[np.ndarray, str]:
@@ -133,8 +129,11 @@ def robust_exploit(
     choice = robust_recommendation(
         FittedSurrogate(f), fit, done.W, done.run_ids, settings, interval,
         proposal.objective_interval[0] if interval else 0.9, requested, prior_name, seed,
-        halvings, known,
+        halvings, known, default=mine,
     )  # fmt: skip
+    choice = replace(
+        choice, extrapolation=extrapolation_warning(choice.chosen_report, float(y.min()))
+    )
     notes = [*proposal.notes, _note(choice)]
     if np.array_equal(choice.chosen_report.mixture, proposal.mixtures[0]):
         rec = {**proposal.recommendation, "recommender": choice.chosen}
@@ -196,13 +195,20 @@ def robust_explore(
     rec = proposal.recommendation
     known = {"argmin": np.array([rec["mixture"][d] for d in data.domains])}
 
+    hypers = model.hyper_parameters()
+
     def fit(rows: np.ndarray) -> ObjectiveModel:
-        return ObjectiveModel(data.W[rows], data.y[rows], feature_fn, seed=seed)
+        """A half's GP, conditioned with the full-data hyper-parameters (no L-BFGS: cheaper;
+        the judge still sees only its half's runs)."""
+        return ObjectiveModel(data.W[rows], data.y[rows], feature_fn, seed=seed, hypers=hypers)
 
     choice = robust_recommendation(
         model, fit, data.W, data.run_ids, settings, lambda W: model.interval(W, level), level,
         requested, prior_name, seed, halvings, known,
     )  # fmt: skip
+    choice = replace(
+        choice, extrapolation=extrapolation_warning(choice.chosen_report, float(data.y.min()))
+    )
     chosen = choice.chosen_report
     note = _note(choice)
     rec = {

@@ -24,7 +24,7 @@ from ..errors import MixsurrogateError
 from ..search.candidates import local_candidates, sparse_candidates
 from ..simplex import Bounds
 from .kl_prior import KLPenalty
-from .propose import minimise_on_simplex
+from .optimiser import minimise_on_simplex
 
 #: what ``--recommender`` accepts besides ``auto``
 RECOMMENDERS = ("argmin", "top-k", "pessimistic", "kl", "trust-region")

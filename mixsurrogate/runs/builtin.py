@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from .log import RunsLog, import_regmix
+from ..errors import MixsurrogateError
+from .importers import import_regmix
+from .log import RunsLog, load_runs
 
 REGMIX_SPLITS = {
     "train-1m": ("train_mixture_1m.csv", "train_pile_loss_1m.csv"),
@@ -22,3 +24,13 @@ def regmix_runs(split: str = "train-1m") -> RunsLog:
     mixture, loss = REGMIX_SPLITS[split]
     with resources.as_file(folder / mixture) as m, resources.as_file(folder / loss) as loss_path:
         return import_regmix(m, loss_path, run_prefix=f"{split}-")
+
+
+def resolve_log(spec: str) -> RunsLog:
+    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b)."""
+    if spec.startswith("regmix:"):
+        try:
+            return regmix_runs(spec.split(":", 1)[1])
+        except KeyError as err:
+            raise MixsurrogateError(str(err.args[0])) from err
+    return load_runs(spec)

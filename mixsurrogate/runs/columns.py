@@ -6,7 +6,7 @@ runs log's rules (:func:`safe_name`, then ``renames``), checking the weights (ea
 to 1 within round-off, unless raw amounts such as token counts are to be divided by their sum,
 asked for explicitly), refusing a metric column on mixed scales, turning higher-is-better metrics into
 lower-is-better columns, and returning an :class:`ImportedLog`: a validated
-:class:`~mixsurrogate.runs.log.RunsLog` and the :class:`~mixsurrogate.runs.log.LogMetadata` that says what
+:class:`~mixsurrogate.runs.log.RunsLog` and the :class:`~mixsurrogate.runs.metadata.LogMetadata` that says what
 its numbers are (units, direction, source columns, notes).
 
 A cell the source leaves empty or writes as NaN (pandas' missing spellings: ``NaN``, ``NA``,
@@ -35,15 +35,13 @@ from ..errors import MixsurrogateError, RunsLogError
 from ..simplex import SUM_TOLERANCE, check_mixtures
 from .log import (
     LOSS_PREFIX,
-    LOSS_UNITS,
     WEIGHT_PREFIX,
-    LogMetadata,
     RunsLog,
     check_unique_columns,
-    metadata_path,
     read_csv_header,
     validate_frame,
 )
+from .metadata import LOSS_UNITS, LogMetadata, metadata_path
 
 SHOWN = 5  # names an error lists before "..."
 #: how an error on weights that do not sum to 1 ends, for the formats that can normalise

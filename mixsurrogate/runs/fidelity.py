@@ -19,8 +19,10 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import MixsurrogateError
+from .builtin import regmix_runs
 from .log import RunsLog
 
 #: runs-log columns that say a run's fidelity (``steps`` may be used instead of ``tokens``)
@@ -215,10 +217,6 @@ def with_fidelity(log: RunsLog, params: float, tokens: float) -> RunsLog:
 
 def regmix_all_scales() -> RunsLog:
     """Every public RegMix run (512 + 256 1M, 256 60M, 64 1B) in one log with its fidelity."""
-    import pandas as pd
-
-    from .builtin import regmix_runs
-
     logs = []
     domains = None
     for split, (params, tokens) in REGMIX_FIDELITY.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MixsurrogateError, RunsLogError
+from ..files import atomic_write_text
 from .columns import (
     ImportedLog,
     aligned,
@@ -28,12 +29,8 @@ from .columns import (
     unnamed,
 )
 from .formats import FORMATS
-from .log import (
-    atomic_write_text,
-    frame_to_text,
-    log_lock,
-    save_log_metadata,
-)
+from .log import RunsLog, frame_to_text, log_lock
+from .metadata import save_log_metadata
 
 #: the input files of each format, in the order they are given (then OUT)
 FORMAT_FILES = {
@@ -148,6 +145,17 @@ def from_regmix(
         normalise=False,
         sum_hint=REGMIX_SUM_HINT,
     )
+
+
+def import_regmix(mixture_csv: str | Path, loss_csv: str | Path, run_prefix: str = "") -> RunsLog:
+    """Join RegMix's mixture and loss CSVs on ``index`` into the runs-log format.
+
+    Either kind of RegMix file: the released pair (``train_the_pile_*`` and
+    ``metric/the_pile_*_val_loss`` columns) or the 1000-run files headed by the Pile's display
+    names (``Pile-CC``, ``Wikipedia (en)``, ...); :func:`from_regmix` also gives the log's
+    metadata.
+    """
+    return from_regmix(mixture_csv, loss_csv, run_prefix=run_prefix).log
 
 
 def from_olmix(

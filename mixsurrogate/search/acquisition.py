@@ -23,7 +23,7 @@ from botorch.acquisition.analytic import LogExpectedImprovement
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.sampling import SobolQMCNormalSampler
 
-from ..predictors.gp import one_thread_if_small
+from ..predictors.gp_common import one_thread_if_small
 from .model import ObjectiveModel
 
 MC_SAMPLES = 128

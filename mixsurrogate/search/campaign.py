@@ -14,7 +14,9 @@ import numpy as np
 
 from ..errors import MixsurrogateError
 from ..objective import Objective
-from ..proposal.propose import Proposal, check_objective_sets, nearest_runs
+from ..predictors.multitarget import MultiTargetPredictor
+from ..proposal.constraints import bind, required_sets
+from ..proposal.record import Proposal, check_objective_sets, nearest_runs
 from ..runs.log import RunsLog
 from ..simplex import Bounds
 from .model import FeatureFn
@@ -54,9 +56,6 @@ def constraint_feasibility(
     the runs that have each set) give every candidate's predictive mean and std, and the
     acquisition adds log P(every constrained set within its limit). The references' losses are
     these GPs' predictions at the reference mixtures (see ``constraints``)."""
-    from ..predictors.multitarget import MultiTargetPredictor
-    from ..proposal.constraints import bind, required_sets
-
     completed = log.completed()
     sets = required_sets(constraints)
     model = MultiTargetPredictor("gp", {"seed": seed})

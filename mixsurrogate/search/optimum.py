@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..proposal.propose import minimise_on_simplex
+from ..proposal.optimiser import minimise_on_simplex
 from ..simplex import Bounds, vertices_and_uniform
+from .candidates import sparse_candidates
 
 
 def global_minimum(
@@ -19,8 +20,6 @@ def global_minimum(
 ) -> tuple[np.ndarray, float]:
     """Dense search then multi-start SLSQP: the best of Sobol points, vertices, sparse and
     uniform mixtures seeds the local optimiser (every start is kept if it improves)."""
-    from .candidates import sparse_candidates
-
     k = len(bounds.lower)
     rng = np.random.default_rng(seed)
     grid = np.vstack(

@@ -12,8 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from ..proposal.propose import minimise_on_simplex
+from ..objective import Objective
+from ..predictors.multitarget import MultiTargetPredictor
+from ..proposal.optimiser import best_mixture, minimise_on_simplex
+from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog
 from ..simplex import Bounds
 from .candidates import local_candidates, sparse_candidates
 from .model import ObjectiveModel
@@ -123,6 +127,23 @@ def recommend(
     )
 
 
+class FittedTrees:
+    """LightGBM fitted on one objective column, seen as the exploit search's surrogate."""
+
+    def __init__(self, log: RunsLog, objective: Objective):
+        self.objective, self.sets = objective, list(objective.sets)
+        self.model = MultiTargetPredictor("lgbm")
+        Y = np.column_stack([log.loss(s) for s in self.sets])  # noqa: N806
+        self.model.fit(log.W, Y, self.sets, log.domains)
+        self.model.require_fitted(self.sets)
+
+    def set_losses(self, W: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.model.predict(np.atleast_2d(W))
+
+    def __call__(self, W: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.objective.combine(self.set_losses(W), self.sets)
+
+
 def lgbm_top_k(
     W: np.ndarray,  # noqa: N803
     y: np.ndarray,
@@ -131,21 +152,12 @@ def lgbm_top_k(
 ) -> np.ndarray:
     """RegMix's recipe: LightGBM on the runs, the mean of its top-k candidates (as
     ``propose`` does for tree predictors)."""
-    import pandas as pd
-
-    from ..evaluation.protocol import PredictorSpec
-    from ..objective import Objective
-    from ..proposal.propose import propose_exploit
-    from ..runs.log import RunsLog
-
     k = W.shape[1]
     domains = [f"d{j}" for j in range(k)]
-    frame = pd.DataFrame(W, columns=[f"w:{d}" for d in domains])
+    frame = pd.DataFrame(W, columns=[f"{WEIGHT_PREFIX}{d}" for d in domains])
     frame.insert(0, "run_id", [f"r{i}" for i in range(len(W))])
-    frame["loss:objective"] = y
+    frame[f"{LOSS_PREFIX}objective"] = y
     log = RunsLog(frame)
-    proposal = propose_exploit(
-        log, PredictorSpec("lgbm"), Objective({"objective": 1.0}), bounds, seed=seed,
-        interval_level=None,
-    )  # fmt: skip
-    return proposal.mixtures[0]
+    f = FittedTrees(log, Objective({"objective": 1.0}))
+    best, _ = best_mixture(f, bounds, log.W[bounds.contains(log.W)], tree=True, seed=seed)
+    return best

@@ -31,10 +31,11 @@ def test_cv_marks_failed_cells_and_keeps_other_predictors(monkeypatch):
     monkeypatch.setattr(make_predictor("loglinear").__class__, "_fit", explode)
     log = noisy_log()
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("loglinear"), evaluate.PredictorSpec("linear")],
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("loglinear"), evaluate.PredictorSpec("linear")], progress=False
+        ),
         log,
         folds=3,
-        progress=False,
     )
     summary = result.summary().set_index(["predictor", "target"])
     assert (summary.loc["loglinear", "status"] == "failed").all()
@@ -46,7 +47,9 @@ def test_mean_predictor_scores_zero_per_fold_while_pooled_is_biased():
     """Pooled out-of-fold Spearman penalises fitted models: each fold's intercept
     anti-correlates with the held-out fold, so the uninformative mean scored -0.30."""
     log = noisy_log(40)
-    result = evaluate.cross_validate([evaluate.PredictorSpec("mean")], log, 5, progress=False)
+    result = evaluate.cross_validate(
+        evaluate.EvaluationContext([evaluate.PredictorSpec("mean")], progress=False), log, folds=5
+    )
     summary = result.summary()
     assert (summary["spearman"] == 0).all()
     assert (summary["spearman_pooled"] < -0.1).all()
@@ -75,13 +78,15 @@ def test_bimix_without_a_matching_domain_is_a_cell_with_its_reason(tmp_path):
 def test_learning_curve_shows_a_size_a_law_cannot_fit_instead_of_dropping_it():
     log = regmix_runs("test-1b").subset(range(40))
     curve = evaluate.learning_curve(
-        [evaluate.PredictorSpec("dml"), evaluate.PredictorSpec("linear")],
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("dml"), evaluate.PredictorSpec("linear")],
+            targets=["pile_cc"],
+            progress=False,
+        ),
         log,
         None,
         [8, 30],
         draws=2,
-        targets=["pile_cc"],
-        progress=False,
     ).summary(["size"])
     cell = curve.set_index(["predictor", "size"]).loc[("dml", 8)]
     assert cell["status"] == "skipped" and "needs at least 20 runs" in cell["reason"]
@@ -94,10 +99,11 @@ def test_law_at_its_parameter_count_is_refused_per_cell_not_for_the_whole_cv():
     for k in (3, 6):
         log = noisy_log(n=5 if k == 3 else 8, k=k, targets=1)
         result = evaluate.cross_validate(
-            [evaluate.PredictorSpec("dml"), evaluate.PredictorSpec("mean")],
+            evaluate.EvaluationContext(
+                [evaluate.PredictorSpec("dml"), evaluate.PredictorSpec("mean")], progress=False
+            ),
             log,
             folds=5 if k == 3 else 4,
-            progress=False,
         ).summary()
         cells = result.set_index("predictor")
         assert cells.loc["dml", "status"] == "skipped"
@@ -111,9 +117,12 @@ def test_mean_over_sets_says_which_sets_each_predictor_covers():
     all 4 sets and bimix's mean over its 1 set says which 3 it left out."""
     log = noisy_log(domain_target=True)
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("bimix"), evaluate.PredictorSpec("linear")], log, 4,
-        progress=False,
-    )  # fmt: skip
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("bimix"), evaluate.PredictorSpec("linear")], progress=False
+        ),
+        log,
+        folds=4,
+    )
     mean = evaluate.add_set_mean(result)
     assert mean.name == "mean of 4 sets" and mean.sets == ["s0", "s1", "s2", "d0"]
     assert mean.left_out() == {"bimix": ["s0", "s1", "s2"]}
@@ -140,12 +149,14 @@ def test_scoring_mask_fits_on_excluded_rows_but_never_scores_them():
 def test_paired_comparison_uses_the_same_splits_and_gives_an_interval():
     log = noisy_log(40)
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")],
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")],
+            targets=["s0"],
+            progress=False,
+        ),
         log,
-        5,
-        ["s0"],
+        folds=5,
         repeats=2,
-        progress=False,
     )
     row = evaluate.compare(result, "linear", "mean", "s0").iloc[0]
     per_split = result.scores[result.scores["target"] == "s0"].pivot_table(
@@ -169,10 +180,7 @@ def test_cv_twice_gives_identical_numbers():
 def test_objective_cell_needs_every_set():
     log = regmix_runs("test-1b").subset(range(40))
     objective = Objective.parse("pile_cc=1,github=1", ["pile_cc", "github"])
-    result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("bimix")], log, 4, ["pile_cc", "github"], objective=objective,
-        progress=False,
-    ).summary()  # fmt: skip
+    result = evaluate.cross_validate(evaluate.EvaluationContext([evaluate.PredictorSpec("bimix")], targets=["pile_cc", "github"], objective=objective, progress=False), log, folds=4).summary()  # fmt: skip
     cell = result.set_index("target").loc["objective"]
     assert cell["status"] == "ok"  # both are training domains of RegMix
 
@@ -181,8 +189,12 @@ def test_test_log_with_domains_in_another_order_gives_the_same_numbers():
     train, test = noisy_log(30, seed=0), noisy_log(20, seed=1)
     permuted = test.frame[["run_id", "w:d3", "w:d1", "w:d0", "w:d2", "loss:s0"]]
     specs = [evaluate.PredictorSpec("linear")]
-    same = evaluate.train_test(specs, train, test, ["s0"], progress=False).summary()
-    other = evaluate.train_test(specs, train, RunsLog(permuted), ["s0"], progress=False).summary()
+    same = evaluate.train_test(
+        evaluate.EvaluationContext(specs, targets=["s0"], progress=False), train, test
+    ).summary()
+    other = evaluate.train_test(
+        evaluate.EvaluationContext(specs, targets=["s0"], progress=False), train, RunsLog(permuted)
+    ).summary()
     assert same["spearman"].tolist() == other["spearman"].tolist()
 
 
@@ -190,8 +202,10 @@ def test_objectives_added_after_fitting_match_an_objective_given_up_front():
     log = noisy_log(30)
     objective = Objective.parse("s0=1,s1=2", log.targets)
     specs = [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")]
-    direct = evaluate.cross_validate(specs, log, 5, objective=objective, progress=False)
-    later = evaluate.cross_validate(specs, log, 5, progress=False)
+    direct = evaluate.cross_validate(
+        evaluate.EvaluationContext(specs, objective=objective, progress=False), log, folds=5
+    )
+    later = evaluate.cross_validate(evaluate.EvaluationContext(specs, progress=False), log, folds=5)
     evaluate.add_objective(later, objective)
     a, b = (e.summary().set_index(["predictor", "target"]) for e in (direct, later))
     pd.testing.assert_frame_equal(a.sort_index(), b.sort_index())
@@ -200,8 +214,15 @@ def test_objectives_added_after_fitting_match_an_objective_given_up_front():
 def test_merging_evaluations_run_apart_equals_one_evaluation():
     log = noisy_log(30)
     specs = [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("loglinear")]
-    whole = evaluate.cross_validate(specs, log, 5, repeats=2, progress=False).summary()
-    parts = [evaluate.cross_validate([s], log, 5, repeats=2, progress=False) for s in specs]
+    whole = evaluate.cross_validate(
+        evaluate.EvaluationContext(specs, progress=False), log, folds=5, repeats=2
+    ).summary()
+    parts = [
+        evaluate.cross_validate(
+            evaluate.EvaluationContext([s], progress=False), log, folds=5, repeats=2
+        )
+        for s in specs
+    ]
     merged = evaluate.merge(parts).summary()
     pd.testing.assert_frame_equal(whole, merged)
 
@@ -222,9 +243,14 @@ def test_noise_floor_interval_widens_with_few_repeats():
 def test_set_mean_of_a_curve_size_a_law_cannot_fit_is_skipped_not_nan():
     log = regmix_runs("test-1b").subset(range(40))
     curve = evaluate.learning_curve(
-        [evaluate.PredictorSpec("dml")], log, None, [8, 30], draws=2,
-        targets=["pile_cc", "github"], progress=False,
-    )  # fmt: skip
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("dml")], targets=["pile_cc", "github"], progress=False
+        ),
+        log,
+        None,
+        [8, 30],
+        draws=2,
+    )
     name = evaluate.add_set_mean(curve, ["pile_cc", "github"]).name
     cells = curve.summary(["size"]).set_index(["target", "size"])
     assert cells.loc[(name, 8), "status"] == "skipped"

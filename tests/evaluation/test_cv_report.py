@@ -17,7 +17,7 @@ from mixsurrogate.cli.main import main
 from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.evaluation.metrics import BATCH_METRIC_FUNCTIONS, METRIC_FUNCTIONS
 from mixsurrogate.runs.builtin import regmix_runs
-from mixsurrogate.runs.log import LogMetadata, save_log_metadata
+from mixsurrogate.runs.metadata import LogMetadata, save_log_metadata
 from mixsurrogate.simplex import sobol_simplex
 
 DOMAINS = ["web", "code", "books", "wiki"]
@@ -179,7 +179,11 @@ def test_resamples_option_is_deterministic_and_matches_the_loop():
     train = regmix_runs("test-1b").subset(range(26, 64))
     test = regmix_runs("test-1b").subset(range(26))
     result = evaluate.train_test(
-        [evaluate.PredictorSpec("linear")], train, test, ["pile_cc", "github"], progress=False
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("linear")], targets=["pile_cc", "github"], progress=False
+        ),
+        train,
+        test,
     )
     result.resamples = 300
     key = next(iter(result.split_rows))
@@ -217,7 +221,11 @@ def test_auto_curve_says_its_choice_per_size():
     log = regmix_runs("test-1b")
     spec = evaluate.PredictorSpec("auto", {"candidates": ("mean", "linear"), "folds": 3})
     curve = evaluate.learning_curve(
-        [spec], log, None, [12, 48], draws=2, targets=["pile_cc"], progress=False
+        evaluate.EvaluationContext([spec], targets=["pile_cc"], progress=False),
+        log,
+        None,
+        [12, 48],
+        draws=2,
     )
     notes = curve.summary(["size"]).set_index("size")["notes"]
     assert all("fits, over every size" not in n for n in notes)
@@ -228,8 +236,13 @@ def test_set_mean_of_a_log_whose_sets_all_match_domains_is_unchanged():
     """RegMix: every set is a domain's, so bimix and linear share the mean's 2 sets."""
     log = regmix_runs("test-1b")
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("bimix")], log, 4,
-        targets=["pile_cc", "github"], progress=False,
-    )  # fmt: skip
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("bimix")],
+            targets=["pile_cc", "github"],
+            progress=False,
+        ),
+        log,
+        folds=4,
+    )
     (mean,) = evaluate.add_set_means(result, {"pile_cc": "nats", "github": "nats"})
     assert mean.name == "mean of 2 sets" and mean.left_out() == {} and mean.footnotes() == []

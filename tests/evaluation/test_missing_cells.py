@@ -16,7 +16,11 @@ def test_cv_fits_and_scores_each_set_on_its_runs_and_never_scores_pending():
     log = partial_log()
     obj = Objective.parse("x=0.5,y=0.5", log.targets, None, "")
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("linear")], log, 4, seed=0, progress=False, objective=obj
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("linear")], objective=obj, seed=0, progress=False
+        ),
+        log,
+        folds=4,
     )
     scores = result.scores.set_index(["target", "fold"])
     pending = set(np.flatnonzero(log.pending_mask))
@@ -43,7 +47,11 @@ def test_learning_curve_notes_count_over_the_cells_own_draws():
     every size, so auto's choice at one size could not be told from another's)."""
     log = partial_log()
     curve = evaluate.learning_curve(
-        [evaluate.PredictorSpec("linear")], log, None, [12, 16], 3, seed=0, progress=False
+        evaluate.EvaluationContext([evaluate.PredictorSpec("linear")], seed=0, progress=False),
+        log,
+        None,
+        [12, 16],
+        draws=3,
     )
     notes = curve.summary(["size"]).set_index(["target", "size"]).loc[("y", 12), "notes"]
     assert notes.endswith("[3 of 3 fits]"), notes
@@ -52,7 +60,9 @@ def test_learning_curve_notes_count_over_the_cells_own_draws():
 def test_complete_logs_keep_their_folds():
     """Stratification only when losses are partial: a full log's folds are cv_splits'."""
     log = partial_log(20, pending=0, missing_y=0)
-    result = evaluate.cross_validate([evaluate.PredictorSpec("mean")], log, 5, progress=False)
+    result = evaluate.cross_validate(
+        evaluate.EvaluationContext([evaluate.PredictorSpec("mean")], progress=False), log, folds=5
+    )
     expected = evaluate.cv_splits(len(log), 5, 1, 0)
     assert [s.test.tolist() for s in expected] == [r.tolist() for r in result.split_rows.values()]
 
@@ -60,10 +70,16 @@ def test_complete_logs_keep_their_folds():
 def test_train_test_and_curves_skip_pending_and_missing():
     log = partial_log()
     specs = [evaluate.PredictorSpec("linear")]
-    tested = evaluate.train_test(specs, log, log, progress=False).summary().set_index("target")
+    tested = (
+        evaluate.train_test(evaluate.EvaluationContext(specs, progress=False), log, log)
+        .summary()
+        .set_index("target")
+    )
     assert tested.loc["x", "n_scored"] == 28 and tested.loc["y", "n_scored"] == 16
     assert tested.loc["y", "n_train"] == 16
-    curve = evaluate.learning_curve(specs, log, None, [10, 20], 2, seed=0, progress=False)
+    curve = evaluate.learning_curve(
+        evaluate.EvaluationContext(specs, seed=0, progress=False), log, None, [10, 20], draws=2
+    )
     sizes = curve.summary(["size"])
     assert (sizes["status"] == "ok").all()
     assert (sizes.loc[sizes["target"] == "x", "n_scored"] == [18, 8]).all()

@@ -27,7 +27,9 @@ def test_cross_validation_never_sees_the_held_out_fold():
     """A predictor fitted on data containing the held-out rows would predict them perfectly;
     the out-of-fold predictions of a 1-nearest-neighbour-like model must not be exact."""
     log = two_bowls_log()
-    result = evaluate.cross_validate([evaluate.PredictorSpec("mean")], log, folds=4, progress=False)
+    result = evaluate.cross_validate(
+        evaluate.EvaluationContext([evaluate.PredictorSpec("mean")], progress=False), log, folds=4
+    )
     # mean predictor: each fold's prediction is the mean of the OTHER folds
     y = log.loss("a")
     for key, pred in result.predictions["mean"].items():
@@ -44,11 +46,17 @@ def test_linear_beats_mean_in_cv_and_curves_grow():
     frame["loss:a"] = 3.0 + W @ np.array([-1.0, 0.5, 0.2, 0.3]) + rng.normal(0, 0.01, 60)
     log = RunsLog(frame)
     specs = [evaluate.PredictorSpec("mean"), evaluate.PredictorSpec("linear")]
-    table = evaluate.cross_validate(specs, log, folds=5, progress=False).summary()
+    table = evaluate.cross_validate(
+        evaluate.EvaluationContext(specs, progress=False), log, folds=5
+    ).summary()
     mse = table.set_index("predictor")["mse"]
     assert mse["linear"] < 0.05 * mse["mean"]
     curve = evaluate.learning_curve(
-        [specs[1]], log, None, [6, 40], draws=3, targets=["a"], progress=False
+        evaluate.EvaluationContext([specs[1]], targets=["a"], progress=False),
+        log,
+        None,
+        [6, 40],
+        draws=3,
     )
     by_n = curve.summary(["size"]).set_index("size")["mse"]
     assert by_n[40] < by_n[6]
@@ -58,7 +66,11 @@ def test_regmix_train_test_on_a_small_slice():
     train = regmix_runs("train-1m").subset(range(64))
     test = regmix_runs("test-1m").subset(range(64))
     table = evaluate.train_test(
-        [evaluate.PredictorSpec("linear")], train, test, ["pile_cc"], progress=False
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("linear")], targets=["pile_cc"], progress=False
+        ),
+        train,
+        test,
     ).summary()
     assert table.loc[0, "spearman"] > 0.6
     assert table.loc[0, "spearman_lo"] < table.loc[0, "spearman"] < table.loc[0, "spearman_hi"]
@@ -94,10 +106,16 @@ def test_mde_predictor_reads_its_own_sets_column_whatever_the_target_order():
     expected = everything.predict(W, features=feature_fn(W))[:, -1]
     assert np.allclose(alone.predict(W, features=feature_fn(W))[:, 0], expected)
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("mde-cal")], log, folds=3, targets=[target], feature_fn=feature_fn
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("mde-cal")], targets=[target], feature_fn=feature_fn
+        ),
+        log,
+        folds=3,
     )
     full = evaluate.cross_validate(
-        [evaluate.PredictorSpec("mde-cal")], log, folds=3, feature_fn=feature_fn
+        evaluate.EvaluationContext([evaluate.PredictorSpec("mde-cal")], feature_fn=feature_fn),
+        log,
+        folds=3,
     )
     a = result.scores[result.scores.target == target].spearman.to_numpy()
     b = full.scores[full.scores.target == target].spearman.to_numpy()

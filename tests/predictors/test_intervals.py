@@ -96,17 +96,14 @@ def test_cv_reports_coverage_and_width_per_cell():
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])
     frame.insert(0, "run_id", [f"r{i}" for i in range(50)])
     frame["loss:a"] = y
-    summary = evaluate.cross_validate(
-        [evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")], RunsLog(frame), 5,
-        progress=False, interval_level=0.9,
-    ).summary().set_index("predictor")  # fmt: skip
+    summary = evaluate.cross_validate(evaluate.EvaluationContext([evaluate.PredictorSpec("linear"), evaluate.PredictorSpec("mean")], interval_level=0.9, progress=False), RunsLog(frame), folds=5).summary().set_index("predictor")  # fmt: skip
     assert 0.75 <= summary.loc["linear", "coverage"] <= 1.0
     assert summary.loc["linear", "width"] < summary.loc["mean", "width"]
 
 
 def test_proposal_carries_a_conformal_interval_of_its_objective():
     from mixsurrogate.objective import Objective
-    from mixsurrogate.proposal.propose import propose_exploit
+    from mixsurrogate.proposal.exploit import propose_exploit
 
     W, y = noisy_linear(40, seed=5)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(4)])

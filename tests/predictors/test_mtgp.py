@@ -115,9 +115,15 @@ def test_mtgp_mde_through_the_evaluation():
         return 0.8 * three_sets(W) + 0.3
 
     result = evaluate.cross_validate(
-        [evaluate.PredictorSpec("mtgp+mde"), evaluate.PredictorSpec("mtgp")], log, folds=4,
-        feature_fn=feature_fn, progress=False, interval_level=0.9,
-    )  # fmt: skip
+        evaluate.EvaluationContext(
+            [evaluate.PredictorSpec("mtgp+mde"), evaluate.PredictorSpec("mtgp")],
+            feature_fn=feature_fn,
+            interval_level=0.9,
+            progress=False,
+        ),
+        log,
+        folds=4,
+    )
     scores = result.scores
     assert (scores["status"] == "ok").all()
     assert scores["spearman"].min() > 0.8 and scores["coverage"].between(0.5, 1).all()
@@ -127,7 +133,7 @@ def test_a_proposal_with_mtgp_carries_the_objectives_std_with_the_set_covariance
     """propose's objective std for a joint model is its predict_objective_std (correlated sets
     add up), not the independent-sets formula the per-set predictors use."""
     from mixsurrogate.objective import Objective
-    from mixsurrogate.proposal.propose import propose_exploit
+    from mixsurrogate.proposal.exploit import propose_exploit
 
     W, Y = data(24, seed=8)  # noqa: N806
     frame = pd.DataFrame(W, columns=[f"w:d{i}" for i in range(K)])

@@ -23,7 +23,8 @@ from mixsurrogate.proposal.constraints import (
     probability_feasible,
     uniform_in_bounds,
 )
-from mixsurrogate.proposal.propose import minimise_on_simplex, propose_exploit
+from mixsurrogate.proposal.exploit import propose_exploit
+from mixsurrogate.proposal.optimiser import minimise_on_simplex
 from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import Bounds, sobol_simplex
 

@@ -16,9 +16,10 @@ from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.evaluation.protocol import PredictorSpec
 from mixsurrogate.objective import Objective
 from mixsurrogate.predictors.linear import LinearPredictor
-from mixsurrogate.proposal import kl_prior
+from mixsurrogate.proposal import kl_auto, optimiser
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.proposal.kl_prior import KLSetting, Prior, kl_divergence, parse_kl, resolve_prior
-from mixsurrogate.proposal.propose import FittedObjective, propose_exploit
+from mixsurrogate.proposal.surrogate import FittedObjective
 from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
@@ -98,7 +99,7 @@ def _affine_optimum(log, obj, lam, prior):
 def test_affine_objectives_are_solved_exactly(monkeypatch, solver):
     """Linear predictor: cvxpy when installed, else SLSQP; both reach the closed form."""
     if solver == "slsqp":
-        monkeypatch.setattr(kl_prior, "solve_affine", lambda *a, **k: None)
+        monkeypatch.setattr(optimiser, "solve_affine", lambda *a, **k: None)
     log = RunsLog(bowl_frame())
     obj = Objective.parse("a=1", log.targets)
     result = propose_exploit(
@@ -148,8 +149,8 @@ def test_kl_auto_is_deterministic_and_sees_only_the_training_runs(monkeypatch):
         assert SpyPredictor.seen and not held_losses & set(SpyPredictor.seen)
         assert not {v + 5.0 for v in held_losses} & set(SpyPredictor.seen)
     first = results[0]
-    assert first.kl.how.startswith("auto") and set(first.kl.grid) == set(kl_prior.KL_GRID)
-    assert first.kl.lam in kl_prior.KL_GRID
+    assert first.kl.how.startswith("auto") and set(first.kl.grid) == set(kl_auto.KL_GRID)
+    assert first.kl.lam in kl_auto.KL_GRID
     for other in results[1:]:
         assert other.kl.lam == first.kl.lam and other.kl.grid == first.kl.grid
         np.testing.assert_array_equal(other.mixtures, first.mixtures)
@@ -169,7 +170,7 @@ def test_choose_lambda_judges_each_half_by_the_other(monkeypatch):
     monkeypatch.setitem(predictors.PREDICTORS, "halfspy", HalfSpy)
     log = RunsLog(bowl_frame(40, seed=5))
     obj = Objective.parse("a=1", log.targets)
-    lam, grid, _ = kl_prior.choose_lambda(
+    lam, grid, _ = kl_auto.choose_lambda(
         log, PredictorSpec("halfspy"), obj, Bounds.unbounded(4), PRIOR, repeats=2
     )
     assert len(fits) == 4 and all(len(s) == 20 for s in fits)
@@ -293,8 +294,8 @@ def test_cli_prints_prior_lambda_and_kl_and_auto_is_deterministic(tmp_path):
     first, second = (json.loads(r.stdout) for r in runs)
     assert first["kl"] == second["kl"] and first["proposals"] == second["proposals"]
     assert first["kl"]["lambda_chosen_by"].startswith("auto")
-    assert len(first["kl"]["auto_grid"]) == len(kl_prior.KL_GRID)
-    assert first["kl"]["lambda"] in kl_prior.KL_GRID
+    assert len(first["kl"]["auto_grid"]) == len(kl_auto.KL_GRID)
+    assert first["kl"]["lambda"] in kl_auto.KL_GRID
     assert first["proposals"][0]["kl_to_prior"] == pytest.approx(first["kl"]["kl_to_prior"][0])
 
 

@@ -13,7 +13,7 @@ from mixsurrogate.cli.main import main
 from mixsurrogate.demo import realtext_paths
 from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.objective import Objective
-from mixsurrogate.proposal.propose import propose_exploit
+from mixsurrogate.proposal.exploit import propose_exploit
 from mixsurrogate.runs.log import RunsLog
 from mixsurrogate.simplex import Bounds
 

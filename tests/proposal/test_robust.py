@@ -1,9 +1,11 @@
-"""The robust recommendation: recommenders chosen by cross-fitting halves of the logged runs,
-the prior preferred when every recommender is judged worse, and the optimism report."""
+"""The robust recommendation: recommenders chosen by cross-fitting halves of the logged runs
+(the default kept unless another is judged reliably better), the prior recommended only by a
+clear margin and otherwise named in one warning line, and the optimism report."""
 
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,12 @@ from mixsurrogate.proposal.recommenders import (
     recommend_all,
     total_variation,
 )
-from mixsurrogate.proposal.robust import check_recommender, robust_recommendation
+from mixsurrogate.proposal.robust import (
+    HALVINGS,
+    check_recommender,
+    choose,
+    robust_recommendation,
+)
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
 K = 4
@@ -101,13 +108,79 @@ def test_the_prior_wins_and_is_said_when_every_recommender_is_judged_worse():
     )
     assert choice.chosen == PRIOR
     np.testing.assert_allclose(choice.chosen_report.mixture, uniform)
-    assert "every recommender is judged worse than the prior" in choice.warning
+    assert "the prior (uniform) to beat the " in choice.warning
+    assert " recommendation in every halving (" in choice.warning
+    assert choice.warning.endswith("recommending the prior itself")
     assert "\n" not in choice.warning
     forced = robust_recommendation(
         full, fit, W_LOGGED, IDS, settings(), None, 0.9, "argmin", "uniform", seed=0
     )
     assert forced.chosen == "argmin"
     assert forced.warning.startswith("warning: the cross-fitted judges expect the argmin")
+
+
+class Bowl:
+    """A plain bowl around ``centre`` (no dip)."""
+
+    def __init__(self, centre):
+        self.centre = centre
+
+    def mean(self, W: np.ndarray) -> np.ndarray:  # noqa: N803
+        return 2.0 + 3.0 * ((np.atleast_2d(W) - self.centre) ** 2).sum(axis=1)
+
+    def std(self, W: np.ndarray) -> np.ndarray:  # noqa: N803
+        return np.full(len(np.atleast_2d(W)), 0.05)
+
+
+def noisy_judges(seed: int, scale: float = 0.1):
+    """fit(rows): a bowl whose centre is the uniform mixture plus noise drawn per half (judges
+    fitted on a few noisy runs): on average the prior is judged better than every recommender,
+    but not in every halving."""
+    uniform = np.full(K, 1 / K)
+
+    def fit(rows: np.ndarray) -> Bowl:
+        rng = np.random.default_rng([seed, zlib.crc32(np.asarray(rows).tobytes())])
+        tilt = scale * rng.standard_normal(K) * np.array([1, 1, 1, 0.3])
+        return Bowl(np.clip(uniform + tilt, 0.01, None))
+
+    return fit
+
+
+def test_noisy_judges_keep_the_recommendation_and_say_the_prior_looks_better():
+    choice = robust_recommendation(
+        Bowl(CENTRE), noisy_judges(0), W_LOGGED, IDS, settings(), None, 0.9, "auto", "uniform"
+    )
+    judged = {r.name: r.judged for r in choice.reports}
+    # the first rule (best mean; the prior when every recommender is judged worse) took the prior
+    assert judged[PRIOR] < min(v for name, v in judged.items() if name != PRIOR)
+    assert choice.chosen != PRIOR and choice.halvings == HALVINGS >= 4
+    kept = choice.chosen_report
+    assert choice.warning == (
+        f"warning: the cross-fitted judges expect the {choice.chosen} recommendation to be "
+        f"worse than the prior (uniform): {kept.judged:.4f} vs {judged[PRIOR]:.4f}; not by a "
+        "clear margin across halvings, so it is kept"
+    )
+    assert "\n" not in choice.warning
+
+
+def test_auto_keeps_the_default_unless_another_is_judged_better_beyond_the_spread():
+    # two halvings: top-k better in the mean but not beyond the spread; kl beyond it
+    crossed = {
+        "argmin": [5.0, 5.0, 5.0, 5.0],
+        "top-k": [4.90, 4.90, 5.06, 5.06],  # per halving -0.10, +0.06: mean -0.02, std 0.11
+        "kl": [4.97, 4.97, 4.98, 4.98],  # -0.03, -0.02: mean -0.025, std 0.007
+        PRIOR: [5.5, 5.5, 5.5, 5.5],
+    }
+    assert choose("auto", crossed, "uniform", "argmin") == ("kl", None)
+    del crossed["kl"]
+    assert choose("auto", crossed, "uniform", "argmin") == ("argmin", None)
+    # a forced recommender is kept whatever the judges say, with the line when it looks worse
+    crossed[PRIOR] = [4.0, 4.0, 5.2, 5.2]
+    chosen, warning = choose("top-k", crossed, "uniform", "argmin")
+    assert chosen == "top-k" and warning.startswith("warning: the cross-fitted judges expect")
+    # auto: the prior better in the mean (4.6 < 5.0) but not in every halving: kept, said
+    chosen, warning = choose("auto", crossed, "uniform", "argmin")
+    assert chosen == "argmin" and "so it is kept" in warning
 
 
 def test_optimism_report_fields_and_stability():

@@ -21,16 +21,12 @@ from mixsurrogate.runs.importers import (
     from_olmix,
     from_regmix,
     from_wandb,
+    import_regmix,
     import_runs,
     write_import,
 )
-from mixsurrogate.runs.log import (
-    LogMetadata,
-    import_regmix,
-    load_log_metadata,
-    load_runs,
-    metadata_path,
-)
+from mixsurrogate.runs.log import load_runs
+from mixsurrogate.runs.metadata import LogMetadata, load_log_metadata, metadata_path
 
 REGMIX = resources.files("mixsurrogate") / "data" / "regmix"
 #: the headers of RegMix's 1000-run files (tiny_config_1M_pile.csv, tiny_wandb_1M_1000_pile_4B.csv),

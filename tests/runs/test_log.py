@@ -12,13 +12,8 @@ from click.testing import CliRunner
 from mixsurrogate.cli.main import main
 from mixsurrogate.errors import RunsLogError
 from mixsurrogate.runs.builtin import regmix_runs
-from mixsurrogate.runs.log import (
-    append_run,
-    import_regmix,
-    load_runs,
-    save_runs,
-    validate_frame,
-)
+from mixsurrogate.runs.importers import import_regmix
+from mixsurrogate.runs.log import append_run, load_runs, save_runs, validate_frame
 
 from builders import random_log
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from mixsurrogate.errors import RunsLogError
+from mixsurrogate.files import atomic_write_text
 from mixsurrogate.runs.log import (
     append_run,
-    atomic_write_text,
     load_runs,
     read_frame,
     save_runs,

@@ -1,0 +1,217 @@
+"""``run_proposal(request)``: from a :class:`~.request.ProposeRequest` to what ``propose`` shows,
+every mode in one place (the command line only builds the request and prints the outcome)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus.store import Corpus
+from ..errors import MixsurrogateError
+from ..evaluation.protocol import FeatureFn, PredictorSpec
+from ..mde.features import MDEFeatureMap, log_features
+from ..mde.store import load_scores
+from ..objective import Objective, parse_terms, resolve_kinds
+from ..runs.builtin import resolve_log
+from ..runs.fidelity import CostModel, FidelityMenu, fidelity_features
+from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, read_frame
+from ..search.campaign import CampaignData, constraint_feasibility, propose_next_runs
+from ..search.multifidelity import MultiFidelityProposal, propose_multifidelity
+from ..simplex import Bounds
+from .constraints import parse_no_worse_than, parse_worst_case
+from .exploit import propose_exploit
+from .kl_prior import KLSetting, resolve_prior
+from .ledger import append_entries, entries_for, keeps_ledger, ledger_path
+from .modes import robust_exploit, robust_explore
+from .record import Proposal, objective_values
+from .request import ProposeRequest
+from .zero_run import propose_zero_run
+
+
+@dataclass
+class ProposalOutcome:
+    """What a request produced: a proposal (or a multi-fidelity one), the objective and bounds
+    it was for, and the mixtures a bar chart compares it with."""
+
+    request: ProposeRequest
+    objective: Objective
+    bounds: Bounds
+    proposal: Proposal | None = None
+    multifidelity: MultiFidelityProposal | None = None
+    #: label -> mixture: the proposal, uniform, and the best logged run when there is a log
+    plot_mixtures: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return (self.proposal or self.multifidelity).to_dict()
+
+
+def run_proposal(request: ProposeRequest) -> ProposalOutcome:
+    """Propose as ``request`` asks (its ``mode``), record an exploit or explore proposal in
+    the log's ledger unless ``no_ledger``, and return the outcome."""
+    if request.log is None:
+        return _zero_run(request)
+    if request.explore and not_started(request.log):
+        return _campaign_start(request)
+    runs_log = resolve_log(request.log)
+    feature_fn, store = log_features(request.scores, runs_log, request.mde_kind)
+    kinds, source = resolve_kinds(request.kinds, request.log, runs_log.targets, store)
+    obj = parse_objective(request, runs_log.targets, kinds, source)
+    bounds = request_bounds(request, runs_log.domains)
+    if request.multi_fidelity:
+        result = _multifidelity(request, runs_log, obj, bounds)
+        return ProposalOutcome(request, obj, bounds, multifidelity=result)
+    constraints = [parse_no_worse_than(t, runs_log, obj, bounds) for t in request.no_worse_than]
+    worst = (
+        None
+        if request.worst_case is None
+        else parse_worst_case(request.worst_case, runs_log, obj, bounds)
+    )
+    prior = (
+        None
+        if request.prior is None
+        else resolve_prior(request.prior, runs_log.domains, request.corpus)
+    )
+    if request.explore:
+        result = _explore(request, runs_log, obj, bounds, feature_fn, constraints, prior)
+    else:
+        spec = PredictorSpec(request.predictor)
+        kl = None if request.lam is None else KLSetting(prior, request.lam)
+        result = propose_exploit(
+            runs_log, spec, obj, bounds, feature_fn, seed=request.seed,
+            constraints=constraints, worst_case=worst, kl=kl,
+        )  # fmt: skip
+        result = robust_exploit(
+            result, runs_log, spec, obj, bounds, feature_fn, request.seed,
+            request.chosen_recommender, prior,
+        )  # fmt: skip
+    if not request.no_ledger and keeps_ledger(request.log):
+        entries = entries_for(result, runs_log, request.log, obj, request.predictor)
+        append_entries(ledger_path(request.log), entries)
+    return ProposalOutcome(
+        request, obj, bounds, proposal=result, plot_mixtures=plot_mixtures(result, runs_log, obj)
+    )
+
+
+def parse_objective(
+    request: ProposeRequest, names: list[str], kinds: dict[str, str] | None, source: str = ""
+) -> Objective:
+    """``--objective`` over the sets there are (the log's, the store's or the campaign's)."""
+    return Objective.parse(request.objective, names, kinds, source)
+
+
+def request_bounds(request: ProposeRequest, domains: list[str]) -> Bounds:
+    """--bounds over ``domains``, tightened by --max-epochs with the corpus's training token
+    counts (the request checked that --corpus and --budget-tokens came with it)."""
+    bounds = Bounds.parse(list(request.bounds), domains)
+    if request.max_epochs is None:
+        return bounds
+    corpus = Corpus.load(request.corpus)
+    available = {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
+    return bounds.with_max_epochs(domains, available, request.budget_tokens, request.max_epochs)
+
+
+def plot_mixtures(
+    proposal: Proposal, runs_log: RunsLog | None, obj: Objective
+) -> dict[str, np.ndarray]:
+    """The mixtures a bar chart of the proposal shows: it, uniform, and the best logged run."""
+    out = {
+        "proposed": proposal.mixtures[0],
+        "uniform": np.full(len(proposal.domains), 1 / len(proposal.domains)),
+    }
+    if runs_log is not None:
+        best = int(np.argmin(objective_values(runs_log, obj)))
+        out[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
+    return out
+
+
+def not_started(log: str) -> bool:
+    """A log path with no file yet, or only a header: the campaign has not started."""
+    if log.startswith("regmix:"):
+        return False
+    path = Path(log)
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    return len(read_frame(path)) == 0
+
+
+def _zero_run(request: ProposeRequest) -> ProposalOutcome:
+    """No runs log: minimise the experts' MDE objective of the score store."""
+    store = load_scores(request.scores)
+    obj = parse_objective(request, store.names(), store.kinds, "the score store")
+    bounds = request_bounds(request, store.experts)
+    fmap = MDEFeatureMap(store, obj.sets, kind="token")
+    result = propose_zero_run(fmap, obj, bounds, seed=request.seed)
+    return ProposalOutcome(request, obj, bounds, proposal=result,
+                           plot_mixtures=plot_mixtures(result, None, obj))  # fmt: skip
+
+
+def _campaign_start(request: ProposeRequest) -> ProposalOutcome:
+    """--explore before any run: the first points of the campaign's space-filling design."""
+    path = Path(request.log)
+    header = read_frame(path).columns if path.exists() and path.stat().st_size else []
+    domains = [c[len(WEIGHT_PREFIX) :] for c in header if str(c).startswith(WEIGHT_PREFIX)]
+    if not domains and request.domains:
+        domains = [d.strip() for d in request.domains.split(",") if d.strip()]
+    if not domains:
+        raise MixsurrogateError(
+            f"{request.log} has no runs yet: give the campaign's domains, e.g. --domains code,wiki,books"
+        )
+    sets = [c.removeprefix(LOSS_PREFIX) for c in header if str(c).startswith(LOSS_PREFIX)]
+    terms = parse_terms(request.objective)
+    if not sets and any(t.kind in ("glob", "family") for t in terms):
+        raise MixsurrogateError(
+            f"{request.log} has no runs and no loss columns yet: globs and families need the set "
+            "names; name the sets in --objective (e.g. code=1,books=1)"
+        )
+    names = sets or [n for t in terms for n in t.patterns]
+    obj = parse_objective(request, names, dict.fromkeys(names, "val"))
+    bounds = request_bounds(request, domains)
+    result, _ = propose_next_runs(
+        CampaignData.from_log(None, obj, domains), obj, request.n, bounds, request.strategy,
+        request.initial, seed=request.seed,
+    )  # fmt: skip
+    return ProposalOutcome(request, obj, bounds, proposal=result,
+                           plot_mixtures=plot_mixtures(result, None, obj))  # fmt: skip
+
+
+def _explore(
+    request: ProposeRequest,
+    runs_log: RunsLog,
+    obj: Objective,
+    bounds: Bounds,
+    feature_fn: FeatureFn | None,
+    constraints: list,
+    prior,
+) -> Proposal:
+    """--explore: the next runs by the acquisition, and the robust recommendation beside them."""
+    feasibility, constraint_notes = None, []
+    if constraints:
+        feasibility, constraint_notes = constraint_feasibility(runs_log, constraints, request.seed)
+    result, _ = propose_next_runs(
+        CampaignData.from_log(runs_log, obj), obj, request.n, bounds, request.strategy,
+        request.initial, feature_fn, request.seed, log_feasibility=feasibility, log=runs_log,
+    )  # fmt: skip
+    result.notes += constraint_notes
+    return robust_explore(
+        result, CampaignData.from_log(runs_log, obj), bounds, feature_fn, request.seed,
+        request.chosen_recommender, prior,
+    )  # fmt: skip
+
+
+def _multifidelity(
+    request: ProposeRequest, runs_log: RunsLog, obj: Objective, bounds: Bounds
+) -> MultiFidelityProposal:
+    """--explore --fidelities M --target T: the next (mixture, size, tokens) runs and the
+    recommendation at the target (``search.multifidelity``)."""
+    menu = FidelityMenu.parse(request.fidelities, request.target)
+    done = runs_log.completed() if hasattr(runs_log, "completed") else runs_log
+    features = fidelity_features(done)
+    y = objective_values(done, obj)
+    keep = np.isfinite(y)  # runs not evaluated on every set of the objective cannot count
+    return propose_multifidelity(
+        done.W[keep], features[keep], y[keep], done.domains, menu, q=request.n,
+        cost=CostModel(factor=request.cost_factor), alpha=request.cost_alpha, bounds=bounds,
+        seed=request.seed,
+    )  # fmt: skip
