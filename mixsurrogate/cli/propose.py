@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import MixsurrogateError
+from ..search.defaults import DEFAULT_STRATEGY, STRATEGIES
 from .common import (
     kinds_option,
     mde_features,
@@ -87,13 +88,13 @@ from .common import (
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1"]),
-    default="qlognei",
+    type=click.Choice(STRATEGIES),
+    default=DEFAULT_STRATEGY,
     show_default=True,
-    help="--explore: qlognei (batch noisy EI over global, sparse and local candidates), turbo "
-    "(qLogNEI in a trust region; many domains), exploit, sobol / uniform (the design alone), "
-    "qlognei-v1 (the earlier explore: 2(K+1) Sobol start, Sobol candidates); bench/search.py "
-    "compares them",
+    help="--explore: turbo (qLogNEI in a trust region around the incumbent), qlognei (batch "
+    "noisy EI over global, sparse and local candidates; the default before), exploit, sobol / "
+    "uniform (the design alone), qlognei-v1 (the earlier explore: 2(K+1) Sobol start, Sobol "
+    "candidates); bench/search.py compares them (results/search_defaults.md: the default)",
 )
 @click.option(
     "--recommender",
@@ -289,9 +290,11 @@ def propose(
             from ..search.campaign import constraint_feasibility
 
             feasibility, constraint_notes = constraint_feasibility(runs_log, constraints, seed)
+        # robust_explore takes the step's recommendation as its argmin recommender (and
+        # computes top-k and the others itself), so the step recommends the argmin here
         result, _ = propose_next_runs(
             CampaignData.from_log(runs_log, obj), obj, q, bounds, strategy, initial, feature_fn,
-            seed, log_feasibility=feasibility, log=runs_log,
+            seed, log_feasibility=feasibility, log=runs_log, recommend_method="argmin",
         )  # fmt: skip
         result.notes += constraint_notes
         from ..proposal.modes import robust_explore

@@ -8,7 +8,9 @@ pending ones) and then proposes from a GP of the objective:
 - ``qlognei``: batch qLogNEI over a mixed candidate set (global Sobol, sparse mixtures, local
   perturbations of the incumbents), refined around the best candidates;
 - ``turbo``: qLogNEI restricted to a trust region around the incumbent (TuRBO), for many
-  domains, where a global candidate set is hopelessly sparse.
+  domains, where a global candidate set is hopelessly sparse. The default
+  (``defaults.DEFAULT_STRATEGY``: chosen after seeing the posthoc results, then scored on
+  fresh seeds, bench/results/search_defaults.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from ..simplex import Bounds
 from .acquisition import select_batch, top_by_acquisition
 from .candidates import dedupe, local_candidates, mixed_candidates
+from .defaults import STRATEGIES
 from .design import campaign_points, default_initial_size
 from .model import FeatureFn, ObjectiveModel
 from .trust_region import replay
@@ -224,6 +227,3 @@ def make_strategy(name: str, n_domains: int, initial: int | None = None) -> Stra
     if name == "turbo":
         return TuRBO("turbo", initial)
     raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-
-
-STRATEGIES = ("qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1")
