@@ -27,8 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from search_defaults import (
+    BASELINE,
+    complete_seeds,
+    paired_vs_baseline,
+    sobol_runs_to_reach,
+    write_defaults_report,
+)
 
 from mixsurrogate.evaluation.metrics import bootstrap_mean_ci, json_safe
+from mixsurrogate.search.design import default_initial_size
 from mixsurrogate.search.loop import run_campaign
 from mixsurrogate.search.optimum import global_minimum
 from mixsurrogate.search.oracle import grouped_oracle, regmix_oracle
@@ -57,9 +65,26 @@ POSTHOC = {
     "first_seed": 10,
     "sobol_long": [128, 192, 256, 320],
 }
+#: the candidate default of ``propose --explore`` (turbo + gp-top-k, chosen after seeing the
+#: posthoc results; turbo + posterior-mean comes with its campaigns) against RegMix's recipe
+#: and the uniform mixture, on fresh seeds. qlognei (the default before) is left out to fit
+#: 2 busy cores: it lost to turbo at 17 domains in both earlier suites. At 17 domains Sobol
+#: scores RegMix's recipe alone; at 5 groups it runs on to 320 runs with every recommender,
+#: for the runs-to-match check at 16 and 32 runs (10x = 160 and 320)
+DEFAULTS = {
+    "methods": {
+        "turbo": ("gp-top-k", "posterior-mean"),
+        "sobol": ("lgbm-top-k",),
+        "qlognei": ("gp-top-k", "posterior-mean"),
+    },
+    "oracles": ("17:mean", "17:pile_cc", "5group:mean"),
+    "strategies": ("turbo", "sobol"),
+    "recommenders": {"5group:mean": {"sobol": ("lgbm-top-k", "gp-top-k", "posterior-mean")}},
+    "first_seed": 20,
+    "sobol_long": {"5group:mean": [96, 128, 160, 192, 256, 320]},
+}
 CHECKPOINTS = [8, 16, 24, 32, 48, 64]
 SOBOL_LONG = [128, 192, 256, 320, 448, 640]
-BASELINE = ("sobol", "lgbm-top-k")  # RegMix's recipe
 EARLY_COLUMNS = [
     "strategy",
     "recommender",
@@ -134,15 +159,6 @@ def summarise(records: list[dict], optima: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sobol_runs_to_reach(table: pd.DataFrame, name: str, regret: float) -> int | None:
-    """The fewest runs (a checkpoint) at which Sobol, with its best recommender at each
-    size, has a mean regret <= ``regret`` (None: not within the longest Sobol campaign)."""
-    sobol = table[(table.oracle == name) & (table.strategy == "sobol")]
-    best = sobol.groupby("runs")["mean_regret"].min().sort_index()
-    reached = best[best <= regret]
-    return int(reached.index[0]) if len(reached) else None
-
-
 def headline(table: pd.DataFrame, budgets: dict[str, int]) -> pd.DataFrame:
     rows = []
     for name in table.oracle.unique():
@@ -170,29 +186,6 @@ def headline(table: pd.DataFrame, budgets: dict[str, int]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows).sort_values(["oracle", "mean_regret"])
-
-
-def paired_vs_baseline(records: list[dict], name: str, at: int) -> pd.DataFrame:
-    """Per-seed regret minus the baseline's (RegMix's recipe) at ``at`` runs, same seeds, for
-    every (strategy, recommender) scored."""
-    frame = pd.DataFrame([r for r in records if r["oracle_key"] == name])
-    base = frame[frame.strategy == BASELINE[0]].set_index("seed")
-    j_base = base["checkpoints"].iloc[0].index(at)
-    ref = base["regret"].map(lambda r: r[BASELINE[1]][j_base])
-    rows = []
-    for strategy, group in frame.groupby("strategy"):
-        g = group.set_index("seed")
-        if at not in g["checkpoints"].iloc[0]:
-            continue
-        j = g["checkpoints"].iloc[0].index(at)
-        for rec in g["regret"].iloc[0]:
-            if (strategy, rec) == BASELINE:
-                continue
-            diff = (g["regret"].map(lambda r, j=j, rec=rec: r[rec][j]) - ref).dropna()
-            lo, hi = bootstrap_mean_ci(diff.to_numpy(), seed=at)
-            rows.append({"oracle": name, "strategy": strategy, "recommender": rec, "runs": at,
-                         "mean_diff": diff.mean(), "ci_low": lo, "ci_high": hi, "seeds": len(diff)})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def time_proposal_step(repeats: int = 5) -> list[dict]:
@@ -223,7 +216,10 @@ def time_proposal_step(repeats: int = 5) -> list[dict]:
     return rows
 
 
-def plot(table: pd.DataFrame, out: Path, prefix: str = "search") -> list[Path]:
+def plot(
+    table: pd.DataFrame, out: Path, prefix: str = "search", optima: dict | None = None
+) -> list[Path]:
+    """One regret curve figure per oracle (with ``optima``: the uniform mixture's regret too)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -239,6 +235,10 @@ def plot(table: pd.DataFrame, out: Path, prefix: str = "search") -> list[Path]:
             g = g.sort_values("runs")
             ax.plot(g.runs, g.mean_regret, marker="o", ms=3, label=f"{strategy} / {rec}")
             ax.fill_between(g.runs, g.ci_low, g.ci_high, alpha=0.15)
+        if optima is not None:
+            ax.axhline(
+                optima[name]["uniform_regret"], color="grey", ls="--", label="uniform mixture"
+            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("runs trained")
@@ -253,82 +253,48 @@ def plot(table: pd.DataFrame, out: Path, prefix: str = "search") -> list[Path]:
     return paths
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--oracles", default=",".join(ORACLES))
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--suite",
-        choices=["main", "posthoc"],
-        default="main",
-        help="posthoc: the top-k GP recommender added after the main results, on fresh seeds",
-    )
-    args = parser.parse_args()
-    posthoc = args.suite == "posthoc"
-    methods = POSTHOC["methods"] if posthoc else METHODS
-    if posthoc:
-        args.oracles = ",".join(POSTHOC["oracles"])
-        args.methods = ",".join(methods)
-    first_seed = POSTHOC["first_seed"] if posthoc else 0
-    prefix = "search_posthoc" if posthoc else "search"
-    out = args.out or Path(tempfile.mkdtemp(prefix="search-bench-"))
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = 2 if args.quick else args.seeds
-    budget = 32 if args.quick else 64
-    checkpoints = [c for c in CHECKPOINTS if c <= budget]
-    long = [] if args.quick else (POSTHOC["sobol_long"] if posthoc else SOBOL_LONG)
-    names = args.oracles.split(",")
+def suite_settings(args: argparse.Namespace) -> dict:
+    """Methods, oracles, first seed, file prefix and long Sobol checkpoints of ``--suite``."""
+    if args.suite == "main":
+        return {"methods": METHODS, "oracles": args.oracles.split(","), "first_seed": 0,
+                "prefix": "search", "strategies": list(METHODS), "recommenders": {},
+                "sobol_long": dict.fromkeys(ORACLES, SOBOL_LONG)}  # fmt: skip
+    suite = POSTHOC if args.suite == "posthoc" else DEFAULTS
+    long = suite["sobol_long"]
+    return {
+        "methods": suite["methods"],
+        "oracles": list(suite["oracles"]),
+        "first_seed": suite["first_seed"],
+        "prefix": f"search_{args.suite}",
+        "strategies": list(suite.get("strategies", suite["methods"])),
+        "recommenders": suite.get("recommenders", {}),
+        "sobol_long": long if isinstance(long, dict) else dict.fromkeys(suite["oracles"], long),
+    }
 
+
+def compute_optima(names: list[str]) -> dict:
     optima = {}
     for name in names:
         orc = oracle(name)
         bounds = Bounds.unbounded(len(orc.domains))
         w, v = global_minimum(orc.mean, bounds)
+        uniform = np.full(len(orc.domains), 1 / len(orc.domains))
         optima[name] = {
             "value": v,
             "mixture": dict(zip(orc.domains, map(float, w), strict=True)),
+            "uniform_regret": float(orc.mean(uniform[None])[0] - v),
+            "initial_design": default_initial_size(len(orc.domains)),
             "noise_std": orc.noise_std,
             "notes": orc.notes,
         }
         print(f"{name}: optimum {v:.4f}, noise std {orc.noise_std:.4f}", flush=True)
+    return optima
 
-    store = out / f"{prefix}_campaigns.jsonl"
-    done = {}
-    if store.exists():
-        for line in store.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[_key(r)] = r
-    jobs = []
-    for name in names:
-        for strategy in args.methods.split(","):
-            recs = methods[strategy]
-            for seed in range(first_seed, first_seed + seeds):
-                if (name, strategy, seed) in done:
-                    continue
-                extra = long if strategy == "sobol" else []
-                jobs.append(
-                    (
-                        name,
-                        strategy,
-                        seed,
-                        (extra or [budget])[-1] if extra else budget,
-                        checkpoints + extra,
-                        recs,
-                        optima[name]["value"],
-                    )
-                )
-    # slow (model-based) campaigns first, so the pool stays busy to the end
-    jobs.sort(key=lambda j: (names.index(j[0]), j[1] in ("sobol", "uniform")))
+
+def run_jobs(jobs: list[tuple], store: Path, done: dict, workers: int) -> None:
+    """Run the campaigns ``jobs`` on ``workers`` processes, appending each to ``store``."""
     print(f"{len(jobs)} campaigns to run ({len(done)} already in {store})", flush=True)
-    start = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.workers) as pool, store.open("a") as sink:
+    with mp.get_context("spawn").Pool(workers) as pool, store.open("a") as sink:
         for i, record in enumerate(pool.imap_unordered(_job, jobs), 1):
             done[_key(record)] = record
             sink.write(json.dumps(json_safe(record)) + "\n")
@@ -339,7 +305,100 @@ def main() -> None:
                 + ", ".join(f"{k} {v[-1]:.4f}" for k, v in record["regret"].items()),
                 flush=True,
             )
-    records = [r for r in done.values() if r["oracle_key"] in names]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--oracles", default=",".join(ORACLES), help="main suite only")
+    parser.add_argument("--methods", help="a subset of the suite's strategies, comma-separated")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--suite",
+        choices=["main", "posthoc", "defaults"],
+        default="main",
+        help="posthoc: the top-k GP recommender added after the main results, on fresh seeds; "
+        "defaults: the candidate defaults of propose --explore against RegMix's recipe and the "
+        "uniform mixture, on fresh seeds (bench/results/search_defaults.md)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="summarise the campaigns already stored"
+    )
+    args = parser.parse_args()
+    suite = suite_settings(args)
+    methods = suite["methods"]
+    strategies = args.methods.split(",") if args.methods else suite["strategies"]
+    prefix, first_seed, names = suite["prefix"], suite["first_seed"], suite["oracles"]
+    out = args.out or Path(tempfile.mkdtemp(prefix="search-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = 2 if args.quick else args.seeds
+    budget = 32 if args.quick else 64
+    checkpoints = [c for c in CHECKPOINTS if c <= budget]
+    cached = out / f"{prefix}_optima.json"  # --report-only reuses them (oracle fits are slow)
+    if args.report_only and cached.exists():
+        optima = json.loads(cached.read_text())
+    else:
+        optima = compute_optima(names)
+        cached.write_text(json.dumps(json_safe(optima), indent=1) + "\n")
+
+    store = out / f"{prefix}_campaigns.jsonl"
+    done = {}
+    if store.exists():
+        for line in store.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[_key(r)] = r
+    jobs = []
+    for name in names:
+        long = [] if args.quick else suite["sobol_long"].get(name, [])
+        for strategy in strategies:
+            for seed in range(first_seed, first_seed + seeds):
+                if (name, strategy, seed) in done:
+                    continue
+                extra = long if strategy == "sobol" else []
+                recs = suite["recommenders"].get(name, {}).get(strategy, methods[strategy])
+                jobs.append((name, strategy, seed, extra[-1] if extra else budget,
+                             checkpoints + extra, recs, optima[name]["value"]))  # fmt: skip
+    if args.suite == "defaults":
+        # seed by seed, so a run stopped early leaves whole seeds to pair
+        jobs.sort(key=lambda j: (j[2], names.index(j[0]), j[1] in ("sobol", "uniform")))
+    else:
+        # slow (model-based) campaigns first, so the pool stays busy to the end
+        jobs.sort(key=lambda j: (names.index(j[0]), j[1] in ("sobol", "uniform")))
+    start = time.perf_counter()
+    if not args.report_only:
+        run_jobs(jobs, store, done, args.workers)
+    records = [r for r in done.values() if r["oracle_key"] in names and r["strategy"] in strategies]
+    settings = {
+        "seeds": seeds,
+        "first_seed": first_seed,
+        "budget": budget,
+        "q": 4,
+        "checkpoints": checkpoints,
+        "sobol_long": {n: suite["sobol_long"].get(n, []) for n in names},
+        "machine": platform.platform(),
+        "wall_seconds": time.perf_counter() - start,
+    }
+    if args.suite == "defaults":
+        settings["complete_seeds"] = complete_seeds(records, names, strategies)
+        records = [r for r in records if r["seed"] in settings["complete_seeds"]]
+        if not records:
+            raise SystemExit(f"no seed has every campaign in {store} yet: nothing to report")
+        table = summarise(records, optima)
+        write_defaults_report(records, table, optima, settings, out, prefix,
+                              plot(table, out, prefix, optima))  # fmt: skip
+        return
+    write_report(records, optima, settings, out, prefix, args.suite, names)
+
+
+def write_report(records, optima, settings, out, prefix, suite, names) -> None:
+    """The main and posthoc suites' report (markdown, JSON, plots)."""
+    posthoc = suite == "posthoc"
+    budget, seeds = settings["budget"], settings["seeds"]
     table = summarise(records, optima)
     budgets = {n: budget for n in names}
     heads = headline(table, budgets)
@@ -348,16 +407,9 @@ def main() -> None:
     paired = pd.concat([paired_vs_baseline(records, n, budget) for n in names], ignore_index=True)
     plots = plot(table, out, prefix)
     timing = time_proposal_step()
+    longest = max(settings["checkpoints"] + [c for v in settings["sobol_long"].values() for c in v])
     result = {
-        "settings": {
-            "seeds": seeds,
-            "budget": budget,
-            "q": 4,
-            "checkpoints": checkpoints,
-            "sobol_long": long,
-            "machine": platform.platform(),
-            "wall_seconds": time.perf_counter() - start,
-        },
+        "settings": settings,
         "optima": optima,
         "headline": heads.to_dict(orient="records"),
         f"headline_{early}_runs": heads_early.to_dict(orient="records"),
@@ -374,7 +426,7 @@ def main() -> None:
             else ")"
         ),
         "",
-        f"{seeds} seeds per method, batches of 4, budget {budget} runs (Sobol on to {max(checkpoints + long)}). "
+        f"{seeds} seeds per method, batches of 4, budget {budget} runs (Sobol on to {longest}). "
         "Regret = true objective of the recommended mixture minus the oracle's minimum (nats); mean over "
         "seeds with a 95% bootstrap interval. `sobol_runs_needed`: the first checkpoint at which Sobol "
         "(with its best recommender at that size) has a mean regret no higher; `speed_up` = that / budget.",

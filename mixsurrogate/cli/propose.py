@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
+from ..search.defaults import DEFAULT_STRATEGY, STRATEGIES
 from .common import kinds_option, mde_kind_option, scores_option, show_proposal
 from .multifidelity import multifidelity_options
 
@@ -86,13 +87,13 @@ from .multifidelity import multifidelity_options
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1"]),
-    default="qlognei",
+    type=click.Choice(STRATEGIES),
+    default=DEFAULT_STRATEGY,
     show_default=True,
-    help="--explore: qlognei (batch noisy EI over global, sparse and local candidates), turbo "
-    "(qLogNEI in a trust region; many domains), exploit, sobol / uniform (the design alone), "
-    "qlognei-v1 (the earlier explore: 2(K+1) Sobol start, Sobol candidates); bench/search.py "
-    "compares them",
+    help="--explore: turbo (qLogNEI in a trust region around the incumbent), qlognei (batch "
+    "noisy EI over global, sparse and local candidates; the default before), exploit, sobol / "
+    "uniform (the design alone), qlognei-v1 (the earlier explore: 2(K+1) Sobol start, Sobol "
+    "candidates); bench/search.py compares them (results/search_defaults.md: the default)",
 )
 @click.option(
     "--recommender",

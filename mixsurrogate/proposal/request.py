@@ -24,6 +24,7 @@ from typing import Any
 import tomllib
 
 from ..errors import MixsurrogateError
+from ..search.defaults import DEFAULT_STRATEGY
 from ..search.multifidelity import parse_switch_after
 from .kl_prior import parse_kl
 from .robust import AUTO, check_recommender
@@ -32,8 +33,6 @@ STRATEGIES = ("qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1")
 MDE_KINDS = ("token", "bayes", "both")
 RECOMMEND_METHODS = ("argmin", "top-k")
 #: the modes a request can be in (``ProposeRequest.mode``)
-#: the single-fidelity search strategy when none is given
-STRATEGY_DEFAULT = "qlognei"
 MODES = ("exploit", "worst-case", "explore", "multi-fidelity", "zero-run")
 
 
@@ -57,7 +56,7 @@ class ProposeRequest:
     worst_case: str | None = None
     n: int = 1
     explore: bool = False
-    strategy: str = STRATEGY_DEFAULT
+    strategy: str = DEFAULT_STRATEGY
     recommender: str | None = None
     recommend: str | None = None
     no_ledger: bool = False
@@ -205,7 +204,7 @@ class ProposeRequest:
             raise MixsurrogateError("--fidelities and --target go together: give both")
         if self.multi_fidelity and not self.explore:
             raise MixsurrogateError("--fidelities/--target choose runs to train: add --explore")
-        single = {"--strategy": self.strategy != STRATEGY_DEFAULT, "--recommender": self.recommender,
+        single = {"--strategy": self.strategy != DEFAULT_STRATEGY, "--recommender": self.recommender,
                   "--recommend": self.recommend}  # fmt: skip
         for flag, given in single.items():
             if self.multi_fidelity and given:

@@ -201,6 +201,9 @@ def _explore(
     result, _ = propose_next_runs(
         CampaignData.from_log(runs_log, obj), obj, request.n, bounds, request.strategy,
         request.initial, feature_fn, request.seed, log_feasibility=feasibility, log=runs_log,
+        # robust_explore takes the step's recommendation as its argmin recommender (and
+        # computes top-k and the others itself), so the step recommends the argmin here
+        recommend_method="argmin",
     )  # fmt: skip
     result.notes += constraint_notes
     return robust_explore(

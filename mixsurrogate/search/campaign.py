@@ -19,6 +19,7 @@ from ..proposal.constraints import bind, required_sets
 from ..proposal.record import Proposal, check_objective_sets, nearest_runs
 from ..runs.log import RunsLog
 from ..simplex import Bounds
+from .defaults import DEFAULT_RECOMMEND, DEFAULT_STRATEGY
 from .model import FeatureFn
 from .recommend import Recommendation, recommend
 from .strategies import LogFeasibility, SearchState, make_strategy
@@ -83,14 +84,14 @@ def propose_next_runs(
     objective: Objective,
     q: int = 4,
     bounds: Bounds | None = None,
-    strategy: str = "qlognei",
+    strategy: str = DEFAULT_STRATEGY,
     initial: int | None = None,
     feature_fn: FeatureFn | None = None,
     seed: int = 0,
     log_feasibility: LogFeasibility | None = None,
     log: RunsLog | None = None,
     interval_level: float = 0.9,
-    recommend_method: str = "argmin",
+    recommend_method: str = DEFAULT_RECOMMEND,
 ) -> tuple[Proposal, Recommendation | None]:
     """The next ``q`` runs by ``strategy``, and (once a model is fitted) the recommendation,
     also in the proposal's ``recommendation`` (run ids of the runs with every objective set)."""

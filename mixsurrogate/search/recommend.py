@@ -3,8 +3,9 @@
 The best observed run is optimistically biased: among many noisy runs, the lowest loss is
 partly luck (the original trial of a repeated mixture is usually its best). The GP's posterior
 mean pools the neighbouring runs and shrinks that luck away, so the recommendation is the
-minimiser of the posterior mean over the logged runs and fresh candidates, with the predicted
-objective of a new run and its interval, beside what the best observed run claims.
+minimiser of the posterior mean over the logged runs and fresh candidates (``argmin``) or the
+mean of the top-k candidates by posterior mean (``top-k``, the default: see ``defaults``), with
+the predicted objective of a new run and its interval, beside what the best observed run claims.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from ..proposal.optimiser import best_mixture, minimise_on_simplex
 from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog
 from ..simplex import Bounds
 from .candidates import local_candidates, sparse_candidates
+from .defaults import DEFAULT_RECOMMEND, RECOMMEND_METHODS
 from .model import ObjectiveModel
 
 N_CANDIDATES = 2048
 N_STARTS = 3
 #: ``top-k``: how many of the best candidates by posterior mean are averaged
 TOP_K = 100
-RECOMMEND_METHODS = ("argmin", "top-k")
 
 
 @dataclass
@@ -64,14 +65,17 @@ def recommend(
     seed: int = 0,
     level: float = 0.9,
     n_candidates: int = N_CANDIDATES,
-    method: str = "argmin",
+    method: str = DEFAULT_RECOMMEND,
 ) -> Recommendation:
-    """Minimise the posterior mean over logged runs (inside ``bounds``) and candidates.
+    """The mixture to train at scale from the posterior mean over logged runs (inside
+    ``bounds``) and candidates.
 
-    ``method="top-k"`` (a variant added after the first closed-loop results, see
-    bench/results/search.md) recommends instead the mean of the ``TOP_K`` best candidates by
-    posterior mean, as RegMix does with its trees: with few runs in many dimensions the
-    argmin sits where the GP extrapolates, and averaging the good region shrinks toward it.
+    ``method="top-k"`` (the default; a variant added after the first closed-loop results, see
+    bench/results/search.md, and made the default after the posthoc and defaults suites)
+    recommends the mean of the ``TOP_K`` best candidates by posterior mean, as RegMix does with
+    its trees: with few runs in many dimensions the argmin sits where the GP extrapolates, and
+    averaging the good region shrinks toward it. ``method="argmin"`` minimises the posterior
+    mean (refined by SLSQP).
     """
     if method not in RECOMMEND_METHODS:
         raise ValueError(

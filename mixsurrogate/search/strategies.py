@@ -8,7 +8,9 @@ pending ones) and then proposes from a GP of the objective:
 - ``qlognei``: batch qLogNEI over a mixed candidate set (global Sobol, sparse mixtures, local
   perturbations of the incumbents), refined around the best candidates;
 - ``turbo``: qLogNEI restricted to a trust region around the incumbent (TuRBO), for many
-  domains, where a global candidate set is hopelessly sparse.
+  domains, where a global candidate set is hopelessly sparse. The default
+  (``defaults.DEFAULT_STRATEGY``: chosen after seeing the posthoc results, then scored on
+  fresh seeds, bench/results/search_defaults.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from ..simplex import Bounds
 from .acquisition import select_batch, top_by_acquisition
 from .candidates import dedupe, local_candidates, mixed_candidates
+from .defaults import STRATEGIES
 from .design import campaign_points, default_initial_size
 from .model import FeatureFn, ObjectiveModel
 from .trust_region import replay
@@ -163,12 +166,13 @@ class QLogNEI(Strategy):
 
 @dataclass
 class TuRBO(Strategy):
-    """qLogNEI inside a trust region around the incumbent (lowest posterior mean logged)."""
+    """qLogNEI inside a trust region around the incumbent (lowest posterior mean logged; with
+    outcome constraints, among the runs that probably satisfy them)."""
 
     def model_step(self, state: SearchState, q: int, model: ObjectiveModel) -> Step:
         k = state.n_domains
         region = replay(state.y, self.initial_size(k), q, k)
-        centre = state.W[int(np.argmin(model.mean(state.W)))]
+        centre = state.W[int(np.argmin(model.mean(state.W) + _infeasible(state, model)))]
         length = region.length * model.mixture_lengthscales(k)
         rng = state.rng(4)
         candidates = local_candidates(centre, length, N_GLOBAL + N_LOCAL, rng, state.bounds)
@@ -179,6 +183,16 @@ class TuRBO(Strategy):
             f"qLogNEI over {len(candidates)} candidates in it"
         ]
         return _select(state, q, model, candidates, notes)
+
+
+def _infeasible(state: SearchState, model: ObjectiveModel) -> np.ndarray:
+    """0 for logged runs that probably satisfy the outcome constraints (P > 0.5), else a
+    penalty larger than any spread of posterior means, ordered by feasibility: a trust region
+    centred on an infeasible incumbent would search where the constraints fail."""
+    if state.log_feasibility is None:
+        return np.zeros(len(state.W))
+    logged = state.log_feasibility(state.W, model)
+    return np.where(logged > np.log(0.5), 0.0, 1e6 * (1.0 - np.exp(logged)))
 
 
 def _select(state, q, model, candidates, notes) -> Step:
@@ -224,6 +238,3 @@ def make_strategy(name: str, n_domains: int, initial: int | None = None) -> Stra
     if name == "turbo":
         return TuRBO("turbo", initial)
     raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-
-
-STRATEGIES = ("qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1")

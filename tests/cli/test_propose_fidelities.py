@@ -90,7 +90,7 @@ def test_initial_sets_the_space_filling_start(logs):
 @pytest.mark.parametrize(
     ("extra", "flag"),
     [
-        (["--strategy", "turbo"], "--strategy"),
+        (["--strategy", "qlognei"], "--strategy"),
         (["--recommender", "argmin"], "--recommender"),
         (["--recommend", "top-k"], "--recommend"),
         (["--switch-after", "soon"], "--switch-after"),
