@@ -288,17 +288,18 @@ def _evaluate(
 ):  # fmt: skip
     """The evaluation ``cv`` asked for (where-split, test log or k-fold) and its one-line mode."""
     left_out = int((~scored).sum())
+    context = evaluate.EvaluationContext(
+        specs,
+        targets=targets,
+        feature_fn=feature_fn,
+        objective=obj,
+        scored=scored,
+        seed=seed,
+        interval_level=interval_level,
+    )
     if where:
         result = evaluate.train_test_where(
-            evaluate.EvaluationContext(
-                specs,
-                targets=targets,
-                feature_fn=feature_fn,
-                objective=obj,
-                scored=scored,
-                seed=seed,
-                interval_level=interval_level,
-            ),
+            context,
             runs_log,
             train_where,
             test_where,
@@ -310,30 +311,14 @@ def _evaluate(
         left_out = 0
     elif test is not None:
         result = evaluate.train_test(
-            evaluate.EvaluationContext(
-                specs,
-                targets=targets,
-                feature_fn=feature_fn,
-                objective=obj,
-                scored=scored,
-                seed=seed,
-                interval_level=interval_level,
-            ),
+            context,
             runs_log,
             test,
         )
         mode = f"train {len(runs_log)} runs -> test {int(scored.sum())} runs"
     else:
         result = evaluate.cross_validate(
-            evaluate.EvaluationContext(
-                specs,
-                targets=targets,
-                feature_fn=feature_fn,
-                objective=obj,
-                scored=scored,
-                seed=seed,
-                interval_level=interval_level,
-            ),
+            context,
             runs_log,
             folds=folds,
             repeats=repeats,
