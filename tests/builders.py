@@ -28,11 +28,12 @@ from mixsurrogate.corpus.store import (
 )
 from mixsurrogate.mde.store import EvalSetScores, write_scores
 from mixsurrogate.predictors.linear import LinearPredictor
+from mixsurrogate.runs.fidelity import Fidelity
 from mixsurrogate.runs.log import (
     RunsLog,
     validate_frame,
 )
-from mixsurrogate.simplex import sobol_simplex
+from mixsurrogate.simplex import Bounds, sobol_simplex
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout, for subprocesses that import it
 EOS = "<|endoftext|>"
@@ -313,3 +314,24 @@ def split_stream(ids: np.ndarray, eos: int) -> list[list[int]]:
         else:
             current.append(token)
     return [*docs, current]
+
+
+#: a three-domain multi-scale world: two proxy sizes and the target
+SMALL, MID, TARGET = Fidelity(1e6, 1e9), Fidelity(6e7, 1e9), Fidelity(1e9, 2.5e10)
+
+
+def multiscale_truth(W: np.ndarray, fid: Fidelity) -> np.ndarray:  # noqa: N803
+    """Same optimum at every scale (near w = (0.6, 0.3, 0.1)), lower loss at larger scale."""
+    level = 5.0 - 0.7 * (np.log10(fid.params) - 6)
+    return level + (W - [0.6, 0.3, 0.1]) ** 2 @ np.ones(3)
+
+
+def multiscale_runs(
+    n_small: int = 12, n_mid: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W, fidelity features, losses) of ``n_small`` SMALL and ``n_mid`` MID runs."""
+    W = Bounds.unbounded(3).sample(n_small + n_mid, seed=seed)  # noqa: N806
+    fids = [SMALL] * n_small + [MID] * n_mid
+    F = np.array([f.features() for f in fids])  # noqa: N806
+    y = np.concatenate([multiscale_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
+    return W, F, y

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
-from mixsurrogate.runs.fidelity import CostModel, Fidelity, FidelityMenu
+from mixsurrogate.runs.fidelity import CostModel, FidelityMenu
 from mixsurrogate.runs.log import RunsLog, save_runs
 from mixsurrogate.search.multifidelity import (
     augmented_ei,
@@ -19,25 +19,11 @@ from mixsurrogate.search.multifidelity import (
 )
 from mixsurrogate.simplex import Bounds
 
-SMALL, MID, TARGET = Fidelity(1e6, 1e9), Fidelity(6e7, 1e9), Fidelity(1e9, 2.5e10)
-
-
-def _truth(W, fid: Fidelity) -> np.ndarray:  # noqa: N803
-    """Same optimum at every scale (near w = (0.6, 0.3, 0.1)), lower loss at larger scale."""
-    level = 5.0 - 0.7 * (np.log10(fid.params) - 6)
-    return level + (W - [0.6, 0.3, 0.1]) ** 2 @ np.ones(3)
-
-
-def _runs(n_small=12, n_mid=4, seed=0):
-    W = Bounds.unbounded(3).sample(n_small + n_mid, seed=seed)  # noqa: N806
-    fids = [SMALL] * n_small + [MID] * n_mid
-    F = np.array([f.features() for f in fids])  # noqa: N806
-    y = np.concatenate([_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
-    return W, F, y
+from builders import MID, SMALL, TARGET, multiscale_runs
 
 
 def test_augmented_ei_is_cost_aware():
-    W, F, y = _runs()  # noqa: N806
+    W, F, y = multiscale_runs()  # noqa: N806
     model = fit_multifidelity_model(W, F, y)
     menu = FidelityMenu.build([SMALL, MID], TARGET)
     candidates = Bounds.unbounded(3).sample(64, seed=5)
@@ -53,7 +39,7 @@ def test_augmented_ei_is_cost_aware():
 
 @pytest.mark.slow
 def test_propose_multifidelity_triples_and_recommendation_at_target():
-    W, F, y = _runs()  # noqa: N806
+    W, F, y = multiscale_runs()  # noqa: N806
     menu = FidelityMenu.build([SMALL, MID], TARGET)
     p = propose_multifidelity(W, F, y, ["a", "b", "c"], menu, q=3, seed=0)
     assert p.mixtures.shape == (3, 3) and len(p.fidelities) == 3
@@ -69,7 +55,7 @@ def test_propose_multifidelity_triples_and_recommendation_at_target():
 
 
 def test_space_filling_start_at_the_cheapest_fidelity():
-    W, F, y = _runs(n_small=2, n_mid=0)  # noqa: N806
+    W, F, y = multiscale_runs(n_small=2, n_mid=0)  # noqa: N806
     menu = FidelityMenu.build([MID, SMALL], TARGET)
     p = propose_multifidelity(W, F, y, ["a", "b", "c"], menu, q=2)
     assert p.fidelities == [SMALL, SMALL]
@@ -80,7 +66,7 @@ def test_space_filling_start_at_the_cheapest_fidelity():
 
 @pytest.mark.slow
 def test_switch_flops_two_phase():
-    W, F, y = _runs()  # noqa: N806
+    W, F, y = multiscale_runs()  # noqa: N806
     cost = CostModel()
     spent = 12 * cost.flops(SMALL) + 4 * cost.flops(MID)
     assert exploration_flops(F, TARGET, cost) == pytest.approx(spent)
@@ -106,7 +92,7 @@ def test_switch_flops_two_phase():
 
 
 def _log_file(tmp_path, bad_params=False):
-    W, F, y = _runs()  # noqa: N806
+    W, F, y = multiscale_runs()  # noqa: N806
     frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(W))]})
     for j, d in enumerate("abc"):
         frame[f"w:{d}"] = W[:, j]

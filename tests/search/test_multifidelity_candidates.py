@@ -6,20 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixsurrogate.runs.fidelity import Fidelity, FidelityMenu
+from mixsurrogate.runs.fidelity import FidelityMenu
 from mixsurrogate.search import multifidelity as mf
 from mixsurrogate.simplex import Bounds
 
-SMALL, MID, TARGET = Fidelity(1e6, 1e9), Fidelity(6e7, 1e9), Fidelity(1e9, 2.5e10)
+from builders import MID, SMALL, TARGET, multiscale_truth
+
 OPTIMUM = np.array([0.6, 0.3, 0.1])
 #: the larger runs sit at poor mixtures: their raw losses are the lowest only by their size
 MID_MIXTURES = np.array([[0.05, 0.05, 0.9], [0.05, 0.9, 0.05], [0.1, 0.1, 0.8], [0.0, 0.5, 0.5]])
 N_SOBOL = 64
-
-
-def _truth(W, fid: Fidelity) -> np.ndarray:  # noqa: N803
-    """Same optimum at every scale, lower loss at larger scale."""
-    return 5.0 - 0.7 * (np.log10(fid.params) - 6) + ((W - OPTIMUM) ** 2).sum(axis=1)
 
 
 def _runs():
@@ -27,7 +23,7 @@ def _runs():
     W = np.vstack([small, MID_MIXTURES])  # noqa: N806
     fids = [SMALL] * len(small) + [MID] * len(MID_MIXTURES)
     F = np.array([f.features() for f in fids])  # noqa: N806
-    y = np.concatenate([_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
+    y = np.concatenate([multiscale_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
     return W, F, y
 
 

@@ -18,26 +18,16 @@ from mixsurrogate.search.multifidelity import (
 from mixsurrogate.search.size_oracle import PerSizeOracle
 from mixsurrogate.simplex import Bounds
 
-SMALL, MID, TARGET = Fidelity(1e6, 1e9), Fidelity(6e7, 1e9), Fidelity(1e9, 2.5e10)
+from builders import MID, SMALL, TARGET, multiscale_runs
+
 DOMAINS = ["a", "b", "c"]
 
 
-def _truth(W, fid: Fidelity) -> np.ndarray:  # noqa: N803
-    level = 5.0 - 0.7 * (np.log10(fid.params) - 6)
-    return level + (W - [0.6, 0.3, 0.1]) ** 2 @ np.ones(3)
-
-
-def _runs(n_small=12, n_mid=4, seed=0):
-    W = Bounds.unbounded(3).sample(n_small + n_mid, seed=seed)  # noqa: N806
-    fids = [SMALL] * n_small + [MID] * n_mid
-    F = np.array([f.features() for f in fids])  # noqa: N806
-    y = np.concatenate([_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
-    return W, F, y
 
 
 @pytest.fixture(scope="module")
 def fitted(one_torch_thread):
-    W, F, y = _runs()  # noqa: N806
+    W, F, y = multiscale_runs()  # noqa: N806
     return W, F, y, fit_multifidelity_model(W, F, y)
 
 
@@ -81,7 +71,7 @@ def test_runs_in_flight_are_pending_inputs(fitted):
 
 
 def test_space_filling_start_skips_the_runs_in_flight():
-    W, F, y = _runs(n_small=1, n_mid=0)  # noqa: N806
+    W, F, y = multiscale_runs(n_small=1, n_mid=0)  # noqa: N806
     menu = FidelityMenu.build([SMALL], TARGET)
     design = Bounds.unbounded(3).sample(4, seed=0)
     plain = propose_multifidelity(W, F, y, DOMAINS, menu, q=1)
