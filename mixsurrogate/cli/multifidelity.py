@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import click
 
-#: ``search.multifidelity.SWITCH_RUNS_PER_DIM``, written here so that ``--help`` does not import
-#: torch (tests/cli/test_propose_fidelities.py checks the two agree)
-SWITCH_RUNS_PER_DIM_SHOWN = 4
-
+from ..search.defaults import SWITCH_RUNS_PER_DIM
 
 
 def multifidelity_options(command):
@@ -29,6 +26,6 @@ def multifidelity_options(command):
         "--switch-after",
         metavar="N|never",
         help="--fidelities: explore the menu until N runs are logged (or in flight) below the "
-        f"target, then propose at the target only [default: {SWITCH_RUNS_PER_DIM_SHOWN} x (K+1); "
+        f"target, then propose at the target only [default: {SWITCH_RUNS_PER_DIM} x (K+1); "
         "never: multi-fidelity throughout]",
     )(command)

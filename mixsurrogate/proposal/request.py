@@ -24,8 +24,7 @@ from typing import Any
 import tomllib
 
 from ..errors import MixsurrogateError
-from ..search.defaults import DEFAULT_STRATEGY
-from ..search.multifidelity import parse_switch_after
+from ..search.defaults import DEFAULT_STRATEGY, parse_switch_after
 from .kl_prior import parse_kl
 from .robust import AUTO, check_recommender
 

@@ -18,9 +18,9 @@ from ..runs.builtin import resolve_log
 from ..runs.fidelity import CostModel, FidelityMenu, fidelity_features
 from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, read_frame
 from ..search.campaign import CampaignData, constraint_feasibility, propose_next_runs
+from ..search.defaults import parse_switch_after
 from ..search.multifidelity import (
     MultiFidelityProposal,
-    parse_switch_after,
     propose_multifidelity,
 )
 from ..simplex import Bounds

@@ -13,6 +13,8 @@ default before was qlognei + argmin, which lost to turbo at 17 domains in both e
 
 from __future__ import annotations
 
+from ..errors import MixsurrogateError
+
 #: the strategies ``make_strategy`` builds, the default first
 STRATEGIES = ("turbo", "qlognei", "exploit", "sobol", "uniform", "qlognei-v1")
 DEFAULT_STRATEGY = "turbo"
@@ -20,3 +22,26 @@ DEFAULT_STRATEGY = "turbo"
 #: the top-k candidates by posterior mean
 RECOMMEND_METHODS = ("top-k", "argmin")
 DEFAULT_RECOMMEND = "top-k"
+
+#: default two-phase switch: this many runs below the target per (K + 1) domains, then every
+#: proposal is at the target (chosen on bench/results/search_multiscale_*.md, after seeing
+#: results, on 3 seeds: see there)
+SWITCH_RUNS_PER_DIM = 4
+
+
+def parse_switch_after(text: str | None, n_domains: int) -> int | None:
+    """``--switch-after``: a count, ``never`` (None: multi-fidelity throughout) or the default
+    for ``n_domains`` (:data:`SWITCH_RUNS_PER_DIM` x (K + 1))."""
+    if text is None:
+        return SWITCH_RUNS_PER_DIM * (n_domains + 1)
+    if str(text).strip().lower() == "never":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise MixsurrogateError(
+            f"--switch-after must be a whole number >= 0 or never, got {text!r}"
+        )
+    return value

@@ -48,10 +48,6 @@ from ..simplex import Bounds
 CHUNK = 512
 #: the multi-fidelity search's own random stream, apart from the single-fidelity strategies'
 MULTIFIDELITY_SALT = 17
-#: default two-phase switch: this many runs below the target per (K + 1) domains, then every
-#: proposal is at the target (chosen on bench/results/search_multiscale_*.md, after seeing
-#: results, on 3 seeds: see there)
-SWITCH_RUNS_PER_DIM = 4
 
 
 @dataclass
@@ -337,22 +333,6 @@ def with_pending(
     conditioned = copy.copy(model)
     conditioned.model_ = model.model_.condition_on_observations(X, believed)
     return conditioned
-
-
-def parse_switch_after(text: str | None, n_domains: int) -> int | None:
-    """``--switch-after``: a count, ``never`` (None: multi-fidelity throughout) or the default
-    for ``n_domains`` (:data:`SWITCH_RUNS_PER_DIM` x (K + 1))."""
-    if text is None:
-        return SWITCH_RUNS_PER_DIM * (n_domains + 1)
-    if str(text).strip().lower() == "never":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise MixsurrogateError(f"--switch-after must be a whole number >= 0 or never, got {text!r}")
-    return value
 
 
 def exploration_runs(fidelity: np.ndarray, target: Fidelity) -> int:

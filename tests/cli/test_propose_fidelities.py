@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mixsurrogate.cli.main import main
-from mixsurrogate.cli.multifidelity import SWITCH_RUNS_PER_DIM_SHOWN
 from mixsurrogate.runs.log import RunsLog, save_runs
-from mixsurrogate.search.multifidelity import SWITCH_RUNS_PER_DIM
+from mixsurrogate.search.defaults import SWITCH_RUNS_PER_DIM
 from mixsurrogate.simplex import Bounds
 
 MENU = ["--fidelities", "1M:1B,60M:1B", "--target", "1B:25B"]
@@ -123,4 +122,5 @@ def test_fidelities_on_a_log_with_no_runs_refused(tmp_path):
 
 
 def test_the_help_shows_the_library_s_default_switch():
-    assert SWITCH_RUNS_PER_DIM_SHOWN == SWITCH_RUNS_PER_DIM
+    shown = CliRunner().invoke(main, ["propose", "--help"], terminal_width=200).output
+    assert f"[default: {SWITCH_RUNS_PER_DIM} x (K+1);" in " ".join(shown.split())
