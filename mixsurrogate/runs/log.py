@@ -28,10 +28,9 @@ from filelock import FileLock
 from ..errors import MixsurrogateError, RunsLogError
 from ..files import atomic_write_text
 from ..simplex import SUM_TOLERANCE, check_mixtures
+from .names import LOSS_PREFIX, WEIGHT_PREFIX
+from .schedule import fill_effective_mixtures
 
-WEIGHT_PREFIX = "w:"
-LOSS_PREFIX = "loss:"
-METADATA_COLUMNS = ("params", "tokens", "steps", "seed", "notes", "eval_id")
 LOCK_POLL_S = 0.005
 #: run ids that pandas reads back as missing (read_csv's default NA spellings): a log holding one
 #: could be written but not loaded again
@@ -144,6 +143,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
     duplicated = frame["run_id"][frame["run_id"].duplicated()].unique()
     if len(duplicated):
         raise _fail(source, f"duplicate run_id {', '.join(map(str, duplicated[:5]))}")
+    frame = fill_effective_mixtures(frame, source)
 
     weights = frame[weight_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     try:
