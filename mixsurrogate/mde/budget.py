@@ -83,8 +83,9 @@ def budget_terms(
     nums, dens, shifts, seqs = [], [], [], []
     blocks = [posterior_log_blocks(scores, window, evidence, lp) for lp in arrays]
     for per_budget in zip(*blocks, strict=True):
-        (num, cx), (den, cy) = _shifted([x for x, _, _ in per_budget]), _shifted(
-            [y for _, y, _ in per_budget]
+        (num, cx), (den, cy) = (
+            _shifted([x for x, _, _ in per_budget]),
+            _shifted([y for _, y, _ in per_budget]),
         )
         nums.append(num)
         dens.append(den)

@@ -125,9 +125,7 @@ class ScoreStore:
             )
         order = [self.experts.index(e) for e in experts]
         sets = {
-            n: replace(
-                s, logp=s.logp[order], budget_logp=tuple(b[order] for b in s.budget_logp)
-            )
+            n: replace(s, logp=s.logp[order], budget_logp=tuple(b[order] for b in s.budget_logp))
             for n, s in self.eval_sets.items()
         }
         return replace(self, experts=experts, eval_sets=sets)
@@ -198,9 +196,7 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
                     f"has {logp.shape}"
                 )
             snapshots.append(snap if mmap or snap.dtype == np.float32 else snap.astype(np.float32))
-        sets[name] = EvalSetScores(
-            name, meta["kind"], logp, mask.astype(bool), tuple(snapshots)
-        )
+        sets[name] = EvalSetScores(name, meta["kind"], logp, mask.astype(bool), tuple(snapshots))
     return ScoreStore(
         path=path,
         experts=experts,

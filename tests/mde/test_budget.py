@@ -25,7 +25,11 @@ def budget_scores(K=3, S=5, T=9, seed=0, name="val") -> EvalSetScores:  # noqa: 
     mask = rng.random((S, T)) < 0.8
     mask[:, 0] = True
     return EvalSetScores(
-        name, "val", arrays[-1].astype(np.float32), mask, tuple(a.astype(np.float32) for a in arrays[:-1])
+        name,
+        "val",
+        arrays[-1].astype(np.float32),
+        mask,
+        tuple(a.astype(np.float32) for a in arrays[:-1]),
     )
 
 
@@ -69,7 +73,9 @@ def reference_loss(scores, w, kind="token", run_fraction=1.0, eps=1e-12) -> floa
                 a = t
                 while t < mask.shape[1] and mask[s, t]:
                     t += 1
-                sums = [lp[i][s, a:t].sum() + lp[i][s, :a][mask[s, :a]].sum() for i in range(len(u))]
+                sums = [
+                    lp[i][s, a:t].sum() + lp[i][s, :a][mask[s, :a]].sum() for i in range(len(u))
+                ]
                 before = [lp[i][s, :a][mask[s, :a]].sum() for i in range(len(u))]
                 total -= math.log(sum(u[i] * math.exp(sums[i]) for i in range(len(u))))
                 total += math.log(sum(u[i] * math.exp(before[i]) for i in range(len(u))))
@@ -113,7 +119,9 @@ def test_budget_mde_gradient_matches_finite_differences(kind):
             up, down = w.copy(), w.copy()
             up[j] += h
             down[j] -= h
-            fd[j] = (reference_loss(scores, up, kind) - reference_loss(scores, down, kind)) / (2 * h)
+            fd[j] = (reference_loss(scores, up, kind) - reference_loss(scores, down, kind)) / (
+                2 * h
+            )
         np.testing.assert_allclose(grad[m], fd, rtol=2e-4, atol=2e-6)
         assert abs(grad[m] @ w) < 1e-9  # scale-invariant extension
     # without the budget term the gradient is plainly wrong: the test can tell
@@ -157,7 +165,9 @@ def test_windowed_budget_mde_between_token_and_bayes():
     zero = BudgetMDEEvaluator(scores, BUDGETS, "window", 0).loss(W)
     full = BudgetMDEEvaluator(scores, BUDGETS, "window", 99).loss(W)
     np.testing.assert_allclose(zero, BudgetMDEEvaluator(scores, BUDGETS).loss(W), rtol=1e-6)
-    np.testing.assert_allclose(full, BudgetMDEEvaluator(scores, BUDGETS, "bayes").loss(W), rtol=1e-5)
+    np.testing.assert_allclose(
+        full, BudgetMDEEvaluator(scores, BUDGETS, "bayes").loss(W), rtol=1e-5
+    )
 
 
 def test_scores_without_snapshots_are_refused():

@@ -116,7 +116,8 @@ def test_cli_fit_budget_kind_with_a_plain_store_is_one_line(tmp_path):
     log_path = tmp_path / "runs.csv"
     log.frame.to_csv(log_path, index=False)
     line = cli_error_line(
-        main, ["fit", str(log_path), "-p", "mde-cal", "--scores", str(plain), "--mde-kind", "budget"]
+        main,
+        ["fit", str(log_path), "-p", "mde-cal", "--scores", str(plain), "--mde-kind", "budget"],
     )
     assert str(plain) in line and "no budget snapshots" in line
     rich = budget_score_store(tmp_path / "rich")
@@ -140,6 +141,14 @@ def test_zero_run_with_budget_kind(tmp_path):
     assert value[0] <= uniform[0] + 1e-9
     assert w.tolist() != list(json.loads(token.stdout)["proposals"][0]["mixture"].values())
     line = cli_error_line(
-        main, [*args[:1], "--scores", str(score_store(tmp_path / "plain")), *args[3:], "--mde-kind", "budget"]
+        main,
+        [
+            *args[:1],
+            "--scores",
+            str(score_store(tmp_path / "plain")),
+            *args[3:],
+            "--mde-kind",
+            "budget",
+        ],
     )
     assert "no budget snapshots" in line
