@@ -26,7 +26,7 @@ from mixsurrogate.corpus.store import (
     token_path,
     write_token_stream,
 )
-from mixsurrogate.mde.store import EvalSetScores, write_scores
+from mixsurrogate.mde.store import Budget, EvalSetScores, write_scores
 from mixsurrogate.predictors.linear import LinearPredictor
 from mixsurrogate.runs.fidelity import Fidelity
 from mixsurrogate.runs.log import (
@@ -199,6 +199,29 @@ def score_store(path: Path) -> Path:
         mask = rng.random((4, 6)) < 0.8
         sets[name] = EvalSetScores(name, kind, logp, mask)
     return write_scores(path, STORE_EXPERTS, sets, seq_len=6, tokenizer_sha256="t", eval_id="e")
+
+
+STORE_BUDGETS = tuple(Budget(f, int(f * 4096)) for f in (0.125, 0.25, 0.5, 1.0))
+
+
+def budget_score_store(path: Path, dtype: str = "float32") -> Path:
+    """``score_store``'s experts and sets with budget snapshots (``STORE_BUDGETS``): log-probs
+    that improve with the budget, as ``experts score`` writes them after ``--checkpoints``."""
+    rng = np.random.default_rng(0)
+    sets = {}
+    for name, kind in (("val_code", "val"), ("qa", "task")):
+        full = -rng.gamma(2.0, 1.0, size=(len(STORE_EXPERTS), 4, 6))
+        snaps = tuple(
+            (full - (1 - b.fraction) * rng.gamma(1.5, 0.6, size=full.shape)).astype(np.float32)
+            for b in STORE_BUDGETS[:-1]
+        )
+        mask = rng.random((4, 6)) < 0.8
+        mask[:, 0] = True
+        sets[name] = EvalSetScores(name, kind, full.astype(np.float32), mask, snaps)
+    return write_scores(
+        path, STORE_EXPERTS, sets, seq_len=6, tokenizer_sha256="t", eval_id="e",
+        dtype=dtype, budgets=STORE_BUDGETS,
+    )  # fmt: skip
 
 
 def random_log(domains: list[str], targets: list[str], n: int = 5) -> RunsLog:

@@ -22,6 +22,11 @@ resumes from its checkpoint in the work folder. Jobs run in ``--workers`` proces
 faster than one two-thread process); rows are appended to the logs in plan order by this process
 alone, atomically (:func:`mixsurrogate.runs.log.append_run`).
 
+Budget-matched MDE: ``--checkpoints geometric:6`` also keeps each expert's snapshots at 1/32 ..
+1 of its budget (same run, same final expert) and scores them into the store; with a new
+``--work`` and ``--scores`` folder, an existing OUT's runs logs are kept (their rows are skipped)
+and only the experts and the store are made again.
+
 Example (the bench-cpu preset expects a corpus with a 1024-id vocabulary; a validation fraction
 of 0.15 gives every domain >= 30 validation documents):
   mixsurrogate corpus build /tmp/corpus-v1024 --preset pypi --vocab-size 1024 --val-fraction 0.15
@@ -62,20 +67,29 @@ def _init_worker(threads: int) -> None:
 
 
 def job_expert(
-    corpus: str, preset: str, experts_dir: str, domain: str, seed: int, device: str
+    corpus: str,
+    preset: str,
+    experts_dir: str,
+    domain: str,
+    seed: int,
+    device: str,
+    checkpoints: tuple[float, ...] | None = None,
 ) -> dict:
-    """Train (or resume, or skip) the expert of one domain."""
+    """Train (or resume, or skip) the expert of one domain (with budget snapshots at the
+    ``checkpoints`` fractions, for budget-matched MDE)."""
     from mixsurrogate.experts.presets import load_preset
     from mixsurrogate.experts.train import train_experts
 
     (result,) = train_experts(
-        corpus, load_preset(preset), experts_dir, [domain], seed, device, progress=False
-    )
+        corpus, load_preset(preset), experts_dir, [domain], seed, device, progress=False,
+        checkpoints=checkpoints,
+    )  # fmt: skip
     return {k: result.get(k) for k in ("domain", "skipped", "seconds", "final_train_loss")}
 
 
 def job_score(corpus: str, experts_dir: str, scores_dir: str, device: str) -> dict:
-    """Score every expert on every evaluation set into the (float16) score store."""
+    """Score every expert on every evaluation set into the (float16) score store; experts with
+    budget snapshots (``--checkpoints``) have every snapshot scored into it too."""
     from mixsurrogate.experts.score import score_experts
 
     began = time.perf_counter()
@@ -206,7 +220,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (one GPU: use --workers 1)")
     ap.add_argument("--log", default="/tmp/realtext-gen.log")
+    ap.add_argument(
+        "--checkpoints",
+        help="budget snapshots of the experts for budget-matched MDE, as 'experts train "
+        "--checkpoints' (e.g. geometric:6); default off. Experts already finished without them "
+        "are refused: use a new --work folder",
+    )
+    ap.add_argument("--scores", help="score store folder to write [default: OUT/scores]")
     args = ap.parse_args(argv)
+    checkpoints = None
+    if args.checkpoints:
+        from mixsurrogate.errors import MixsurrogateError
+        from mixsurrogate.experts.snapshots import parse_checkpoints
+
+        try:
+            checkpoints = parse_checkpoints(args.checkpoints)
+        except MixsurrogateError as err:
+            ap.error(str(err))
     if args.sobol > args.design_n:
         ap.error("--sobol must be <= --design-n")
     if not 1 <= args.repeated <= args.sobol + 1:
@@ -223,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = str(Path(args.corpus).resolve())
     manifest = json.loads((Path(corpus) / "manifest.json").read_text())
     (out / "corpus.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    experts_dir, scores_dir = work / "experts", out / "scores"
+    experts_dir = work / "experts"
+    scores_dir = Path(args.scores) if args.scores else out / "scores"
     domains = list(manifest["domains"])
     plan = make_plan(
         design(corpus, work, args.design_n), args.sobol, args.seed_after, args.seeds, args.repeated
@@ -247,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     with pool:
         experts = [
-            pool.submit(job_expert, corpus, args.preset, str(experts_dir), d, i, args.device)
+            pool.submit(
+                job_expert, corpus, args.preset, str(experts_dir), d, i, args.device, checkpoints
+            )
             for i, d in enumerate(domains)
         ]
         for fut in experts:

@@ -106,9 +106,14 @@ def scores_option(help_text: str):
     return click.option("--scores", type=click.Path(exists=True, file_okay=False), help=help_text)
 
 
-#: MDE features of fit, cv and propose: token-level, sequence-posterior, or both
+#: MDE features of fit, cv and propose: token-level, sequence-posterior, both, or budget-matched
 mde_kind_option = click.option(
-    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
+    "--mde-kind",
+    type=click.Choice(["token", "bayes", "both", "budget", "budget-bayes"]),
+    default="token",
+    show_default=True,
+    help="budget, budget-bayes: each expert at the budget its domain gets in the mixture "
+    "(needs a score store of experts trained with 'experts train --checkpoints')",
 )
 
 

@@ -48,6 +48,11 @@ def _domains(value: tuple[str, ...]) -> list[str] | None:
 
 
 _PRESET_HELP = "preset name (tiny-cpu, small-gpu, gpu-70m, gpu-150m) or a path to a .toml file"
+_CHECKPOINTS_HELP = (
+    "also save the weights at these fractions of the token budget, for budget-matched MDE: "
+    "a comma list (1/32,1/16,1/8,1/4,1/2,1 or 0.25,0.5) or geometric:N (N fractions halving "
+    "from 1, e.g. geometric:6 = 1/32..1); the full budget is always included"
+)
 _DEVICE = click.option(
     "--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:N"
 )
@@ -66,25 +71,39 @@ def experts() -> None:
 @click.option("--preset", "preset_name", default="tiny-cpu", show_default=True, help=_PRESET_HELP)
 @click.option("--domains", multiple=True, help="only these domains (comma-separated or repeated)")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--checkpoints", "checkpoint_spec", metavar="FRACTIONS", help=_CHECKPOINTS_HELP)
 @_DEVICE
 @_QUIET
 @_JSON
 @_one_line_errors
-def experts_train(corpus, out, preset_name, domains, seed, device, quiet, as_json) -> None:
+def experts_train(
+    corpus, out, preset_name, domains, seed, checkpoint_spec, device, quiet, as_json
+) -> None:
     """Train one expert per corpus domain into OUT/<domain>/ (resumable: rerun to continue).
 
     The progress bar's and the table's loss(ema) is the training loss smoothed over about the
     last 20 steps (an exponential moving average), not one batch's loss.
 
+    --checkpoints also saves each expert's weights when the tokens it has seen reach each
+    fraction of its budget (OUT/<domain>/snapshots/), in the same one run: the final expert is
+    the same as without. 'experts score' then writes every snapshot's log-probabilities into
+    the store, for budget-matched MDE (--mde-kind budget). A snapshot at fraction f is the
+    expert part-way through the cosine schedule of the full budget, not a model trained with
+    its own schedule to f tokens.
+
     \b
-    Example:
+    Examples:
       mixsurrogate experts train corpus/ --preset tiny-cpu experts/
+      mixsurrogate experts train corpus/ --preset tiny-cpu experts/ --checkpoints geometric:6
     """
+    from ..experts.snapshots import parse_checkpoints
     from ..experts.train import train_experts
 
+    fractions = parse_checkpoints(checkpoint_spec) if checkpoint_spec else None
     results = train_experts(
-        corpus, _preset(preset_name), out, _domains(domains), seed, device, progress=not quiet
-    )
+        corpus, _preset(preset_name), out, _domains(domains), seed, device,
+        progress=not quiet, checkpoints=fractions,
+    )  # fmt: skip
     keys = (
         "domain", "skipped", "params", "steps", "tokens", "final_train_loss",
         "smoothed_train_loss", "seconds",

@@ -93,11 +93,14 @@ def save_trained(model: GPT2LMHeadModel, folder: Path) -> None:
     (folder / CONFIG_FILE).write_text(model.config.to_json_string())
 
 
-def load_trained(folder: Path, device: torch.device | str = "cpu") -> GPT2LMHeadModel:
-    """A model saved by :func:`save_trained` (safetensors only: no pickle is ever loaded)."""
+def load_trained(
+    folder: Path, device: torch.device | str = "cpu", weights: str = MODEL_FILE
+) -> GPT2LMHeadModel:
+    """A model saved by :func:`save_trained` (safetensors only: no pickle is ever loaded);
+    ``weights``: another weights file of the folder (a budget snapshot, same config)."""
     folder = Path(folder)
-    if not (folder / MODEL_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise ExpertError(f"{folder}: no trained model ({MODEL_FILE} + {CONFIG_FILE})")
+    if not (folder / weights).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise ExpertError(f"{folder}: no trained model ({weights} + {CONFIG_FILE})")
     # a damaged folder names itself and the way out, not a traceback from safetensors or json
     recover = f"delete {folder} and rerun 'mixsurrogate experts train' to train it again"
     try:
@@ -107,10 +110,8 @@ def load_trained(folder: Path, device: torch.device | str = "cpu") -> GPT2LMHead
     config._attn_implementation = "sdpa"
     model = GPT2LMHeadModel(config)
     try:
-        load_model(model, str(folder / MODEL_FILE), device=str(device))
+        load_model(model, str(folder / weights), device=str(device))
     except (SafetensorError, OSError, RuntimeError) as err:
         # RuntimeError: tensors of other names or shapes than config.json describes
-        raise ExpertError(
-            f"{folder / MODEL_FILE}: corrupted or truncated ({err}); {recover}"
-        ) from err
+        raise ExpertError(f"{folder / weights}: corrupted or truncated ({err}); {recover}") from err
     return model.to(device).eval()

@@ -7,6 +7,7 @@ so a folder with ``meta.json`` is a complete expert and one without is unfinishe
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -36,9 +37,18 @@ def read_expert_meta(folder: Path) -> dict | None:
         raise MixsurrogateError(f"{path}: invalid JSON ({err})") from err
 
 
-def publish_expert(model: torch.nn.Module, meta: dict, folder: Path) -> None:
-    """Write into a temporary sibling and rename: an expert folder is complete or absent."""
+def publish_expert(
+    model: torch.nn.Module, meta: dict, folder: Path, files: dict[str, Path] | None = None
+) -> None:
+    """Write into a temporary sibling and rename: an expert folder is complete or absent.
+
+    ``files`` (name in the folder -> file) are copied in too: budget snapshots, so they arrive
+    with the expert or not at all (their originals are kept until the caller removes them).
+    """
     # replace: a folder already there is a stale, unfinished one (no meta.json)
     with atomic_folder(folder, replace=True) as tmp:
         save_trained(model, tmp)
+        for name, source in (files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / name)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +27,23 @@ from tqdm.auto import tqdm
 from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
 from .batches import WindowSampler, mixture_sampler
-from .checkpoints import CheckpointError, load_checkpoint, run_identity, save_checkpoint
+from .checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint_meta,
+    run_identity,
+    save_checkpoint,
+)
 from .model import build_model, next_token_loss, select_device
 from .presets import Preset
 from .publish import EXPERT_FORMAT, model_facts, publish_expert, read_expert_meta
+from .snapshots import (
+    missing_snapshots,
+    save_snapshot,
+    snapshot_name,
+    snapshot_records,
+    snapshot_steps,
+)
 
 POSTFIX_EVERY = 10  # steps between progress-bar loss readings (a GPU sync each)
 EMA_BETA = 0.95  # the progress bar's loss averages about the last 1 / (1 - 0.95) = 20 steps
@@ -125,12 +139,15 @@ def train_loop(
     progress: bool = True,
     eval_every: int = 0,
     on_eval: Callable[[int], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` for the preset's steps, resuming from ``checkpoint`` when it exists.
 
     With ``eval_every`` N > 0, ``on_eval(step)`` is called on every rank after steps N, 2N, ...
     before the last (the caller evaluates the final model itself); a resumed run calls it only
-    for the steps it trains. ``on_eval`` must leave ``model`` in training mode.
+    for the steps it trains. ``on_eval`` must leave ``model`` in training mode. ``on_step(done)``
+    is called after every optimiser step, before that step's checkpoint (budget snapshots); it
+    must not change the model, the optimiser or any random state.
     """
     rank, world = distributed()
     if preset.train.batch_size % world:
@@ -177,6 +194,8 @@ def train_loop(
             postfix = {"loss(ema)": f"{smoothed.value():.3f}", "tok_s": f"{rate:,.0f}"}
             bar.set_postfix(postfix, refresh=False)
         bar.update(1)
+        if on_step is not None:
+            on_step(done)
         if on_eval is not None and eval_every > 0 and done % eval_every == 0 and done < total:
             on_eval(done)
         if checkpoint is not None and done % preset.train.checkpoint_every == 0 and done < total:
@@ -206,11 +225,14 @@ def train_experts(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    checkpoints: tuple[float, ...] | None = None,
 ) -> list[dict]:
     """One expert per domain into ``out/<domain>/`` (model.safetensors, config.json, meta.json).
 
     Finished experts are skipped and unfinished ones resume from ``out/.<domain>.checkpoint``;
     every domain is validated before any training, so bad input writes nothing.
+    ``checkpoints``: budget fractions (:func:`.snapshots.parse_checkpoints`) whose weights are
+    also saved, in ``out/<domain>/snapshots/`` (see :mod:`.snapshots`).
     """
     corpus = Corpus.load(corpus_dir)
     out = Path(out)
@@ -220,8 +242,21 @@ def train_experts(
         d: mixture_sampler(corpus, {d: 1.0}, preset.model.context, preset.train.batch_size, seed)
         for d in domains
     }
+    steps = snapshot_steps(checkpoints, preset.steps, preset.name) if checkpoints else []
+    records = (
+        snapshot_records(checkpoints, steps, preset.steps, preset.tokens_per_step)
+        if steps
+        else None
+    )
+    wanted = {s for s in steps if s < preset.steps}  # the last is the expert itself
     for d in domains:
         meta = read_expert_meta(out / d)
+        if meta and records and meta.get("snapshots") != records:
+            raise CheckpointError(
+                f"{out / d}: a finished expert without these --checkpoints (it has "
+                f"{len(meta.get('snapshots') or [])} snapshots); use another OUT folder or "
+                "delete it to train it again"
+            )
         if meta and meta.get("format") != EXPERT_FORMAT:
             raise CheckpointError(
                 f"{out / d}: not an expert trained here (format {meta.get('format')!r}, e.g. a "
@@ -243,9 +278,25 @@ def train_experts(
         identity = run_identity(preset, corpus, seed, f"expert:{d}")
         model = build_model(preset, corpus.vocab_size, corpus.eos_id, seed)
         checkpoint = out / f".{d}.checkpoint.safetensors"
+        snap_dir = out / f".{d}.snapshots"
+        if steps and checkpoint.is_file():
+            resumed_at = int(read_checkpoint_meta(checkpoint).get("step", 0))
+            lost = missing_snapshots(snap_dir, steps, resumed_at)
+            if lost:
+                raise CheckpointError(
+                    f"{checkpoint}: resumes at step {resumed_at} but the snapshots of steps "
+                    f"{', '.join(map(str, lost))} were never saved (a run without these "
+                    "--checkpoints); delete the checkpoint to train this expert from step 0"
+                )
+
+        def snapshot(done: int, model=model, snap_dir=snap_dir) -> None:
+            if done in wanted and rank == 0:
+                save_snapshot(snap_dir, model, done)
+
         result = train_loop(
-            model, samplers[d], preset, dev, identity, checkpoint, f"expert {d}", progress
-        )
+            model, samplers[d], preset, dev, identity, checkpoint, f"expert {d}", progress,
+            on_step=snapshot if wanted else None,
+        )  # fmt: skip
         meta = {
             "format": EXPERT_FORMAT,
             "domain": d,
@@ -266,9 +317,13 @@ def train_experts(
             "resumed_from_step": result.resumed_from,
             "device": str(dev),
         }
+        if records:
+            meta["snapshots"] = records
+        files = {f"snapshots/{snapshot_name(s)}": snap_dir / snapshot_name(s) for s in wanted}
         if rank == 0:
-            publish_expert(model, meta, out / d)
+            publish_expert(model, meta, out / d, files)
             checkpoint.unlink(missing_ok=True)
+            shutil.rmtree(snap_dir, ignore_errors=True)
         barrier()
         results.append({**meta, "skipped": False})
     return results

@@ -13,19 +13,24 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import MixsurrogateError, ScoreStoreError
+from .budget import BudgetMDEEvaluator
 from .evaluator import DEFAULT_EPS, MDEEvaluator
 from .store import ScoreStore, load_scores
 
-FEATURE_KINDS = ("token", "bayes", "window", "both")
+FEATURE_KINDS = ("token", "bayes", "window", "both", "budget", "budget-bayes")
+#: budget-matched kinds (:mod:`.budget`): the store must hold budget snapshots
+BUDGET_KINDS = {"budget": "token", "budget-bayes": "bayes"}
 
 
 class MDEFeatureMap:
     """Columns ordered as ``eval_sets``, then (``kind='both'``) the same sets' posterior kind.
 
     ``kind``: ``token``, ``bayes``, ``window`` (needs ``window``) or ``both`` = token columns
-    followed by bayes columns (windowed ones when ``window`` is given). ``names`` are
-    ``mde_<kind>:<set>`` (``mde_window<h>:<set>`` for windows), so ``eval_sets.index(target)``
-    is the column of a target's own token-level MDE.
+    followed by bayes columns (windowed ones when ``window`` is given); ``budget`` and
+    ``budget-bayes`` are the budget-matched token and bayes losses (:mod:`.budget`: each expert
+    at the budget its domain gets, ``run_fraction`` of the experts' full budget; the store must
+    hold budget snapshots). ``names`` are ``mde_<kind>:<set>`` (``mde_window<h>:<set>`` for
+    windows), so ``eval_sets.index(target)`` is the column of a target's own first-kind MDE.
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class MDEFeatureMap:
         subsample: int | float | None = None,
         seed: int = 0,
         eps: float = DEFAULT_EPS,
+        run_fraction: float = 1.0,
     ) -> None:
         if kind not in FEATURE_KINDS:
             raise MixsurrogateError(
@@ -53,6 +59,10 @@ class MDEFeatureMap:
                 f"evaluation sets not in the score store: {', '.join(missing)}; "
                 f"the store has: {', '.join(store.eval_sets)}"
             )
+        if kind in BUDGET_KINDS:
+            budgets = store.require_budgets()
+            if subsample is not None:
+                raise MixsurrogateError("budget-matched MDE features do not subsample")
         if kind == "both":
             kinds = [("token", None), ("window", window) if window is not None else ("bayes", None)]
         elif kind == "window":
@@ -62,10 +72,23 @@ class MDEFeatureMap:
         self.store, self.eval_sets, self.kind, self.window = store, eval_sets, kind, window
         self.experts = list(store.experts)
         self.names: list[str] = []
-        self._evaluators: list[MDEEvaluator] = []
+        self._evaluators: list[MDEEvaluator | BudgetMDEEvaluator] = []
         for k, h in kinds:
             label = k if k != "window" else f"window{h}"
             for name in eval_sets:
+                if kind in BUDGET_KINDS:
+                    self._evaluators.append(
+                        BudgetMDEEvaluator(
+                            store.eval_sets[name],
+                            budgets,
+                            BUDGET_KINDS[kind],
+                            evidence=evidence,
+                            run_fraction=run_fraction,
+                            eps=eps,
+                        )
+                    )
+                    self.names.append(f"mde_{kind}:{name}")
+                    continue
                 self._evaluators.append(
                     MDEEvaluator(
                         store.eval_sets[name],

@@ -9,6 +9,13 @@ Layout of a store directory::
                            log p_expert(token_t | tokens_<t)
     <eval_set>.mask.npy    bool (sequences, positions): True where the token counts
                            (False for padding and for the prompt tokens of task items)
+    <eval_set>.budget-<tokens>.logp.npy
+                           optional, one per budget snapshot below the full budget: the same
+                           log-probabilities from each expert's snapshot at ``tokens`` training
+                           tokens (``experts train --checkpoints``); the manifest's ``budgets``
+                           lists every budget, ascending, the last the full one (fraction 1,
+                           whose arrays are ``<eval_set>.logp.npy``). A store without
+                           ``budgets`` is a plain store (budget-matched MDE refuses it).
 
 Arrays are plain ``.npy`` read with ``allow_pickle=False``, so a store handed in by a user can
 never run code. This module is numpy-only: the surrogate side reads stores without torch.
@@ -29,14 +36,38 @@ STORE_FORMAT = "mixsurrogate-scores/1"
 EVAL_KINDS = ("val", "task")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A training budget of the experts: ``fraction`` of their full budget, ``tokens`` seen."""
+
+    fraction: float
+    tokens: int
+
+
+def budget_file(name: str, budget: Budget | None = None) -> str:
+    """The log-prob file of a set at a budget (the full budget, or None: the plain file)."""
+    if budget is None or budget.fraction == 1.0:
+        return f"{name}.logp.npy"
+    return f"{name}.budget-{budget.tokens}.logp.npy"
+
+
 @dataclass
 class EvalSetScores:
-    """One evaluation set: ``logp`` (experts, sequences, positions) and its ``mask``."""
+    """One evaluation set: ``logp`` (experts, sequences, positions) and its ``mask``.
+
+    ``budget_logp``: with budget snapshots, the same array at each budget below the full one
+    (store order of ``ScoreStore.budgets`` without its last, full entry); empty otherwise.
+    """
 
     name: str
     kind: str
     logp: np.ndarray
     mask: np.ndarray
+    budget_logp: tuple[np.ndarray, ...] = ()
+
+    def logp_at(self, index: int) -> np.ndarray:
+        """The log-probs of budget ``index`` (the last index is the full budget, ``logp``)."""
+        return self.budget_logp[index] if index < len(self.budget_logp) else self.logp
 
     @property
     def n_tokens(self) -> int:
@@ -58,6 +89,17 @@ class ScoreStore:
     tokenizer_sha256: str
     eval_id: str
     provenance: dict = field(default_factory=dict)
+    budgets: tuple[Budget, ...] = ()  # ascending, the last the full budget; () without snapshots
+
+    def require_budgets(self) -> tuple[Budget, ...]:
+        """The budgets, or one line naming the store: budget-matched MDE needs snapshots."""
+        if len(self.budgets) < 2:
+            raise ScoreStoreError(
+                f"score store {self.path or '(in memory)'} has no budget snapshots; "
+                "budget-matched MDE needs experts trained with 'experts train --checkpoints' "
+                "and scored into a new store"
+            )
+        return self.budgets
 
     def names(self, kind: str | None = None) -> list[str]:
         return [n for n, s in self.eval_sets.items() if kind is None or s.kind == kind]
@@ -82,7 +124,10 @@ class ScoreStore:
                 f"domains ({', '.join(experts)})"
             )
         order = [self.experts.index(e) for e in experts]
-        sets = {n: replace(s, logp=s.logp[order]) for n, s in self.eval_sets.items()}
+        sets = {
+            n: replace(s, logp=s.logp[order], budget_logp=tuple(b[order] for b in s.budget_logp))
+            for n, s in self.eval_sets.items()
+        }
         return replace(self, experts=experts, eval_sets=sets)
 
     def check_matches_runs(
@@ -125,6 +170,7 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
         check_link=lambda file: check_no_link_out(path, file),
     )
     experts, eval_sets, seq_len = _check_manifest(manifest, manifest_path)
+    budgets = check_budgets(manifest.get("budgets"), manifest_path)
     provenance = manifest.get("provenance", {})
     if not isinstance(provenance, dict):
         raise ScoreStoreError(f"{manifest_path}: 'provenance' must be a JSON object")
@@ -141,7 +187,16 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
             raise ScoreStoreError(f"{path}: evaluation set {name!r} has kind {meta.get('kind')!r}")
         if not mmap and logp.dtype != np.float32:
             logp = logp.astype(np.float32)
-        sets[name] = EvalSetScores(name, meta["kind"], logp, mask.astype(bool))
+        snapshots = []
+        for budget in budgets[:-1]:
+            snap = read_array(path, budget_file(name, budget), mmap)
+            if snap.shape != logp.shape:
+                raise ScoreStoreError(
+                    f"{path / budget_file(name, budget)}: shape {snap.shape}, the set's logp "
+                    f"has {logp.shape}"
+                )
+            snapshots.append(snap if mmap or snap.dtype == np.float32 else snap.astype(np.float32))
+        sets[name] = EvalSetScores(name, meta["kind"], logp, mask.astype(bool), tuple(snapshots))
     return ScoreStore(
         path=path,
         experts=experts,
@@ -150,7 +205,39 @@ def load_scores(path: str | Path, mmap: bool = False) -> ScoreStore:
         tokenizer_sha256=str(manifest.get("tokenizer_sha256", "")),
         eval_id=str(manifest.get("eval_id", "")),
         provenance=provenance,
+        budgets=budgets,
     )
+
+
+def check_budgets(raw, source: Path | str) -> tuple[Budget, ...]:
+    """The manifest's ``budgets`` (absent: none), or one line saying how they are inconsistent.
+
+    Each is ``{"fraction": f, "tokens": t}``: fractions in (0, 1] strictly ascending and ending
+    at 1 (the full expert), tokens positive integers strictly ascending.
+    """
+    if raw is None:
+        return ()
+    bad = f"{source}: inconsistent 'budgets'"
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ScoreStoreError(f"{bad}: must list at least two budgets, the last the full one")
+    budgets = []
+    for entry in raw:
+        f = entry.get("fraction") if isinstance(entry, dict) else None
+        t = entry.get("tokens") if isinstance(entry, dict) else None
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+            raise ScoreStoreError(f"{bad}: fraction {f!r} is not in (0, 1]")
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise ScoreStoreError(f"{bad}: tokens {t!r} is not a positive integer")
+        budgets.append(Budget(float(f), t))
+    fractions = [b.fraction for b in budgets]
+    tokens = [b.tokens for b in budgets]
+    if len(set(fractions)) < len(fractions) or len(set(tokens)) < len(tokens):
+        raise ScoreStoreError(f"{bad}: a budget is listed twice")
+    if fractions != sorted(fractions) or tokens != sorted(tokens):
+        raise ScoreStoreError(f"{bad}: budgets are not in ascending order")
+    if fractions[-1] != 1.0:
+        raise ScoreStoreError(f"{bad}: the last budget must be the full one (fraction 1)")
+    return tuple(budgets)
 
 
 def check_no_link_out(store: Path, file: Path) -> None:
@@ -227,10 +314,22 @@ def write_scores(
     eval_id: str,
     provenance: dict | None = None,
     dtype: str = "float32",
+    budgets: tuple[Budget, ...] = (),
 ) -> Path:
     """Write a store atomically: build it in a temporary sibling folder, then rename
-    (:func:`mixsurrogate.files.atomic_folder`)."""
+    (:func:`mixsurrogate.files.atomic_folder`). With ``budgets``, every set carries one
+    ``budget_logp`` array per budget below the last (full) one."""
     path = Path(path)
+    budgets = tuple(budgets)
+    if budgets:
+        listed = [{"fraction": b.fraction, "tokens": b.tokens} for b in budgets]
+        budgets = check_budgets(listed, path)
+    for name, s in eval_sets.items():
+        if len(s.budget_logp) != max(len(budgets) - 1, 0):
+            raise ScoreStoreError(
+                f"{path}: evaluation set {name!r} has {len(s.budget_logp)} budget arrays for "
+                f"{len(budgets)} budgets (one per budget below the full one)"
+            )
     if path.exists() and any(path.iterdir()):
         raise ScoreStoreError(f"{path}: exists and is not empty; choose a new folder")
     for name in eval_sets:
@@ -240,6 +339,8 @@ def write_scores(
         for name, s in eval_sets.items():
             np.save(tmp / f"{name}.logp.npy", np.asarray(s.logp, dtype=dtype), allow_pickle=False)
             np.save(tmp / f"{name}.mask.npy", np.asarray(s.mask, dtype=bool), allow_pickle=False)
+            for budget, snap in zip(budgets, s.budget_logp, strict=False):
+                np.save(tmp / budget_file(name, budget), np.asarray(snap, dtype=dtype))
             meta[name] = {
                 "kind": s.kind,
                 "sequences": int(s.mask.shape[0]),
@@ -255,5 +356,7 @@ def write_scores(
             "eval_sets": meta,
             "provenance": provenance or {},
         }
+        if budgets:
+            manifest["budgets"] = [{"fraction": b.fraction, "tokens": b.tokens} for b in budgets]
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return path

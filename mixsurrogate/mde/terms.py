@@ -82,9 +82,7 @@ def _checked_logp(name: str, logp: np.ndarray, used: np.ndarray, what: str) -> n
 
 def token_terms(scores: EvalSetScores) -> LossTerms:
     """One term per counted token, each its own sampling unit (``den = 1``)."""
-    lp = scores.logp[:, np.asarray(scores.mask, dtype=bool)]
-    lp = _checked_logp(scores.name, lp, slice(None), "counted")
-    num, c = _shifted_exp(lp)
+    num, c = _shifted_exp(token_logs(scores))
     n = num.shape[1]
     return LossTerms(num, None, c, np.arange(n + 1), np.ones(n, dtype=np.int64))
 
@@ -107,18 +105,23 @@ def _evidence_mask(scores: EvalSetScores, evidence: str | np.ndarray) -> np.ndar
     raise MixsurrogateError(f"unknown evidence {evidence!r}; choose one of {', '.join(EVIDENCE)}")
 
 
-def posterior_terms(
-    scores: EvalSetScores, window: int | None, evidence: str | np.ndarray
-) -> LossTerms:
-    """Terms of the bayes (``window=None``) or windowed loss, built by blocks of sequences."""
+def posterior_log_blocks(
+    scores: EvalSetScores, window: int | None, evidence: str | np.ndarray, logp=None
+):
+    """Per block of sequences, ``(X, Y, seq)``: float64 (K, terms) summed evidence log-probs of
+    each term's numerator and denominator, and each term's sequence.
+
+    ``logp`` (default ``scores.logp``) may be another array of the set's shape: a budget
+    snapshot's log-probs (:mod:`.budget`).
+    """
     mask = np.asarray(scores.mask, dtype=bool)
+    logp = scores.logp if logp is None else logp
     ev = _evidence_mask(scores, evidence)
     S, T = mask.shape
     rows = max(1, _SEQ_BLOCK // max(T, 1))
-    nums, dens, shifts, seq = [], [], [], []
     for s0 in range(0, S, rows):
         m, e = mask[s0 : s0 + rows], ev[s0 : s0 + rows]
-        lp = _checked_logp(scores.name, scores.logp[:, s0 : s0 + rows], e, "evidence")
+        lp = _checked_logp(scores.name, logp[:, s0 : s0 + rows], e, "evidence")
         cum = np.zeros(lp.shape[:2] + (T + 1,))
         np.cumsum(np.where(e, lp, 0.0), axis=2, out=cum[:, :, 1:])
         if window is None:
@@ -131,24 +134,43 @@ def posterior_terms(
             s_t, t = np.nonzero(m)
             base = cum[:, s_t, np.maximum(t - window, 0)]
             X, Y = cum[:, s_t, t + 1] - base, cum[:, s_t, t] - base
+        yield X, Y, s_t + s0
+
+
+def posterior_units(
+    mask: np.ndarray, seq: np.ndarray, window: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(unit_start, unit_tokens)`` of posterior terms: sequences for bayes, tokens for window."""
+    n = len(seq)
+    if window is None:
+        units, first = np.unique(seq, return_index=True)
+        return np.append(first, n), np.asarray(mask, dtype=bool).sum(axis=1)[units].astype(np.int64)
+    return np.arange(n + 1), np.ones(n, dtype=np.int64)
+
+
+def posterior_terms(
+    scores: EvalSetScores, window: int | None, evidence: str | np.ndarray
+) -> LossTerms:
+    """Terms of the bayes (``window=None``) or windowed loss, built by blocks of sequences."""
+    nums, dens, shifts, seq = [], [], [], []
+    for X, Y, s_t in posterior_log_blocks(scores, window, evidence):
         # float32 per block: the float64 cumulative sums never exist for the whole set at once
         (num, cx), (den, cy) = _shifted_exp(X), _shifted_exp(Y)
         nums.append(num)
         dens.append(den)
         shifts.append(cx - cy)
-        seq.append(s_t + s0)
+        seq.append(s_t)
     num = np.ascontiguousarray(np.concatenate(nums, axis=1))
     den = np.ascontiguousarray(np.concatenate(dens, axis=1))
-    shift = np.concatenate(shifts)
-    n = num.shape[1]
-    if window is None:
-        seq = np.concatenate(seq)
-        units, first = np.unique(seq, return_index=True)
-        unit_start = np.append(first, n)
-        unit_tokens = mask.sum(axis=1)[units].astype(np.int64)
-    else:
-        unit_start, unit_tokens = np.arange(n + 1), np.ones(n, dtype=np.int64)
-    return LossTerms(num, den, shift, unit_start, unit_tokens)
+    unit_start, unit_tokens = posterior_units(scores.mask, np.concatenate(seq), window)
+    return LossTerms(num, den, np.concatenate(shifts), unit_start, unit_tokens)
+
+
+def token_logs(scores: EvalSetScores, logp=None) -> np.ndarray:
+    """float64 (K, counted tokens) log-probs clamped at ``LOGP_FLOOR`` (``logp``: as above)."""
+    logp = scores.logp if logp is None else logp
+    lp = logp[:, np.asarray(scores.mask, dtype=bool)]
+    return _checked_logp(scores.name, lp, slice(None), "counted")
 
 
 def draw_units(n_units: int, subsample: int | float, seed: int) -> np.ndarray:

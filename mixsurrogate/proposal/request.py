@@ -29,7 +29,7 @@ from .kl_prior import parse_kl
 from .robust import AUTO, check_recommender
 
 STRATEGIES = ("qlognei", "turbo", "exploit", "sobol", "uniform", "qlognei-v1")
-MDE_KINDS = ("token", "bayes", "both")
+MDE_KINDS = ("token", "bayes", "both", "budget", "budget-bayes")
 RECOMMEND_METHODS = ("argmin", "top-k")
 #: the modes a request can be in (``ProposeRequest.mode``)
 MODES = ("exploit", "worst-case", "explore", "multi-fidelity", "zero-run")

@@ -11,7 +11,7 @@ import numpy as np
 from ..corpus.store import Corpus
 from ..errors import MixsurrogateError
 from ..evaluation.protocol import FeatureFn, PredictorSpec
-from ..mde.features import MDEFeatureMap, log_features
+from ..mde.features import BUDGET_KINDS, MDEFeatureMap, log_features
 from ..mde.store import load_scores
 from ..objective import Objective, parse_terms, resolve_kinds
 from ..runs.builtin import resolve_log
@@ -150,7 +150,9 @@ def _zero_run(request: ProposeRequest) -> ProposalOutcome:
     store = load_scores(request.scores)
     obj = parse_objective(request, store.names(), store.kinds, "the score store")
     bounds = request_bounds(request, store.experts)
-    fmap = MDEFeatureMap(store, obj.sets, kind="token")
+    # budget-matched when asked for (a store without snapshots is refused), else token-level
+    kind = request.mde_kind if request.mde_kind in BUDGET_KINDS else "token"
+    fmap = MDEFeatureMap(store, obj.sets, kind=kind)
     result = propose_zero_run(fmap, obj, bounds, seed=request.seed)
     return ProposalOutcome(request, obj, bounds, proposal=result,
                            plot_mixtures=plot_mixtures(result, None, obj))  # fmt: skip

@@ -22,7 +22,8 @@ def propose_zero_run(
 
     The MDE loss of a mixture is the loss of the ensemble of experts, an approximation of the
     model trained on that mixture; it needs no proxy run, only the score store.
-    ``feature_map`` is an ``MDEFeatureMap`` over the objective's sets (token kind).
+    ``feature_map`` is an ``MDEFeatureMap`` over the objective's sets (token or budget kind:
+    its first columns are the sets' losses, and it has ``loss_and_grad``).
     """
     sets = list(feature_map.eval_sets)
     weights = objective.vector(sets)
