@@ -106,9 +106,13 @@ def scores_option(help_text: str):
     return click.option("--scores", type=click.Path(exists=True, file_okay=False), help=help_text)
 
 
-#: MDE features of fit, cv and propose: token-level, sequence-posterior, or both
+#: MDE features of fit, cv and propose: token-level, sequence-posterior, or both; ``examples``
+#: (fit and cv: set-level token columns plus each set's example-level ones, for ``mde-ex``)
 mde_kind_option = click.option(
-    "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
+    "--mde-kind",
+    type=click.Choice(["token", "bayes", "both", "examples"]),
+    default="token",
+    show_default=True,
 )
 
 
