@@ -16,6 +16,9 @@ Protocol (every predictor on the same splits, so comparisons are paired):
 - in CV, the held-out coverage of every predictor's 90% prediction interval (per set);
 - ``mtgp+mde[token]`` (a multi-task GP over the 11 sets) paired with ``gp+mde[token]`` on
   all three objectives, as issue 12 asks;
+- with ``--examples`` (issue 21; off by default, so the committed results do not change):
+  ``mde-ex`` on ``--mde-kind examples`` features (each set's example-level MDE columns), one row
+  per variant (``bench/realtext/examples.py`` runs these with the set-level baselines alone);
 - one pre-registered paired comparison, fixed from the earlier version of this benchmark
   before these data existed: ``mde-cal[token]`` (its best predictor then) against ``gp`` (the
   best rates-only predictor on RegMix); all other pairings are labelled as chosen on these data.
@@ -45,6 +48,7 @@ from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.evaluation.metrics import bootstrap_mean_ci, json_safe
 from mixsurrogate.evaluation.noise import NoiseFloor, noise_ceiling, noise_floor
 from mixsurrogate.evaluation.report import with_interval
+from mixsurrogate.mde.examples import ExampleFeatureMap
 from mixsurrogate.mde.features import MDEFeatureMap
 from mixsurrogate.mde.store import load_scores
 from mixsurrogate.objective import Objective
@@ -60,6 +64,10 @@ GP_NAMES = ("gp", "gp+mde")
 #: fitted on every set at once (issue 12 asks for it beside gp+mde, whatever it scores)
 MULTI_TASK = (("mtgp+mde", "token"),)
 MULTI_TASK_PAIR = ("mtgp+mde[token]", "gp+mde[token]")
+#: example-level MDE (issue 21, ``--examples``): mde-ex's variants on the examples feature map
+EXAMPLES = tuple(
+    ("mde-ex", "examples", v) for v in ("set", "clusters", "quantiles", "power", "auto")
+)
 PRIMARY = ("mde-cal[token]", "gp")  # pre-registered, see the module docstring
 VERTEX = "vertex-*"
 INTERVAL_LEVEL = 0.9  # prediction intervals scored in CV (coverage of held-out runs)
@@ -67,17 +75,34 @@ INTERVAL_LEVEL = 0.9  # prediction intervals scored in CV (coverage of held-out 
 
 @dataclass(frozen=True)
 class Task:
-    """One predictor to evaluate: registry name, MDE kind (or None), GP seed, whether curves."""
+    """One predictor to evaluate: registry name, MDE kind (or None), GP seed, whether curves,
+    and ``mde-ex``'s variant (None: the predictor's default)."""
 
     name: str
     kind: str | None
     seed: int = 0
     curves: bool = True
+    variant: str | None = None
 
     @property
     def label(self) -> str:
-        base = self.name if self.kind is None else f"{self.name}[{self.kind}]"
+        name = self.name if self.variant is None else f"{self.name}:{self.variant}"
+        base = name if self.kind is None else f"{name}[{self.kind}]"
         return base if self.seed == 0 else f"{base}#seed{self.seed}"
+
+    @property
+    def params(self) -> dict | None:
+        params = ({"seed": self.seed} if self.seed else {}) | (
+            {"variant": self.variant} if self.variant else {}
+        )
+        return params or None
+
+
+def feature_map(store, targets: list[str], kind: str):
+    """The MDE feature map of a kind (``examples``: set-level and example-level columns)."""
+    if kind == ExampleFeatureMap.kind:
+        return ExampleFeatureMap(store, targets)
+    return MDEFeatureMap(store, targets, kind=kind)
 
 
 def load_benchmark(data: Path) -> tuple[RunsLog, RunsLog, object, dict[str, Objective]]:
@@ -94,9 +119,8 @@ def evaluate_task(data: Path, task: Task, args: dict) -> tuple:
     start = time.perf_counter()
     log, _, store, _ = load_benchmark(data)
     scored = evaluate.scoring_mask(log, exclude=[VERTEX])
-    feature_fn = MDEFeatureMap(store, log.targets, kind=task.kind) if task.kind else None
-    params = {"seed": task.seed} if task.seed else None
-    spec = evaluate.PredictorSpec(task.name, params, task.label)
+    feature_fn = feature_map(store, log.targets, task.kind) if task.kind else None
+    spec = evaluate.PredictorSpec(task.name, task.params, task.label)
     cv = evaluate.cross_validate(
         evaluate.EvaluationContext(
             [spec],
@@ -223,6 +247,9 @@ def main() -> None:
     parser.add_argument("--gp-seeds", type=int, default=5, help="seeds per GP predictor (CV)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--examples", action="store_true", help="also mde-ex's variants (example-level MDE)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.draws, args.sizes, args.gp_seeds = 1, 4, "8,24", 1
@@ -235,6 +262,8 @@ def main() -> None:
     tasks = [Task(n, None) for n in RATES]
     tasks += [Task(n, k) for k in MDE_KINDS for n in MDE]
     tasks += [Task(n, k) for n, k in MULTI_TASK]
+    if args.examples:
+        tasks += [Task(n, k, variant=v) for n, k, v in EXAMPLES]
     tasks += [
         Task(n, k, s, curves=False)
         for s in range(1, args.gp_seeds)

@@ -106,14 +106,17 @@ def scores_option(help_text: str):
     return click.option("--scores", type=click.Path(exists=True, file_okay=False), help=help_text)
 
 
-#: MDE features of fit, cv and propose: token-level, sequence-posterior, both, or budget-matched
+#: MDE features of fit, cv and propose: token-level, sequence-posterior, both, budget-matched;
+#: ``examples`` (fit and cv: set-level token columns plus each set's example-level ones, for
+#: ``mde-ex``)
 mde_kind_option = click.option(
     "--mde-kind",
-    type=click.Choice(["token", "bayes", "both", "budget", "budget-bayes"]),
+    type=click.Choice(["token", "bayes", "both", "budget", "budget-bayes", "examples"]),
     default="token",
     show_default=True,
     help="budget, budget-bayes: each expert at the budget its domain gets in the mixture "
-    "(needs a score store of experts trained with 'experts train --checkpoints')",
+    "(needs a score store of experts trained with 'experts train --checkpoints'); examples: "
+    "example-level MDE columns per set for the mde-ex predictor (fit and cv)",
 )
 
 

@@ -88,9 +88,10 @@ def _features(
 
 
 def feature_sets_of(feature_fn: FeatureFn | None) -> list[str] | None:
-    """The evaluation set of each column a feature function returns (an ``MDEFeatureMap``'s
-    ``eval_sets``), or None when it does not say (columns then follow the targets)."""
-    sets = getattr(feature_fn, "eval_sets", None)
+    """The evaluation set of each column a feature function returns (an ``ExampleFeatureMap``'s
+    ``column_sets``, an ``MDEFeatureMap``'s ``eval_sets``), or None when it does not say
+    (columns then follow the targets)."""
+    sets = getattr(feature_fn, "column_sets", None) or getattr(feature_fn, "eval_sets", None)
     return None if sets is None else list(sets)
 
 

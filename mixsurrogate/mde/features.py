@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import MixsurrogateError, ScoreStoreError
 from .budget import BudgetMDEEvaluator
 from .evaluator import DEFAULT_EPS, MDEEvaluator
+from .examples import ExampleFeatureMap
 from .store import ScoreStore, load_scores
 
 FEATURE_KINDS = ("token", "bayes", "window", "both", "budget", "budget-bayes")
@@ -125,11 +126,14 @@ class MDEFeatureMap:
 
 def log_features(scores: str | None, log, kind: str):
     """MDE features for a runs log's targets from a score store: (feature map, store), or
-    (None, None) without a store. The map itself is the transform (callable), so fits can read
-    its ``eval_sets`` (each target's own column)."""
+    (None, None) without a store (``kind='examples'``: an ``ExampleFeatureMap``). The map
+    itself is the transform (callable), so fits can read its ``eval_sets`` (each target's own
+    column)."""
     if not scores:
         return None, None
     store = load_scores(scores).reordered(log.domains)  # same domains, another order: fine
     eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
     store.check_matches_runs(log.domains, log.targets, eval_id)
+    if kind == ExampleFeatureMap.kind:  # set-level token columns, then example-level ones
+        return ExampleFeatureMap(store, log.targets), store
     return MDEFeatureMap(store, log.targets, kind=kind), store

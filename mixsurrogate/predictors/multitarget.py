@@ -2,7 +2,9 @@
 
 Column convention for ``features``: the caller orders the first ``len(targets)`` feature
 columns as ``targets`` (column j = MDE loss of ``targets[j]``); more columns (e.g. another MDE
-kind, or sets that are not targets) may follow. MDE predictors get ``target_feature=j``;
+kind, or sets that are not targets) may follow. MDE predictors get ``target_feature=j``
+(and, if they take it, ``target_columns``: every column of the target's set, e.g. its
+example-level MDE columns);
 BiMix gets ``domain_index`` = the training domain named like the target, or None.
 
 A NaN in ``Y`` is a loss the run was not evaluated on: each target is fitted on the rows that
@@ -68,7 +70,11 @@ class MultiTargetPredictor(BaseEstimator):
         return predictor_class(self.name).capabilities
 
     def _member(
-        self, target_index: int | None, target: str, domains: list[str]
+        self,
+        target_index: int | None,
+        target: str,
+        domains: list[str],
+        own_columns: list[int] | None = None,
     ) -> MixturePredictor:
         accepted = predictor_class(self.name)._get_param_names()
         params = dict(self.params or {})
@@ -76,6 +82,8 @@ class MultiTargetPredictor(BaseEstimator):
             params.setdefault("domain_index", domains.index(target) if target in domains else None)
         if "target_feature" in accepted:
             params.setdefault("target_feature", target_index)
+        if "target_columns" in accepted:
+            params.setdefault("target_columns", own_columns or None)
         return make_predictor(self.name, **params)
 
     def fit(
@@ -109,7 +117,13 @@ class MultiTargetPredictor(BaseEstimator):
             if feature_sets is None
             else [list(feature_sets).index(t) if t in feature_sets else None for t in targets]
         )
-        members = [self._member(columns[j], t, list(domains)) for j, t in enumerate(targets)]
+        own = [
+            [j] if feature_sets is None else [c for c, s in enumerate(feature_sets) if s == t]
+            for j, t in enumerate(targets)
+        ]
+        members = [
+            self._member(columns[j], t, list(domains), own[j]) for j, t in enumerate(targets)
+        ]
         # targets evaluated on the same runs can share one tuning (GPs); others tune apart
         hypers: dict[int, object] = {}  # target column -> its share, for its fit only
         for rows, group in _groups_by_rows(has).items():

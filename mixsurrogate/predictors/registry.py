@@ -22,6 +22,7 @@ from .mde import (
     MDECalPredictor,
     MDEPredictor,
 )
+from .mde_examples import MDEExamplesPredictor
 from .mean import MeanPredictor
 from .mfgp import MFGPPredictor
 from .mtgp import MTGPMDEPredictor, MTGPPredictor
@@ -42,6 +43,7 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
         LGBMMDEPredictor,
         GPMDEPredictor,
         GPResidualMDEPredictor,
+        MDEExamplesPredictor,
         MFGPPredictor,
         MTGPPredictor,
         MTGPMDEPredictor,

@@ -56,9 +56,8 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 def test_registry_lists_and_unknown_name():
     assert set(RATE_PREDICTORS) | set(MDE_PREDICTORS) | set(FIDELITY_PREDICTORS) == set(PREDICTORS)
     assert {"mean", "linear", "loglinear", "lgbm", "gp", "dml", "bimix"} <= set(RATE_PREDICTORS)
-    assert {"mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde", "gp+mde-res", "mtgp+mde"} == set(
-        MDE_PREDICTORS
-    )
+    mde = {"mde", "mde-cal", "linear+mde", "lgbm+mde", "gp+mde", "gp+mde-res", "mtgp+mde"}
+    assert mde | {"mde-ex"} == set(MDE_PREDICTORS)
     with pytest.raises(MixsurrogateError, match="choose from.*loglinear"):
         make_predictor("ridge")
 
