@@ -2,8 +2,8 @@
 domain too small for the budget (so it repeats), seed repeats for the noise floor, and
 repetition-matched vs unmatched proxies at a quarter of the tokens.
 
-Plan (every run trains with the same cap: ``--cap books=60000`` keeps the first ~60k unique
-tokens of ``books``, whole documents, recorded in each row's ``unique:books`` cell; at the
+Plan (every run trains with the same cap: ``--cap books=60000`` keeps the first 60k unique
+tokens of ``books``' training stream, recorded in each row's ``unique:books`` cell; at the
 ``bench-cpu`` budget of 1M tokens a run with books weight w sees it about 17 w times):
 
 1. ``runs.csv``: ``--sobol`` (20) single-phase Sobol mixtures ``sobol-000..`` (seed j) and

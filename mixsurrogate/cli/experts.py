@@ -290,7 +290,7 @@ def runs_train(
     after step round(cumulative share x steps), and the log records the realised shares.
 
     --match-repetition TARGET_TOKENS keeps the first (unique tokens x run tokens /
-    TARGET_TOKENS) tokens of each domain (whole documents), so a small proxy repeats every
+    TARGET_TOKENS) tokens of each domain's training stream, so a small proxy repeats every
     domain as often as a TARGET_TOKENS run of the same mixture would on the full data.
     --unique-tokens DOMAIN=TOKENS caps a domain the same way for every run. The tokens kept are
     logged in unique:<domain> columns (and the notes), which epochs features read.
