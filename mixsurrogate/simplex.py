@@ -59,11 +59,25 @@ def sobol_simplex(n: int, k: int, seed: int = 0) -> np.ndarray:
     """
     if k == 1:
         return np.ones((n, 1))
+    return exponential_spacings(sobol_cube(n, k, seed))
+
+
+def sobol_cube(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """The first ``n`` points of a scrambled Sobol sequence in the ``d``-dimensional unit cube."""
     from scipy.stats import qmc  # here, not at the top: scipy.stats costs the CLI 0.3-1 s
 
-    sampler = qmc.Sobol(d=k, scramble=True, seed=seed)
+    sampler = qmc.Sobol(d=d, scramble=True, seed=seed)
     m = int(np.ceil(np.log2(max(n, 2))))
-    u = sampler.random_base2(m)[:n]
+    return sampler.random_base2(m)[:n]
+
+
+def exponential_spacings(u: np.ndarray) -> np.ndarray:
+    """Points of the unit cube (rows) mapped onto the simplex: ``-log u``, normalised.
+
+    Uniform points give the uniform (Dirichlet(1)) distribution on the simplex, so Sobol points
+    stay low-discrepancy; a block of columns of a larger cube maps onto one factor of a product
+    of simplices (the phases of a schedule).
+    """
     e = -np.log(np.clip(u, 1e-12, 1.0))
     return e / e.sum(axis=1, keepdims=True)
 

@@ -50,7 +50,9 @@ def test_wheel_ships_every_module_of_the_source_tree(wheel_files):
 
 @pytest.mark.slow
 def test_wheel_ships_the_presets_and_the_data(wheel_files):
-    presets = {f"mixsurrogate/presets/{p.name}" for p in (ROOT / "mixsurrogate" / "presets").glob("*.toml")}
+    presets = {
+        f"mixsurrogate/presets/{p.name}" for p in (ROOT / "mixsurrogate" / "presets").glob("*.toml")
+    }
     data = {
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "mixsurrogate" / "data").rglob("*")

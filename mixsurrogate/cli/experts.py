@@ -266,13 +266,27 @@ def experts_import(models, corpus, out, preset_name, model_dtype, as_json) -> No
     metavar="I/N",
     help="train only rows I, I+N, I+2N, ... of MIXTURES (1-based; one Slurm array task each)",
 )
+@click.option(
+    "--match-repetition",
+    type=click.IntRange(min=1),
+    metavar="TARGET_TOKENS",
+    help="subsample each domain's data so these runs repeat it as often as TARGET_TOKENS would",
+)
+@click.option(
+    "--unique-tokens",
+    "unique_specs",
+    multiple=True,
+    metavar="DOMAIN=TOKENS",
+    help="train on only the first TOKENS unique tokens of DOMAIN (repeatable)",
+)
 @_DEVICE
 @_QUIET
 @_JSON
 @_one_line_errors
 def runs_train(
-    corpus, mixtures, log, preset_name, seed, resume_dir, eval_every, shard, device, quiet, as_json
-) -> None:
+    corpus, mixtures, log, preset_name, seed, resume_dir, eval_every, shard, match_repetition,
+    unique_specs, device, quiet, as_json,
+) -> None:  # fmt: skip
     """Train one proxy model per mixture and append its losses to the runs log LOG.
 
     MIXTURES is a CSV/JSONL with run_id and w:<domain> columns (as 'runs design' writes);
@@ -290,20 +304,35 @@ def runs_train(
     (round-robin), so N workers started at once (a Slurm array) train every row once and
     append to the one LOG under its lock; a rerun skips what is logged.
 
+    Rows with schedule columns (w@<p>:<domain>, share@<p>, as 'runs design --phases' writes)
+    switch mixture at whole optimiser steps under one learning-rate schedule: phase p ends
+    after step round(cumulative share x steps), and the log records the realised shares.
+
+    --match-repetition TARGET_TOKENS keeps the first (unique tokens x run tokens /
+    TARGET_TOKENS) tokens of each domain's training stream, so a small proxy repeats every
+    domain as often as a TARGET_TOKENS run of the same mixture would on the full data.
+    --unique-tokens DOMAIN=TOKENS caps a domain the same way for every run. The tokens kept are
+    logged in unique:<domain> columns (and the notes), which epochs features read.
+
     \b
     Examples:
       mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv
+      mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu proxies.csv \\
+          --match-repetition 8000000
       mixsurrogate runs train corpus/ mixtures.csv --preset tiny-cpu runs.csv --eval-every 200
       mixsurrogate runs train corpus/ mixtures.csv --preset gpu-70m runs.csv \\
           --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"
     """
     from ..experts.proxy_runs import Shard, train_proxy_runs
+    from ..experts.repetition import parse_unique_caps
     from ..runs.log import LOSS_PREFIX
 
     share = Shard.parse(shard) if shard is not None else None  # before anything is read
+    caps = parse_unique_caps(unique_specs)
     rows = train_proxy_runs(
         corpus, mixtures, _preset(preset_name), log, seed, resume_dir, device,
-        progress=not quiet, eval_every=eval_every or 0, shard=share,
+        progress=not quiet, eval_every=eval_every or 0, shard=share, unique_caps=caps,
+        match_repetition=match_repetition,
     )  # fmt: skip
     if as_json:
         _echo(json.dumps(rows, indent=2))

@@ -197,21 +197,41 @@ def runs_import(
 @click.option(
     "--bounds", "bound_specs", multiple=True, help="DOMAIN=LO:HI share limits, repeatable"
 )
+@click.option(
+    "--phases",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="phases per run: >= 2 designs schedules (a mixture per phase)",
+)
+@click.option(
+    "--share",
+    "last_share",
+    type=float,
+    help="the last phase's share of the tokens (default: shares designed too, >= 0.05 each)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--prefix", default="run", show_default=True, help="run_id prefix")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 @click.argument("out", type=click.Path(dir_okay=False))
 def runs_design(
-    domains, corpus_dir, n, method, alpha, vertices, bound_specs, seed, prefix, as_json, out
-) -> None:
+    domains, corpus_dir, n, method, alpha, vertices, bound_specs, phases, last_share, seed,
+    prefix, as_json, out,
+) -> None:  # fmt: skip
     """Write mixtures to train (run_id and w:<domain> columns) as CSV or JSONL.
 
+    With --phases P >= 2 each row is a schedule: w@<p>:<domain> phase mixtures, share@<p>
+    token shares and w:<domain> the effective (token-weighted) mixture, Sobol points over the
+    product of the phase simplices. --share S fixes the last phase's share (the earlier phases
+    split the rest equally); without it the shares are designed too.
+
     \b
-    Example:
+    Examples:
       mixsurrogate runs design --domains code,wiki,books -n 16 --vertices mixtures.csv
+      mixsurrogate runs design --domains code,wiki,books -n 16 --phases 2 --share 0.2 sched.csv
     """
     from ..files import atomic_write_text
-    from ..runs.design import design_frame
+    from ..runs.design import design_frame, schedule_design_frame
     from ..runs.log import frame_to_text
     from ..simplex import Bounds
 
@@ -226,16 +246,20 @@ def runs_design(
     if len(set(names)) != len(names) or len(names) < 2:
         raise MixsurrogateError("need at least two distinct domains")
     bounds = Bounds.parse(list(bound_specs), names)
-    frame = design_frame(
-        names,
-        n,
-        method=method,
-        alpha=alpha,
-        vertices=vertices,
-        bounds=bounds,
-        seed=seed,
-        prefix=prefix,
-    )
+    if phases == 1 and last_share is not None:
+        raise MixsurrogateError("--share is the last phase's share: it needs --phases >= 2")
+    if phases > 1:
+        if method != "sobol":
+            raise MixsurrogateError("--phases >= 2 designs Sobol schedules: drop --method")
+        frame = schedule_design_frame(
+            names, n, phases, last_share=last_share, vertices=vertices, bounds=bounds,
+            seed=seed, prefix=prefix,
+        )  # fmt: skip
+    else:
+        frame = design_frame(
+            names, n, method=method, alpha=alpha, vertices=vertices, bounds=bounds, seed=seed,
+            prefix=prefix,
+        )  # fmt: skip
     path = Path(out)
     atomic_write_text(path, frame_to_text(frame, path))
     if as_json:
@@ -250,12 +274,14 @@ def runs_design(
                 "targets": {},
                 "units": None,
                 "method": method,
+                "phases": phases,
                 "seed": seed,
                 "notes": [],
             }
         )
         return
-    click.echo(f"wrote {len(frame)} mixtures over {len(names)} domains to {out}")
+    what = "mixtures" if phases == 1 else f"{phases}-phase schedules"
+    click.echo(f"wrote {len(frame)} {what} over {len(names)} domains to {out}")
 
 
 def _register_commands() -> None:

@@ -78,10 +78,17 @@ class WindowSampler:
 
 
 def mixture_sampler(
-    corpus: Corpus, weights: dict[str, float], context: int, batch_size: int, seed: int
+    corpus: Corpus,
+    weights: dict[str, float],
+    context: int,
+    batch_size: int,
+    seed: int,
+    limits: dict[str, int] | None = None,
 ) -> WindowSampler:
     """Sampler over the corpus training streams; unknown domains and token ids beyond the
-    tokenizer's vocabulary (checked batch by batch) are one clear error."""
+    tokenizer's vocabulary (checked batch by batch) are one clear error. ``limits`` keeps only
+    the first ``limits[d]`` tokens of domain ``d``'s stream (a subsample of its unique data)."""
     corpus.check_domains(list(weights))
-    streams = {d: corpus.tokens(d, "train") for d, w in weights.items() if w > 0}
+    limits = limits or {}
+    streams = {d: corpus.tokens(d, "train")[: limits.get(d)] for d, w in weights.items() if w > 0}
     return WindowSampler(streams, weights, context, batch_size, seed, corpus.vocab_size)

@@ -18,7 +18,6 @@ to the file later leave every earlier row in its shard.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pandas as pd
 from ..corpus.evalsets import EvalSuite, build_eval_suite
 from ..corpus.store import Corpus
 from ..errors import MixsurrogateError, RunsLogError
+from ..runs.exposure import unique_tokens_column
 from ..runs.log import (
     LOSS_PREFIX,
     WEIGHT_PREFIX,
@@ -39,97 +39,17 @@ from ..runs.log import (
     update_run,
 )
 from ..runs.log import validate_frame as validate_runs
-from ..simplex import SUM_TOLERANCE, check_mixtures
-from .batches import mixture_sampler
+from ..runs.names import UNIQUE_PREFIX
+from ..runs.schedule import is_phase_column
 from .checkpoints import run_identity
 from .lm_eval import eval_losses
+from .mixtures import Mixture, Shard, read_mixtures
 from .model import build_model, load_trained, select_device
 from .presets import Preset
 from .publish import model_facts, read_expert_meta
+from .repetition import subsample_note, unique_limits
+from .schedules import realised, run_sampler, schedule_note, seen_by, training_target
 from .train import TrainResult, barrier, distributed, train_loop
-
-
-@dataclass
-class Mixture:
-    """One row of a mixtures file: the run's id, its domain weights and its own seed, if any."""
-
-    run_id: str
-    weights: dict[str, float]
-    seed: int | None
-
-
-def read_mixtures(path: str | Path, corpus: Corpus) -> list[Mixture]:
-    """Mixtures from CSV/JSONL with ``run_id``, ``w:<domain>`` and optional ``seed`` columns."""
-    path = Path(path)
-    if not path.is_file():
-        raise MixsurrogateError(f"{path}: no such mixtures file")
-    try:
-        if path.suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=True, dtype={"run_id": str})
-        else:
-            frame = pd.read_csv(path, dtype={"run_id": str})
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise MixsurrogateError(f"{path}: cannot parse the mixtures file ({err})") from err
-    columns = [c for c in frame.columns if str(c).startswith(WEIGHT_PREFIX)]
-    if "run_id" not in frame.columns or not columns or frame.empty:
-        raise MixsurrogateError(f"{path}: needs a 'run_id' column, 'w:<domain>' columns and rows")
-    domains = [c[len(WEIGHT_PREFIX) :] for c in columns]
-    corpus.check_domains(domains)
-    ids = frame["run_id"].astype(str)
-    if ids.duplicated().any():
-        raise MixsurrogateError(f"{path}: duplicate run_id {ids[ids.duplicated()].iloc[0]}")
-    weights = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    try:
-        check_mixtures(
-            weights, labels=[f"run {r}" for r in ids], columns=columns,
-            sum_tolerance=SUM_TOLERANCE,
-        )  # fmt: skip
-    except MixsurrogateError as err:
-        raise MixsurrogateError(f"{path}: {err}") from err
-    mixtures = []
-    for row, run_id in enumerate(ids):
-        w = weights[row]
-        seed = frame["seed"].iloc[row] if "seed" in frame.columns else None
-        mixtures.append(
-            Mixture(
-                run_id,
-                dict(zip(domains, (w / w.sum()).tolist(), strict=True)),
-                None if seed is None or pd.isna(seed) else int(seed),
-            )
-        )
-    return mixtures
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The I-th of N shares of a mixtures file (1-based): rows I, I + N, I + 2N, ..."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        """``I/N`` with 1 <= I <= N, or one line saying what is wrong."""
-        index, sep, count = str(text).strip().partition("/")
-        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
-            raise MixsurrogateError(
-                f"--shard {text!r}: expected I/N, two whole numbers (e.g. --shard 1/4)"
-            )
-        i, n = int(index), int(count)
-        if n < 1:
-            raise MixsurrogateError(f"--shard {text!r}: N, the number of shards, must be >= 1")
-        if not 1 <= i <= n:
-            raise MixsurrogateError(
-                f"--shard {text!r}: I must be between 1 and {n} (shards are numbered from 1)"
-            )
-        return cls(i, n)
-
-    def select(self, mixtures: list[Mixture]) -> list[Mixture]:
-        """This shard's rows, in file order."""
-        return mixtures[self.index - 1 :: self.count]
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 def _safe_name(run_id: str) -> str:
@@ -143,9 +63,19 @@ def checkpoint_run_id(run_id: str, tokens: int) -> str:
     return f"{run_id}@{int(tokens)}"
 
 
+__all__ = ["Mixture", "Shard", "checkpoint_run_id", "read_mixtures", "train_proxy_runs"]
+
+
+def _identity_column(name: str) -> bool:
+    """Cells that say what a run trains on: mixture, schedule and subsample."""
+    name = str(name)
+    return name.startswith((WEIGHT_PREFIX, UNIQUE_PREFIX)) or is_phase_column(name)
+
+
 @dataclass
 class LoggedRuns:
-    """What the log already holds: finished run ids, pending rows (id -> weights), all ids."""
+    """What the log already holds: finished run ids, pending rows (id -> the cells that say
+    what they train on: weights, phases, subsample), all ids."""
 
     finished: set[str]
     pending: dict[str, dict[str, float]]
@@ -193,24 +123,31 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -
                 "runs of one log share a budget, so use a new log"
             )
     ids = [str(r) for r in frame["run_id"]]
-    weights = frame[[WEIGHT_PREFIX + d for d in domains]].to_numpy(dtype=float)
+    cells = frame[[c for c in frame.columns if _identity_column(c)]]
+    cells = cells.apply(pd.to_numeric, errors="coerce")
     return LoggedRuns(
         {r for r, p in zip(ids, pending, strict=True) if not p},
         {
-            r: dict(zip(domains, w.tolist(), strict=True))
-            for r, w, p in zip(ids, weights, pending, strict=True)
+            r: {c: float(v) for c, v in cells.iloc[i].items() if pd.notna(v)}
+            for i, (r, p) in enumerate(zip(ids, pending, strict=True))
             if p
         },
         set(ids),
     )
 
 
-def _check_pending_weights(log: Path, m: Mixture, logged: dict[str, float]) -> None:
-    """A pending row is trained only if it is this mixture (a proposal, or our own crash)."""
-    if any(abs(logged[d] - w) > 1e-6 for d, w in m.weights.items()):
+def _check_pending_weights(
+    log: Path, run_id: str, cells: dict[str, float], logged: dict[str, float]
+) -> None:
+    """A pending row is trained only if it is this run (a proposal, or our own crash): same
+    mixture, schedule (realised shares) and subsample."""
+    same = cells.keys() == logged.keys() and all(
+        abs(logged[c] - v) <= 1e-6 for c, v in cells.items()
+    )
+    if not same:
         raise RunsLogError(
-            f"{log}: run {m.run_id} is pending there with other weights than in the mixtures "
-            "file; give this mixture another run_id"
+            f"{log}: run {run_id} is pending there with other weights than this run (mixture, "
+            "phases or subsample); give this mixture another run_id"
         )
 
 
@@ -246,6 +183,8 @@ def train_proxy_runs(
     experts_dir: str | Path | None = None,
     eval_every: int = 0,
     shard: Shard | None = None,
+    unique_caps: dict[str, int] | None = None,
+    match_repetition: int | None = None,
 ) -> list[dict]:
     """Train one model per mixture, evaluate it on every evaluation set, log it in ``log``.
 
@@ -259,8 +198,11 @@ def train_proxy_runs(
     after steps N, 2N, ... and each checkpoint logged as its own row, run id
     ``<run>@<tokens>`` (intermediate checkpoints a resumed run has passed are not redone).
     With ``shard`` I/N only that share of the mixtures file is trained (the whole file is
-    still validated, so every shard refuses the same bad file). Returns the logged rows, final
-    and intermediate, each with its ``seconds``.
+    still validated, so every shard refuses the same bad file). A row with schedule columns
+    trains its phases in turn (see :mod:`.schedules`). ``unique_caps`` and ``match_repetition``
+    (the target run's tokens) train on a subsample of each domain's data (see
+    :mod:`.repetition`), recorded in the rows' ``unique:<domain>`` cells and notes. Returns the
+    logged rows, final and intermediate, each with its ``seconds``.
     """
     if eval_every < 0:
         raise MixsurrogateError(
@@ -268,7 +210,7 @@ def train_proxy_runs(
         )
     corpus = Corpus.load(corpus_dir)
     log = Path(log)
-    mixtures = read_mixtures(mixtures_path, corpus)
+    mixtures = [realised(m, preset.steps) for m in read_mixtures(mixtures_path, corpus)]
     # corpus order, the order of the experts in a score store (check_matches_runs compares them)
     domains = [d for d in corpus.domains if d in mixtures[0].weights]
     if shard is not None:
@@ -276,23 +218,30 @@ def train_proxy_runs(
     suite = build_eval_suite(
         corpus, preset.model.context, preset.eval.val_sequences, preset.eval.task_items
     )
-    logged = _logged_runs(log, suite, domains, preset.steps * preset.tokens_per_step)
+    run_tokens = preset.steps * preset.tokens_per_step
+    limits = unique_limits(corpus, domains, run_tokens, unique_caps, match_repetition)
+    subsample = {unique_tokens_column(d): n for d, n in (limits or {}).items()}
+    logged = _logged_runs(log, suite, domains, run_tokens)
     todo = [m for m in mixtures if m.run_id not in logged.finished]
     for m in todo:
         if m.run_id in logged.pending:
-            _check_pending_weights(log, m, logged.pending[m.run_id])
+            cells = m.log_cells(domains) | subsample
+            _check_pending_weights(log, m.run_id, cells, logged.pending[m.run_id])
     samplers = {
-        m.run_id: mixture_sampler(
-            corpus, m.weights, preset.model.context, preset.train.batch_size,
-            seed if m.seed is None else m.seed,
+        m.run_id: run_sampler(
+            corpus, m, preset.model.context, preset.train.batch_size,
+            seed if m.seed is None else m.seed, preset.steps, limits,
         )
         for m in todo
     }  # fmt: skip
+    extra = subsample_note(limits, match_repetition)
     resume = Path(resume_dir) if resume_dir else log.with_name(f".{log.name}.checkpoints")
     dev = select_device(device)
     rank, _ = distributed()
-    experts = {
-        m.run_id: _same_expert(
+    experts = {  # a schedule or a subsample is not an expert's training
+        m.run_id: None
+        if m.phases is not None or limits
+        else _same_expert(
             experts_dir, m.weights, preset, corpus, seed if m.seed is None else m.seed
         )
         for m in todo
@@ -302,11 +251,10 @@ def train_proxy_runs(
         if rank == 0:  # in flight from now on: other workers' proposals count them as pending
             for m in todo:
                 if experts[m.run_id] is None and m.run_id not in logged.ids:
-                    append_run(log, _pending_row(m, domains, suite, preset, seed))
+                    append_run(log, _pending_row(m, domains, suite, preset, seed, subsample))
                     appended.append(m.run_id)
         barrier()
         rows: list[dict] = []
-        weights = {WEIGHT_PREFIX + d for d in domains}
         for m in todo:
             run_seed = seed if m.seed is None else m.seed
             checkpoint = resume / f"{_safe_name(m.run_id)}.safetensors"
@@ -315,12 +263,13 @@ def train_proxy_runs(
                 folder, result = expert
                 model, note = load_trained(folder, dev), folder.name
             else:
-                target = "mixture:" + json.dumps(m.weights, sort_keys=True)
+                target = training_target(m, preset.steps, limits)
                 identity = run_identity(preset, corpus, run_seed, target)
                 model = build_model(preset, corpus.vocab_size, corpus.eos_id, run_seed)
                 checkpoints = _CheckpointLogger(
-                    log, m, domains, model, suite, preset, run_seed, dev, logged.ids, rows
-                )
+                    log, m, domains, model, suite, preset, run_seed, dev, logged.ids, rows,
+                    (subsample, extra),
+                )  # fmt: skip
                 result = train_loop(
                     model,
                     samplers[m.run_id],
@@ -339,13 +288,27 @@ def train_proxy_runs(
                 notes = f"preset={preset.name}" + (
                     f"; the expert of {note} (identical training)" if note else ""
                 )
-                row = _run_row(
-                    m, domains, losses, model, result.tokens, result.steps, run_seed, suite, notes
+                notes += schedule_note(m, preset.steps) + extra
+                row = (
+                    _run_row(
+                        m,
+                        domains,
+                        losses,
+                        model,
+                        result.tokens,
+                        result.steps,
+                        run_seed,
+                        suite,
+                        notes,
+                    )
+                    | subsample
                 )
                 if expert is not None and m.run_id not in logged.ids:
                     append_run(log, row)
                 else:  # the pending row this run (or a proposal) logged before training
-                    filled = {k: v for k, v in row.items() if k != "run_id" and k not in weights}
+                    filled = {
+                        k: v for k, v in row.items() if k != "run_id" and not _identity_column(k)
+                    }
                     update_run(log, m.run_id, filled)
                 checkpoint.unlink(missing_ok=True)
                 rows.append({**row, "seconds": round(result.seconds, 2)})
@@ -378,7 +341,7 @@ def _run_row(
 ) -> dict:
     return {
         "run_id": m.run_id,
-        **{WEIGHT_PREFIX + d: m.weights[d] for d in domains},
+        **m.log_cells(domains),
         **{LOSS_PREFIX + n: v for n, v in losses.items()},
         "params": model_facts(model)["params"] if model is not None else None,
         "tokens": tokens,
@@ -390,21 +353,24 @@ def _run_row(
 
 
 def _pending_row(
-    m: Mixture, domains: list[str], suite: EvalSuite, preset: Preset, seed: int
+    m: Mixture, domains: list[str], suite: EvalSuite, preset: Preset, seed: int, subsample: dict
 ) -> dict:
     run_seed = seed if m.seed is None else m.seed
     losses = dict.fromkeys(suite.sets)
     notes = f"preset={preset.name}; in flight (runs train)"
-    return _run_row(m, domains, losses, None, None, None, run_seed, suite, notes)
+    return _run_row(m, domains, losses, None, None, None, run_seed, suite, notes) | subsample
 
 
 class _CheckpointLogger:
     """``train_loop``'s ``on_eval``: logs the model at an intermediate step as its own row."""
 
-    def __init__(self, log, m, domains, model, suite, preset, seed, device, logged_ids, rows):
+    def __init__(
+        self, log, m, domains, model, suite, preset, seed, device, logged_ids, rows, subsample
+    ):
         self.log, self.m, self.domains, self.model = log, m, domains, model
         self.suite, self.preset, self.seed, self.device = suite, preset, seed, device
         self.logged_ids, self.rows = logged_ids, rows
+        self.subsample, self.extra = subsample  # the unique: cells and the notes' words
         self.began = time.perf_counter()
 
     def __call__(self, step: int) -> None:
@@ -416,11 +382,14 @@ class _CheckpointLogger:
             notes = (
                 f"preset={self.preset.name}; intermediate checkpoint of {self.m.run_id} at step "
                 f"{step} of {self.preset.steps} (learning rate not yet decayed)"
+                + schedule_note(self.m, self.preset.steps)
+                + self.extra
             )
+            seen = seen_by(self.m, self.preset.steps, step)  # a schedule: the phases so far
             row = _run_row(
-                self.m, self.domains, losses, self.model, tokens, step, self.seed, self.suite,
+                seen, self.domains, losses, self.model, tokens, step, self.seed, self.suite,
                 notes,
-            )  # fmt: skip
+            ) | self.subsample  # fmt: skip
             row["run_id"] = run_id
             append_run(self.log, row)
             self.rows.append({**row, "seconds": round(time.perf_counter() - self.began, 2)})

@@ -105,6 +105,8 @@ def test_cv_reports_the_fallback_in_a_note(regmix, monkeypatch, tmp_path):
     save_runs(log, path)
     result = CliRunner().invoke(main, ["cv", str(path), "-p", "gp", "-t", TARGET, "--folds", "2"])
     assert result.exit_code == 0, result.output
-    notes = [line for line in result.output.splitlines() if line.startswith(f"note: gp on {TARGET}")]
+    notes = [
+        line for line in result.output.splitlines() if line.startswith(f"note: gp on {TARGET}")
+    ]
     assert len(notes) == 1 and "no fit kept (5 of 5 attempts" in notes[0], result.output
     assert "[2 of 2 fits]" in notes[0]

@@ -23,8 +23,6 @@ from builders import MID, SMALL, TARGET, multiscale_runs
 DOMAINS = ["a", "b", "c"]
 
 
-
-
 @pytest.fixture(scope="module")
 def fitted(one_torch_thread):
     W, F, y = multiscale_runs()  # noqa: N806
