@@ -3,7 +3,6 @@ laws refuse them, and MDE features are those of the recency-weighted mixture."""
 
 import numpy as np
 import pytest
-from builders import schedule_log
 
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.evaluation.protocol import (
@@ -15,6 +14,8 @@ from mixsurrogate.evaluation.protocol import (
 from mixsurrogate.runs.inputs import InputSpace, recency_mixture, saturate
 from mixsurrogate.runs.log import RunsLog, validate_frame
 from mixsurrogate.runs.schedule import is_phase_column
+
+from builders import schedule_log
 
 
 def mixture_only(log: RunsLog) -> RunsLog:

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from builders import schedule_log, schedule_truth
 
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.evaluation.protocol import PredictorSpec
@@ -12,6 +11,8 @@ from mixsurrogate.proposal.request import ProposeRequest
 from mixsurrogate.proposal.schedule import MIN_SHARE, ScheduleProblem
 from mixsurrogate.runs.inputs import InputSpace
 from mixsurrogate.simplex import Bounds
+
+from builders import schedule_log, schedule_truth
 
 OBJ = Objective.parse("web=1", ["web"])
 
@@ -52,9 +53,7 @@ def test_bounds_hold_in_every_phase_and_caps_on_the_effective_mixture():
 
 def test_explore_proposes_distinct_schedules_with_log_rows():
     log = schedule_log(30)
-    result = propose_schedule(
-        log, PredictorSpec("gp"), OBJ, problem(log, 0.3), explore=True, n=3
-    )
+    result = propose_schedule(log, PredictorSpec("gp"), OBJ, problem(log, 0.3), explore=True, n=3)
     assert result.phase_weights.shape == (3, 2, 3)
     rows = result.schedule_rows()
     assert all(r["share@2"] == pytest.approx(0.3) for r in rows)

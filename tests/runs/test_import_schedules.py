@@ -46,9 +46,7 @@ def test_a_renamed_domain_renames_its_phase_columns_too(tmp_path):
         "r1,0.4,0.6,0.2,0.8,1.0,0.0,0.75,0.25,2.5\n"
     )
     renamed = safe_name("Web")
-    imported = from_csv(
-        path, weights=["mix.*"], losses=["eval_*"], renames={renamed: "webtext"}
-    )
+    imported = from_csv(path, weights=["mix.*"], losses=["eval_*"], renames={renamed: "webtext"})
     assert "w@2:webtext" in imported.log.frame.columns
     assert imported.log.targets == ["loss"]
 
@@ -72,7 +70,9 @@ def test_bad_schedules_are_refused_in_one_line_and_nothing_is_written(tmp_path):
         tmp_path, ratios.replace("1.0,0.0,0.75,0.25\nr2", "1.2,0.0,0.75,0.25\nr2")
     )
     assert "not a number" in refused(tmp_path, ratios.replace("0.2,0.8,1.0", "0.2,0.8,lots"))
-    assert "share-weighted mean" in refused(tmp_path, ratios.replace("r3,c,0.4,0.6", "r3,c,0.5,0.5"))
+    assert "share-weighted mean" in refused(
+        tmp_path, ratios.replace("r3,c,0.4,0.6", "r3,c,0.5,0.5")
+    )
 
 
 def test_the_imported_schedule_log_loads_back(tmp_path):
