@@ -105,7 +105,11 @@ def conformal_objective_interval(
     X = space.inputs(log)  # noqa: N806
     for split in cv_splits(len(log), folds, 1, seed):
         outcome = fit_predict(
-            spec, log.subset(split.train), X[split.test], objective.sets, feature_fn,
+            spec,
+            log.subset(split.train),
+            X[split.test],
+            objective.sets,
+            feature_fn,
             space=space,
         )
         if all(outcome.status[t][0] == "ok" for t in objective.sets):
