@@ -237,7 +237,9 @@ class ProposeRequest:
         others = {"zero-run mode (no runs log)": self.log is None,
                   "--fidelities": self.multi_fidelity, "--kl": self.kl is not None,
                   "--no-worse-than": bool(self.no_worse_than),
-                  "--worst-case": self.worst_case is not None}  # fmt: skip
+                  "--worst-case": self.worst_case is not None,
+                  "--strategy (schedules explore by a lower confidence bound)":
+                      self.strategy != DEFAULT_STRATEGY}  # fmt: skip
         for what, given in others.items():
             if given:
                 raise MixsurrogateError(f"--phases/--phase-share (schedules) not with {what}")
