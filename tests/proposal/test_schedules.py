@@ -65,7 +65,7 @@ def test_schedule_options_that_do_not_go_together_are_refused():
     with pytest.raises(MixsurrogateError, match="not with --kl"):
         ProposeRequest(log="x.csv", phases=2, prior="uniform", kl="0.1")
     with pytest.raises(MixsurrogateError, match="not with --strategy"):
-        ProposeRequest(log="x.csv", phases=2, explore=True, strategy="turbo")
+        ProposeRequest(log="x.csv", phases=2, explore=True, strategy="sobol")
     with pytest.raises(MixsurrogateError, match="argmin or auto"):
         ProposeRequest(log="x.csv", phases=2, recommender="pessimistic")
     with pytest.raises(MixsurrogateError, match="between 0 and 1"):
