@@ -33,6 +33,7 @@ from mixsurrogate.runs.log import (
     RunsLog,
     validate_frame,
 )
+from mixsurrogate.runs.schedule import schedule_row
 from mixsurrogate.simplex import Bounds, sobol_simplex
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout, for subprocesses that import it
@@ -358,3 +359,25 @@ def multiscale_runs(
     F = np.array([f.features() for f in fids])  # noqa: N806
     y = np.concatenate([multiscale_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
     return W, F, y
+
+
+def schedule_truth(weights: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """A loss that depends on *when* domain a is seen: phase 2's share of a lowers it twice as
+    much as the effective mixture's, so runs with one effective mixture differ in loss."""
+    effective = np.einsum("np,npk->nk", shares, weights)
+    return 3.0 - 0.8 * weights[:, -1, 0] + 0.4 * effective[:, 1] + 0.2 * effective[:, 0]
+
+
+def schedule_log(n: int = 40, seed: int = 0, noise: float = 0.005) -> RunsLog:
+    """Two-phase runs over domains a, b, c with losses from ``schedule_truth`` (plus noise)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.ones(3), size=(n, 2))
+    last = rng.uniform(0.1, 0.5, size=n)
+    shares = np.column_stack([1 - last, last])
+    y = schedule_truth(weights, shares) + noise * rng.standard_normal(n)
+    rows = [
+        {"run_id": f"s{i}", **schedule_row(weights[i], shares[i], ["a", "b", "c"]),
+         "loss:web": float(y[i]), "tokens": 1_000_000}
+        for i in range(n)
+    ]  # fmt: skip
+    return RunsLog(validate_frame(pd.DataFrame(rows)))

@@ -175,6 +175,49 @@ def show_excess(result, i: int) -> None:
         )
 
 
+exposure_option = click.option(
+    "--exposure-corpus",
+    "exposure_corpus",
+    type=click.Path(exists=True, file_okay=False),
+    help="add per-domain exposure features (epochs = effective weight x the run's tokens / "
+    "the domain's unique training tokens in this corpus's manifest); needs the log's tokens",
+)
+
+
+def input_space(runs_log, exposure_corpus: str | None):
+    """The predictors' inputs of ``runs_log`` (``runs.inputs.InputSpace``): schedules for a
+    schedule log, with exposure features from ``--exposure-corpus``."""
+    from ..proposal.run import train_tokens
+    from ..runs.inputs import InputSpace
+
+    tokens = None if exposure_corpus is None else train_tokens(exposure_corpus)
+    return InputSpace.of(runs_log, tokens)
+
+
+def schedule_predictors(names: list[str]) -> list[str]:
+    """``names`` without the predictors that cannot take schedules, said on stderr."""
+    from ..predictors import predictor_class
+
+    dropped = [n for n in names if not predictor_class(n).capabilities.schedules]
+    if dropped:
+        click.echo(
+            f"note: a schedule log: {', '.join(dropped)} (laws of the mixture) left out", err=True
+        )
+    return [n for n in names if n not in dropped]
+
+
+def show_schedule(result, i: int) -> None:
+    """Proposal ``i``'s schedule: each phase's mixture (a column) and its share of the tokens;
+    the table above is the effective mixture."""
+    import pandas as pd
+
+    weights, shares = result.phase_weights[i], result.phase_shares[i]
+    frame = pd.DataFrame({"domain": list(result.domains)})
+    for p, (w, s) in enumerate(zip(weights, shares, strict=True), start=1):
+        frame[f"phase {p} (share {s:.3g})"] = w
+    print_table(frame, "its schedule (phase mixtures; the table above is the effective mixture)")
+
+
 def show_recommendation(rec: dict) -> None:
     """The mixture to train at full scale now, beside the (optimistic) best observed run."""
     import pandas as pd
@@ -267,6 +310,8 @@ def show_proposal(
                 else "not predicted"
             )
             print_table(frame, f"{result.mode} proposal {i + 1}: predicted objective {value}")
+            if getattr(result, "phase_weights", None) is not None:
+                show_schedule(result, i)
             if result.objective_interval is not None:
                 level, lo, hi, how = result.objective_interval
                 click.echo(

@@ -7,12 +7,15 @@ import click
 from ..errors import MixsurrogateError
 from .common import (
     echo_json,
+    exposure_option,
+    input_space,
     kinds_option,
     loss_units,
     mde_features,
     mde_kind_option,
     resolve_kinds,
     resolve_log,
+    schedule_predictors,
     scores_option,
     select_targets,
 )
@@ -123,6 +126,7 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
     type=click.IntRange(min=100),
     help="bootstrap resamples of every interval (default: 2000; fewer: faster, rougher)",
 )
+@exposure_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="write PNGs here")
 @click.option("--json", "as_json", is_flag=True)
@@ -148,6 +152,7 @@ def cv(
     curve_only,
     draws,
     resamples,
+    exposure_corpus,
     seed,
     plot_dir,
     as_json,
@@ -197,8 +202,11 @@ def cv(
         for n in list(RATE_PREDICTORS) + (list(MDE_PREDICTORS) if scores else [])
         if n not in OPT_IN_PREDICTORS
     ]
+    space = input_space(runs_log, exposure_corpus)
+    if not predictors and space.is_schedule:  # the mixing laws cannot take schedules
+        names = schedule_predictors(names)
     specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
-    evaluate.check_specs(specs, feature_fn)
+    evaluate.check_specs(specs, feature_fn, space)
     pairs = _parse_compare(compare_pairs, names)
     where = _check_where(train_where, test_where, test_log, curve_sizes)
     test = resolve_log(test_log) if test_log else None
@@ -212,7 +220,7 @@ def cv(
     if not curve_only:
         result, mode = _evaluate(
             evaluate, specs, runs_log, test, scored, where, train_where, test_where, folds,
-            repeats, targets, feature_fn, obj, seed, interval_level,
+            repeats, targets, feature_fn, obj, seed, interval_level, space.unique_tokens_map(),
         )  # fmt: skip
         result.resamples = resamples
         means = evaluate.add_set_means(result, units[1])
@@ -238,6 +246,7 @@ def cv(
                 scored=None if test is not None else scored,
                 seed=seed,
                 interval_level=interval_level,
+                unique_tokens=space.unique_tokens_map(),
             ),
             runs_log,
             test,
@@ -284,7 +293,7 @@ def cv(
 
 def _evaluate(
     evaluate, specs, runs_log, test, scored, where, train_where, test_where, folds, repeats,
-    targets, feature_fn, obj, seed, interval_level,
+    targets, feature_fn, obj, seed, interval_level, unique_tokens=None,
 ):  # fmt: skip
     """The evaluation ``cv`` asked for (where-split, test log or k-fold) and its one-line mode."""
     left_out = int((~scored).sum())
@@ -296,6 +305,7 @@ def _evaluate(
         scored=scored,
         seed=seed,
         interval_level=interval_level,
+        unique_tokens=unique_tokens,
     )
     if where:
         result = evaluate.train_test_where(

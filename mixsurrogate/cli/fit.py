@@ -8,6 +8,8 @@ import numpy as np
 from ..errors import MixsurrogateError
 from .common import (
     echo_json,
+    exposure_option,
+    input_space,
     loss_units,
     mde_features,
     mde_kind_option,
@@ -40,8 +42,11 @@ from .common import (
     show_default=True,
     help="level of the prediction intervals whose half-width is reported",
 )
+@exposure_option
 @click.option("--json", "as_json", is_flag=True)
-def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_json) -> None:
+def fit(
+    log, predictor, scores, mde_kind, target, summary, interval_level, exposure_corpus, as_json
+) -> None:
     """Fit one predictor on a runs log and report its in-sample fit quality.
 
     In-sample numbers flatter every predictor: compare predictors with `cv`. The interval
@@ -65,8 +70,10 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
     units_label, units = loss_units(log, targets)
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)
     spec = PredictorSpec(predictor)
-    check_specs([spec], feature_fn)
-    outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn, interval_level)
+    space = input_space(runs_log, exposure_corpus)
+    check_specs([spec], feature_fn, space)
+    X = space.inputs(runs_log)  # noqa: N806 - mixtures, or a schedule log's schedules
+    outcome = fit_predict(spec, runs_log, X, targets, feature_fn, interval_level, space=space)
     rows, problems = [], {}
     for j, t in enumerate(targets):
         status, reason = outcome.status[t]
@@ -120,4 +127,5 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
 
         for t in outcome.fitted:
             have = runs_log.has_loss(t)
-            click.echo(ols_summary(runs_log.W[have], runs_log.loss(t)[have], runs_log.domains))
+            names = runs_log.domains if space.is_mixture else space.names()
+            click.echo(ols_summary(X[have], runs_log.loss(t)[have], names))

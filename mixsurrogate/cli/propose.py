@@ -151,6 +151,24 @@ from .multifidelity import multifidelity_options
     help="--fidelities: FLOPs per parameter per token of a run (cost = factor x params x tokens)",
 )
 @multifidelity_options
+@click.option(
+    "--phases",
+    type=click.IntRange(min=2),
+    help="propose a schedule of this many phases (a schedule log's count; its default): each "
+    "phase's mixture within --bounds, --max-epochs on the effective mixture",
+)
+@click.option(
+    "--phase-share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="with --phases: fix the last phase's share of the tokens (the others split the rest "
+    "equally); default: every share free, at least 0.05",
+)
+@click.option(
+    "--exposure",
+    is_flag=True,
+    help="schedules: add per-domain exposure (epochs) inputs from --corpus's unique training "
+    "tokens (needs --budget-tokens and the log's tokens column)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG bar chart of the proposal"
@@ -186,6 +204,9 @@ def propose(
     cost_factor,
     switch_after,
     switch_flops,
+    phases,
+    phase_share,
+    exposure,
     seed,
     plot_path,
     as_json,
@@ -211,6 +232,8 @@ def propose(
       mixsurrogate propose --scores scores/ --objective val=0.5,task=0.5     (zero-run mode)
       mixsurrogate propose regmix:train-1m -p linear --objective pile_cc=1 --prior uniform --kl 0.05
       mixsurrogate propose runs.csv -p gp --objective val=1 --prior natural --corpus corpus/ --kl auto
+      mixsurrogate propose schedules.csv -p gp --objective val=1 --phases 2 --phase-share 0.2
+                                   (a schedule log: the phase mixtures and shares to train)
     """
     from ..proposal.request import ProposeRequest
     from ..proposal.run import run_proposal

@@ -16,6 +16,7 @@ from ..errors import MixsurrogateError
 from ..predictors import Capabilities, make_predictor, predictor_class
 from ..predictors.multitarget import MultiTargetPredictor
 from ..runs.fidelity import fidelity_features
+from ..runs.inputs import InputSpace
 from ..runs.log import RunsLog
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
@@ -95,17 +96,36 @@ def feature_sets_of(feature_fn: FeatureFn | None) -> list[str] | None:
     return None if sets is None else list(sets)
 
 
-def check_specs(specs: Sequence[PredictorSpec], feature_fn: FeatureFn | None) -> None:
-    """Configuration errors (unknown names, MDE without a store) stop before any fitting."""
+def check_specs(
+    specs: Sequence[PredictorSpec],
+    feature_fn: FeatureFn | None,
+    space: InputSpace | None = None,
+) -> None:
+    """Configuration errors (unknown names, MDE without a store, a mixture-only predictor on
+    schedules) stop before any fitting."""
     labels = [s.display for s in specs]
     if len(set(labels)) != len(labels):
         raise MixsurrogateError(f"predictor names repeat: {', '.join(labels)}")
     for spec in specs:
         spec.build()
+        if space is not None:
+            check_space(spec, space)
         if spec.uses_features and feature_fn is None:
             raise MixsurrogateError(
                 f"predictor {spec.name!r} needs MDE features: pass a score store (--scores)"
             )
+
+
+def check_space(spec: PredictorSpec, space: InputSpace) -> None:
+    """Refuse, in one line, a predictor whose fixed functional form lives in mixture space
+    (``capabilities.schedules`` False: the mixing laws, auto) on a schedule log: fitted on the
+    effective mixture it would be blind to phase order, and a schedule proposal from it wrong."""
+    if space.is_schedule and not spec.capabilities.schedules:
+        raise MixsurrogateError(
+            f"predictor {spec.name!r} is a law of the mixture and cannot take a "
+            f"{space.n_phases}-phase schedule log; use a schedule predictor (linear, loglinear, "
+            "lgbm, gp, mtgp, or one with +mde)"
+        )
 
 
 def fit_predict(
@@ -116,16 +136,24 @@ def fit_predict(
     feature_fn: FeatureFn | None = None,
     interval_level: float | None = None,
     test_rows: RunsLog | None = None,
+    space: InputSpace | None = None,
 ) -> FitOutcome:
     """Fit on ``train`` and predict ``W_test`` for every target that could be fitted (and,
     with ``interval_level``, each prediction's interval, calibrated on ``train`` alone).
     A fidelity predictor (``mfgp``) also needs the rows of ``W_test`` as ``test_rows``.
+
+    ``W_test`` are inputs of ``space`` (default ``InputSpace.of(train)``: the mixtures of a
+    single-phase log, the flattened schedules of a schedule log, ``space.inputs(rows)``);
+    ``feature_fn`` is a function of mixtures, applied to the MDE mixture of each input.
 
     Never raises for a target's trouble: it is in ``status`` with its reason. Pending runs of
     ``train`` (no loss yet) are left out; each target is fitted on the runs that have its loss
     (``n_runs`` counts them).
     """
     targets = list(targets)
+    space = space or InputSpace.of(train)
+    check_space(spec, space)
+    feature_fn = space.features(feature_fn)
     pred = np.full((len(W_test), len(targets)), np.nan)
     lower, upper = (pred.copy(), pred.copy()) if interval_level else (None, None)
     model = spec.build()
@@ -133,9 +161,11 @@ def fit_predict(
     Y = np.column_stack([train.loss(t) for t in targets])  # noqa: N806
     n_runs = {t: int(np.isfinite(Y[:, j]).sum()) for j, t in enumerate(targets)}
     try:
-        train_features = _features(spec, feature_fn, train.W, train)
+        X = space.inputs(train)  # noqa: N806
+        train_features = _features(spec, feature_fn, X, train)
         model.fit(
-            train.W, Y, targets, train.domains, features=train_features,
+            X, Y, targets, space.names() if not space.is_mixture else train.domains,
+            features=train_features,
             feature_sets=feature_sets_of(feature_fn),
         )  # fmt: skip
         reasons = model.reasons()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ..errors import MixsurrogateError
 from ..objective import Objective
 from ..predictors.multitarget import runs_note
+from ..runs.inputs import InputSpace
 from ..runs.log import RunsLog
 from .aggregate import add_objective, add_set_mean, add_set_means
 from .fitting import (
@@ -145,14 +146,18 @@ def run_splits(
     seed: int = 0,
     desc: str = "evaluation",
     interval_level: float | None = None,
+    unique_tokens: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """Fit every predictor on every split and score it on the split's test rows.
 
     Test rows index ``test`` when given (train/test and curves with a test log), else ``train``.
     With an ``objective``, the target ``objective`` scores its blend (see ``add_objective``).
+    Inputs are ``InputSpace.of(train, unique_tokens)``'s: a schedule log's flattened schedules,
+    with exposure features when ``unique_tokens`` (domain -> unique training tokens) is given.
     """
     targets = list(targets)
-    check_specs(specs, feature_fn)
+    space = InputSpace.of(train, unique_tokens)
+    check_specs(specs, feature_fn, space)
     if test is not None and test.domains != train.domains:
         if sorted(test.domains) != sorted(train.domains):
             raise MixsurrogateError(
@@ -161,6 +166,7 @@ def run_splits(
             )
         test = test.with_domain_order(train.domains)  # same domains, another column order
     scored_log = test if test is not None else train
+    X_scored = space.inputs(scored_log)  # noqa: N806
     truth = np.column_stack([scored_log.loss(t) for t in targets])
     rows: list[dict] = []
     predictions: dict[str, dict[tuple, np.ndarray]] = {}
@@ -173,8 +179,8 @@ def run_splits(
             for split in splits:
                 rows_test = scored_log.subset(split.test) if spec.uses_fidelity else None
                 outcome = fit_predict(
-                    spec, train.subset(split.train), scored_log.W[split.test], targets,
-                    feature_fn, interval_level, rows_test,
+                    spec, train.subset(split.train), X_scored[split.test], targets,
+                    feature_fn, interval_level, rows_test, space,
                 )  # fmt: skip
                 rows += _split_rows(spec, split, outcome, truth, targets, key_columns)
                 predictions[spec.display][split.key] = outcome.pred
@@ -234,7 +240,8 @@ class EvaluationContext:
     """What every evaluation entry point is given alike: the predictors, the targets scored
     (default: every target of the training log), MDE features, the objective scored as its own
     target, which runs are scored (of the log scored on), the seed, the interval level whose
-    coverage and width are scored, and whether to show progress."""
+    coverage and width are scored, whether to show progress, and the domains' unique training
+    tokens when the inputs carry exposure features (``runs.inputs``)."""
 
     specs: Sequence[PredictorSpec]
     targets: Sequence[str] | None = None
@@ -244,6 +251,7 @@ class EvaluationContext:
     seed: int = 0
     interval_level: float | None = None
     progress: bool = True
+    unique_tokens: Mapping[str, float] | None = None
 
     def run(
         self, train: RunsLog, splits: Sequence[Split], key_columns: list[str],
@@ -253,7 +261,7 @@ class EvaluationContext:
         return run_splits(
             self.specs, train, splits, list(self.targets or train.targets), key_columns,
             self.feature_fn, self.objective, test, self.progress, self.seed, desc,
-            self.interval_level,
+            self.interval_level, self.unique_tokens,
         )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ class AutoPredictor(MixturePredictor):
 
     name = "auto"
     #: an inner cross-validation of every candidate per fit
-    capabilities = replace(MixturePredictor.capabilities, opt_in=True)
+    capabilities = replace(MixturePredictor.capabilities, opt_in=True, schedules=False)
 
     def __init__(
         self,

@@ -55,6 +55,9 @@ class Capabilities:
     positive_losses: bool = False
     #: several times gp's cost per fit: left out of ``cv``'s default list (named with ``-p``)
     opt_in: bool = False
+    #: takes any non-negative inputs, so also a schedule log's flattened schedules
+    #: (``runs.inputs``); False for a fixed functional form of the mixture (the mixing laws)
+    schedules: bool = True
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):

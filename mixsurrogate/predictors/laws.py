@@ -139,7 +139,7 @@ class DMLPredictor(MixturePredictor):
     """
 
     name = "dml"
-    capabilities = replace(MixturePredictor.capabilities, positive_losses=True)
+    capabilities = replace(MixturePredictor.capabilities, positive_losses=True, schedules=False)
     fit_margin = 2
 
     def __init__(
@@ -198,7 +198,7 @@ class BiMixPredictor(MixturePredictor):
     """
 
     name = "bimix"
-    capabilities = replace(MixturePredictor.capabilities, positive_losses=True)
+    capabilities = replace(MixturePredictor.capabilities, positive_losses=True, schedules=False)
     fit_margin = 2
 
     def __init__(self, domain_index: int | None = None, eps: float = 1e-3):

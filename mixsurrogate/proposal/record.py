@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import MixsurrogateError
 from ..objective import Objective
 from ..runs.log import RunsLog
+from ..runs.schedule import schedule_row
 from .constraints import OutcomeConstraints
 from .kl_prior import KLResult
 
@@ -47,6 +48,33 @@ class Proposal:
     #: the fitted surrogate behind the proposal (a ``FittedObjective`` or a search GP), kept
     #: so the robust recommendation does not fit it again; never serialised
     fitted: object = field(default=None, repr=False, compare=False)
+    #: ``propose --phases``: each proposal's phase mixtures (q, P, K) and shares (q, P);
+    #: ``mixtures`` are then their effective (token-weighted) mixtures
+    phase_weights: np.ndarray | None = None
+    phase_shares: np.ndarray | None = None
+
+    def schedule_rows(self) -> list[dict[str, float]]:
+        """Each proposed schedule as the cells of a runs-log row (``runs.schedule.schedule_row``:
+        phase mixtures, shares, the effective ``w:``); empty for mixtures."""
+        if self.phase_weights is None:
+            return []
+        return [
+            schedule_row(w, s, self.domains)
+            for w, s in zip(self.phase_weights, self.phase_shares, strict=True)
+        ]
+
+    def schedule_dicts(self) -> list[list[dict]]:
+        """Per proposal, each phase's share and mixture (JSON and tables)."""
+        if self.phase_weights is None:
+            return []
+        return [
+            [
+                {"phase": p + 1, "share": float(s[p]),
+                 "mixture": dict(zip(self.domains, map(float, w[p]), strict=True))}
+                for p in range(len(s))
+            ]
+            for w, s in zip(self.phase_weights, self.phase_shares, strict=True)
+        ]  # fmt: skip
 
     def to_dict(self) -> dict:
         payload = {
@@ -92,6 +120,9 @@ class Proposal:
                 row["worst_case"] = self.worst_case_report()[i]
             if self.kl is not None:
                 row["kl_to_prior"] = float(self.kl.kl[i])
+            if self.phase_weights is not None:
+                row["schedule"] = self.schedule_dicts()[i]
+                row["log_row"] = self.schedule_rows()[i]
         return payload
 
     def _losses(self, rows: OutcomeConstraints) -> tuple[np.ndarray, list[str]]:

@@ -67,6 +67,9 @@ class ProposeRequest:
     cost_factor: float = 6.0
     switch_after: str | None = None
     switch_flops: float | None = None
+    phases: int | None = None
+    phase_share: float | None = None
+    exposure: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -216,6 +219,35 @@ class ProposeRequest:
             parse_switch_after(self.switch_after, 1)  # the format; the default needs K
         if self.max_epochs is not None and not (self.corpus and self.budget_tokens):
             raise MixsurrogateError("--max-epochs needs --corpus DIR and --budget-tokens N")
+        if self.exposure and not (self.corpus and self.budget_tokens):
+            raise MixsurrogateError(
+                "--exposure needs --corpus DIR (unique tokens per domain) and --budget-tokens N "
+                "(the proposed run's tokens)"
+            )
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        """--phases/--phase-share: schedules of a runs log, exploit or --explore only."""
+        if self.phases is None and self.phase_share is None:
+            return
+        if self.phases is not None and self.phases < 2:
+            raise MixsurrogateError(f"--phases {self.phases}: a schedule has at least 2 phases")
+        if self.phase_share is not None and not 0 < self.phase_share < 1:
+            raise MixsurrogateError(f"--phase-share {self.phase_share}: must be between 0 and 1")
+        others = {"zero-run mode (no runs log)": self.log is None,
+                  "--fidelities": self.multi_fidelity, "--kl": self.kl is not None,
+                  "--no-worse-than": bool(self.no_worse_than),
+                  "--worst-case": self.worst_case is not None,
+                  "--strategy (schedules explore by a lower confidence bound)":
+                      self.strategy != DEFAULT_STRATEGY}  # fmt: skip
+        for what, given in others.items():
+            if given:
+                raise MixsurrogateError(f"--phases/--phase-share (schedules) not with {what}")
+        if self.chosen_recommender not in (AUTO, "argmin"):
+            raise MixsurrogateError(
+                f"--recommender {self.chosen_recommender}: a schedule's recommendation is its "
+                "argmin, judged by a cross-fitted optimism report (argmin or auto)"
+            )
 
 
 def _given(request: ProposeRequest) -> dict[str, Any]:

@@ -3,7 +3,7 @@ every mode in one place (the command line only builds the request and prints the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from ..mde.store import load_scores
 from ..objective import Objective, parse_terms, resolve_kinds
 from ..runs.builtin import resolve_log
 from ..runs.fidelity import CostModel, FidelityMenu, fidelity_features
+from ..runs.inputs import InputSpace
 from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, read_frame
 from ..search.campaign import CampaignData, constraint_feasibility, propose_next_runs
 from ..search.defaults import parse_switch_after
@@ -29,8 +30,10 @@ from .exploit import propose_exploit
 from .kl_prior import KLSetting, resolve_prior
 from .ledger import append_entries, entries_for, keeps_ledger, ledger_path
 from .modes import robust_exploit, robust_explore
+from .phased import propose_schedule
 from .record import Proposal, objective_values
 from .request import ProposeRequest
+from .schedule import ScheduleProblem
 from .zero_run import propose_zero_run
 
 
@@ -67,6 +70,14 @@ def run_proposal(request: ProposeRequest) -> ProposalOutcome:
     feature_fn, store = log_features(request.scores, runs_log, request.mde_kind)
     kinds, source = resolve_kinds(request.kinds, request.log, runs_log.targets, store)
     obj = parse_objective(request, runs_log.targets, kinds, source)
+    space = request_space(request, runs_log)
+    if space.is_schedule:
+        return _schedule(replace(request, phases=space.n_phases), runs_log, obj, feature_fn, space)
+    if space.has_exposure:
+        raise MixsurrogateError(
+            "--exposure applies to schedule logs (w@<p>: columns); a mixture's exposure is a "
+            "fixed rescaling of the mixture"
+        )
     bounds = request_bounds(request, runs_log.domains)
     if request.multi_fidelity:
         result = _multifidelity(request, runs_log, obj, bounds)
@@ -116,9 +127,61 @@ def request_bounds(request: ProposeRequest, domains: list[str]) -> Bounds:
     bounds = Bounds.parse(list(request.bounds), domains)
     if request.max_epochs is None:
         return bounds
-    corpus = Corpus.load(request.corpus)
-    available = {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
+    available = train_tokens(request.corpus)
     return bounds.with_max_epochs(domains, available, request.budget_tokens, request.max_epochs)
+
+
+def train_tokens(corpus_dir: str) -> dict[str, int]:
+    """Each domain's unique training tokens (the corpus manifest's ``tokens.train``)."""
+    corpus = Corpus.load(corpus_dir)
+    return {d: int(corpus.manifest["domains"][d]["tokens"]["train"]) for d in corpus.domains}
+
+
+def request_space(request: ProposeRequest, runs_log: RunsLog) -> InputSpace:
+    """The surrogate's inputs: the log's schedules or mixtures (``--phases`` must match a
+    schedule log's phases), with exposure features under ``--exposure``."""
+    space = InputSpace.of(runs_log, train_tokens(request.corpus) if request.exposure else None)
+    if request.phases is not None and request.phases != space.n_phases:
+        has = f"{space.n_phases}-phase schedules" if space.is_schedule else "single-phase runs"
+        raise MixsurrogateError(
+            f"--phases {request.phases}: {request.log} has {has}; a schedule surrogate is "
+            "fitted on schedule runs (w@<p>:<domain>, share@<p> columns) with that many phases"
+        )
+    return space
+
+
+def schedule_problem(request: ProposeRequest, space: InputSpace) -> ScheduleProblem:
+    """--bounds on every phase, --max-epochs on the effective mixture, --phase-share."""
+    domains = list(space.domains)
+    bounds = Bounds.parse(list(request.bounds), domains)
+    caps = None
+    if request.max_epochs is not None:
+        unbounded = Bounds.unbounded(len(domains))
+        caps = unbounded.with_max_epochs(
+            domains, train_tokens(request.corpus), request.budget_tokens, request.max_epochs
+        ).upper
+    tokens = None if request.budget_tokens is None else float(request.budget_tokens)
+    return ScheduleProblem(space, bounds, caps, request.phase_share, tokens)
+
+
+def _schedule(
+    request: ProposeRequest,
+    runs_log: RunsLog,
+    obj: Objective,
+    feature_fn: FeatureFn | None,
+    space: InputSpace,
+) -> ProposalOutcome:
+    """A schedule log: the schedule to train (or --explore's next ones), recorded as others."""
+    problem = schedule_problem(request, space)
+    result = propose_schedule(
+        runs_log, PredictorSpec(request.predictor), obj, problem, feature_fn, seed=request.seed,
+        explore=request.explore, n=request.n,
+    )  # fmt: skip
+    if not request.no_ledger and keeps_ledger(request.log):
+        entries = entries_for(result, runs_log, request.log, obj, request.predictor)
+        append_entries(ledger_path(request.log), entries)
+    return ProposalOutcome(request, obj, problem.bounds, proposal=result,
+                           plot_mixtures=plot_mixtures(result, runs_log, obj))  # fmt: skip
 
 
 def plot_mixtures(
@@ -179,11 +242,29 @@ def _campaign_start(request: ProposeRequest) -> ProposalOutcome:
     names = sets or [n for t in terms for n in t.patterns]
     obj = parse_objective(request, names, dict.fromkeys(names, "val"))
     bounds = request_bounds(request, domains)
+    if request.phases is not None:
+        return _schedule_start(request, obj, domains)
     result, _ = propose_next_runs(
         CampaignData.from_log(None, obj, domains), obj, request.n, bounds, request.strategy,
         request.initial, seed=request.seed,
     )  # fmt: skip
     return ProposalOutcome(request, obj, bounds, proposal=result,
+                           plot_mixtures=plot_mixtures(result, None, obj))  # fmt: skip
+
+
+def _schedule_start(request: ProposeRequest, obj: Objective, domains: list[str]) -> ProposalOutcome:
+    """--explore --phases before any run: Sobol schedules (each phase's mixture inside the
+    bounds; shares fixed by --phase-share or drawn), within the --max-epochs caps."""
+    problem = schedule_problem(request, InputSpace(tuple(domains), request.phases))
+    weights, shares = problem.sample(max(4 * request.n, 64), request.seed)
+    ok = np.flatnonzero(problem.violation(weights, shares) == 0)[: request.n]
+    effective = np.einsum("np,npk->nk", shares[ok], weights[ok])
+    result = Proposal(
+        mode="explore", domains=domains, mixtures=effective, objective=np.full(len(ok), np.nan),
+        notes=[f"a log with no runs: {len(ok)} Sobol schedule(s) start the campaign"],
+        phase_weights=weights[ok], phase_shares=shares[ok],
+    )  # fmt: skip
+    return ProposalOutcome(request, obj, problem.bounds, proposal=result,
                            plot_mixtures=plot_mixtures(result, None, obj))  # fmt: skip
 
 

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import MixsurrogateError
+from ..evaluation.fitting import check_space
 from ..evaluation.protocol import FeatureFn, PredictorSpec, feature_sets_of, fit_predict
 from ..evaluation.splits import cv_splits
 from ..objective import Objective
 from ..predictors.intervals import conformal_quantile
 from ..predictors.multitarget import MultiTargetPredictor
+from ..runs.inputs import InputSpace
 from ..runs.log import RunsLog
 from .record import check_objective_sets, objective_values
 
@@ -21,7 +23,8 @@ class FittedObjective:
     """A multi-target surrogate fitted on the objective's sets, seen as f(W) -> objective.
 
     ``extra_sets`` (e.g. sets a constraint names outside the objective) are fitted too, after
-    the objective's; they carry no weight in the objective.
+    the objective's; they carry no weight in the objective. ``W`` are inputs of ``space``
+    (default ``InputSpace.of(log)``): mixtures, or a schedule log's flattened schedules.
     """
 
     def __init__(
@@ -31,16 +34,22 @@ class FittedObjective:
         objective: Objective,
         feature_fn: FeatureFn | None,
         extra_sets: Sequence[str] = (),
+        space: InputSpace | None = None,
     ):
         check_objective_sets(log, objective)
-        self.spec, self.objective, self.feature_fn = spec, objective, feature_fn
+        self.space = space or InputSpace.of(log)
+        check_space(spec, self.space)
+        self.spec, self.objective = spec, objective
+        self.feature_fn = self.space.features(feature_fn)
         self.sets = objective.sets + [
             s for s in dict.fromkeys(extra_sets) if s not in objective.sets
         ]
         self.model = MultiTargetPredictor(spec.name, spec.params)
         Y = np.column_stack([log.loss(s) for s in self.sets])  # noqa: N806
+        X = self.space.inputs(log)  # noqa: N806
+        names = log.domains if self.space.is_mixture else self.space.names()
         self.model.fit(
-            log.W, Y, self.sets, log.domains, features=self._features(log.W),
+            X, Y, self.sets, names, features=self._features(X),
             feature_sets=feature_sets_of(feature_fn),
         )  # fmt: skip
         self.model.require_fitted(self.sets)  # a proposal needs every set of the objective
@@ -84,6 +93,7 @@ def conformal_objective_interval(
     level: float = 0.9,
     folds: int = 5,
     seed: int = 0,
+    space: InputSpace | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """A ``level`` interval of the predicted objective of new runs, by split conformal on the
     objective's cross-validated residuals over the logged runs (refits the predictor ``folds``
@@ -91,9 +101,16 @@ def conformal_objective_interval(
     folds = min(folds, len(log))
     truth = objective_values(log, objective)
     residuals = np.full(len(log), np.nan)
+    space = space or InputSpace.of(log)
+    X = space.inputs(log)  # noqa: N806
     for split in cv_splits(len(log), folds, 1, seed):
         outcome = fit_predict(
-            spec, log.subset(split.train), log.W[split.test], objective.sets, feature_fn
+            spec,
+            log.subset(split.train),
+            X[split.test],
+            objective.sets,
+            feature_fn,
+            space=space,
         )
         if all(outcome.status[t][0] == "ok" for t in objective.sets):
             est = objective.combine(outcome.pred, objective.sets)

@@ -359,10 +359,12 @@ def assemble(
     normalise: bool,
     sum_hint: str = NORMALISE_HINT,
     notes: Sequence[str] = (),
+    extra_columns: Mapping[str, np.ndarray] | None = None,
 ) -> ImportedLog:
     """The runs log from selected (column, name) pairs of row-aligned tables, and its metadata
     (``sum_hint`` ends the error for weights that do not sum to 1; ``notes``: the importer's
-    own, such as columns it skipped, before this function's)."""
+    own, such as columns it skipped, before this function's; ``extra_columns``: log columns
+    carried through as they are, e.g. a schedule's ``w@<p>:``/``share@<p>``)."""
     source = " + ".join(str(f) for f in files)
     if units not in LOSS_UNITS:
         raise MixsurrogateError(f"units {units!r}: choose from {', '.join(LOSS_UNITS)}")
@@ -410,6 +412,7 @@ def assemble(
     if missing:
         cells = "1 loss cell is" if missing == 1 else f"{missing} loss cells are"
         notes.append(f"{cells} empty or NaN in the source: kept missing (not evaluated)")
+    columns.update(extra_columns or {})
     log = RunsLog(validate_frame(pd.DataFrame(columns), source=source))
     metadata = LogMetadata(
         units=units,

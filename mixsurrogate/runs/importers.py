@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import MixsurrogateError, RunsLogError
@@ -25,12 +26,14 @@ from .columns import (
     matches,
     parse_renames,
     read_csv,
+    safe_name,
     shown,
     unnamed,
 )
 from .formats import FORMATS
 from .log import RunsLog, frame_to_text, log_lock
 from .metadata import save_log_metadata
+from .schedule import PHASE_WEIGHT_PREFIX, is_phase_column, phase_weight_column
 
 #: the input files of each format, in the order they are given (then OUT)
 FORMAT_FILES = {
@@ -182,12 +185,17 @@ def from_olmix(
     metrics = aligned(ratios, ratios_id, metrics, metrics_id, (str(ratios_csv), str(metrics_csv)))
     weight_cols = match_columns(
         ratios.columns, weights or ("*",), "--weights", str(ratios_csv),
-        exclude=(ratios_id, *OLMIX_OTHER_COLUMNS),
+        exclude=(ratios_id, *OLMIX_OTHER_COLUMNS, *phase_names(ratios)),
     )  # fmt: skip
     loss_cols = match_columns(
         metrics.columns, losses or ("*",), "--losses", str(metrics_csv),
-        exclude=(metrics_id, *OLMIX_OTHER_COLUMNS),
+        exclude=(metrics_id, *OLMIX_OTHER_COLUMNS, *phase_names(metrics)),
     )  # fmt: skip
+    if phase_names(metrics):
+        raise RunsLogError(
+            f"{metrics_csv}: schedule columns ({phase_names(metrics)[0]}, ...) belong in the "
+            f"ratios file {ratios_csv}, beside the mixture"
+        )
     skipped = [
         "the empty-headed first column (a saved index)" if unnamed(c) else repr(c)
         for c in dict.fromkeys([*ratios.columns, *metrics.columns])
@@ -206,6 +214,7 @@ def from_olmix(
         higher_is_better=higher_is_better,
         normalise=normalize_weights,
         notes=[f"not domains or metrics, skipped: {', '.join(skipped)}"] if skipped else [],
+        extra_columns=schedule_columns(ratios, renames, str(ratios_csv)),
     )
 
 
@@ -258,19 +267,53 @@ def _from_table(
         raise MixsurrogateError(f"--format {fmt} needs --weights PATTERN and --losses PATTERN")
     id_columns = [id_columns] if isinstance(id_columns, str) else list(id_columns)
     table, id_column = read_csv(path, id_columns, "name it with --run-id COLUMN")
+    exclude = (id_column, *phase_names(table))
     return assemble(
         table[id_column],
         table,
-        match_columns(table.columns, weights, "--weights", str(path), exclude=(id_column,)),
+        match_columns(table.columns, weights, "--weights", str(path), exclude=exclude),
         table,
-        match_columns(table.columns, losses, "--losses", str(path), exclude=(id_column,)),
+        match_columns(table.columns, losses, "--losses", str(path), exclude=exclude),
         fmt=fmt,
         files=[path],
         renames=renames,
         units=units,
         higher_is_better=higher_is_better,
         normalise=normalize_weights,
+        extra_columns=schedule_columns(table, renames, str(path)),
     )
+
+
+def schedule_columns(
+    table: pd.DataFrame, renames: Mapping[str, str] | None, source: str
+) -> dict[str, np.ndarray]:
+    """A table's schedule columns (``w@<p>:<domain>``, ``share@<p>``: the log's own format),
+    carried through with their domain named as the weights' (``safe_name``, then renames);
+    never a domain or a metric. The log's validation then checks them (one line per problem)."""
+    renames = dict(renames or {})
+    out = {}
+    for column in (str(c) for c in table.columns if is_phase_column(c)):
+        name = column
+        if column.startswith(PHASE_WEIGHT_PREFIX):
+            phase, domain = column[len(PHASE_WEIGHT_PREFIX) :].split(":", 1)
+            domain = safe_name(domain)
+            name = phase_weight_column(int(phase), renames.get(domain, domain))
+        raw = table[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise RunsLogError(
+                f"{source}: schedule column {column!r} holds {raw.iloc[row]!r} (row {row + 1}), "
+                "not a number"
+            )
+        out[name] = values.to_numpy(float)
+    return out
+
+
+def phase_names(table: pd.DataFrame) -> tuple[str, ...]:
+    """The schedule columns of a table: left out of --weights and --losses matching."""
+    return tuple(str(c) for c in table.columns if is_phase_column(c))
 
 
 _READERS = {"regmix": from_regmix, "olmix": from_olmix, "wandb": from_wandb, "csv": from_csv}
