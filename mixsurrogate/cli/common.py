@@ -72,11 +72,11 @@ def echo_json(payload) -> None:
     click.echo(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
-def resolve_log(spec: str) -> RunsLog:
+def resolve_log(spec: str, missing_domains: str = "refuse") -> RunsLog:
     """A runs-log path, or a built-in log (``runs.builtin.resolve_log``)."""
     from ..runs.builtin import resolve_log as resolve
 
-    return resolve(spec)
+    return resolve(spec, missing_domains)
 
 
 def loss_units(spec: str, targets: list[str]) -> tuple[str, dict[str, str]]:
@@ -109,6 +109,17 @@ def scores_option(help_text: str):
 #: MDE features of fit, cv and propose: token-level, sequence-posterior, or both
 mde_kind_option = click.option(
     "--mde-kind", type=click.Choice(["token", "bayes", "both"]), default="token", show_default=True
+)
+
+
+#: fit, cv and propose: empty w:<domain> cells (runs from before a domain was added) as 0
+missing_domains_option = click.option(
+    "--missing-domains",
+    type=click.Choice(["refuse", "zero"]),
+    default="refuse",
+    show_default=True,
+    help="an empty w:<domain> cell: refuse the log, or read it as weight 0 (the run was trained "
+    "before that domain was added to the log)",
 )
 
 
