@@ -125,5 +125,7 @@ def check_eval_ids(store: ScoreStore, log) -> None:
         raise ScoreStoreError(
             f"{int(other.sum())} run(s) of the runs log (first: {log.run_ids[first]}) were "
             f"evaluated on other sequences or tokenizer (eval_id {ids.iloc[first]}) than the "
-            f"score store ({store.eval_id}); re-evaluate them with this store's suite"
+            f"score store ({store.eval_id}); re-evaluate them on this store's suite, or empty "
+            "their eval_id cells if their sets' sequences are unchanged (e.g. runs from before "
+            "a domain was added, same tokenizer)"
         )
