@@ -342,7 +342,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=HERE / "results",
                         help="where realtext.json (the predictor ranking) is")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--draws", type=int, default=6, help="seeded draws per left-out domain")
+    parser.add_argument("--draws", type=int, default=4, help="seeded draws per left-out domain")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
