@@ -165,7 +165,7 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -
     """
     if not log.exists():
         return LoggedRuns(set(), {}, set())
-    logged = RunsLog(validate_runs(read_frame(log), str(log), "keep"))  # old rows stay
+    logged = RunsLog(validate_runs(read_frame(log), source=str(log)))
     frame = logged.frame
     expected = {WEIGHT_PREFIX + d for d in domains} | {LOSS_PREFIX + n for n in suite.sets}
     found = {c for c in frame.columns if str(c).startswith((WEIGHT_PREFIX, LOSS_PREFIX))}
