@@ -295,8 +295,9 @@ def write(out: Path, scores: pd.DataFrame, meta: dict, args, seconds: float) -> 
     if len(failed):
         md += ["## Fits that left sets out", ""]
         for (label, arm), g in failed.groupby(["predictor", "arm"]):
-            md.append(f"- {label} / {arm}: {len(g) // len(OBJECTIVES)} splits, sets "
-                      f"{', '.join(sorted(set(','.join(g['failed_sets']).split(','))))}")  # fmt: skip
+            md.append(f"- {label} / {arm}: {len(g) // len(OBJECTIVES)} splits left a set out "
+                      "(the left-out domain's own validation set; over all splits: "
+                      f"{', '.join(sorted(set(','.join(g['failed_sets']).split(','))))})")  # fmt: skip
         md.append("")
     md += ["![Spearman on ET+SP](reuse.png)", "",
            f"Run time: {seconds:.0f} s (under `nice -n 15`, 2 shared CPU cores).", ""]  # fmt: skip
