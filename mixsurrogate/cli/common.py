@@ -72,11 +72,11 @@ def echo_json(payload) -> None:
     click.echo(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
-def resolve_log(spec: str) -> RunsLog:
+def resolve_log(spec: str, missing_domains: str = "refuse") -> RunsLog:
     """A runs-log path, or a built-in log (``runs.builtin.resolve_log``)."""
     from ..runs.builtin import resolve_log as resolve
 
-    return resolve(spec)
+    return resolve(spec, missing_domains)
 
 
 def loss_units(spec: str, targets: list[str]) -> tuple[str, dict[str, str]]:
@@ -117,6 +117,17 @@ mde_kind_option = click.option(
     help="budget, budget-bayes: each expert at the budget its domain gets in the mixture "
     "(needs a score store of experts trained with 'experts train --checkpoints'); examples: "
     "example-level MDE columns per set for the mde-ex predictor (fit and cv)",
+)
+
+
+#: fit, cv and propose: empty w:<domain> cells (runs from before a domain was added) as 0
+missing_domains_option = click.option(
+    "--missing-domains",
+    type=click.Choice(["refuse", "zero"]),
+    default="refuse",
+    show_default=True,
+    help="an empty w:<domain> cell: refuse the log, or read it as weight 0 (the run was trained "
+    "before that domain was added to the log)",
 )
 
 

@@ -13,6 +13,7 @@ from .common import (
     loss_units,
     mde_features,
     mde_kind_option,
+    missing_domains_option,
     resolve_kinds,
     resolve_log,
     schedule_predictors,
@@ -57,6 +58,7 @@ def _parse_compare(pairs: tuple[str, ...], names: list[str]) -> list[tuple[str, 
 )
 @scores_option("score store: adds MDE predictors")
 @mde_kind_option
+@missing_domains_option
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option(
     "--repeats", type=int, default=1, show_default=True, help="repeated k-fold (small logs)"
@@ -135,6 +137,7 @@ def cv(
     predictors,
     scores,
     mde_kind,
+    missing_domains,
     folds,
     repeats,
     test_log,
@@ -190,7 +193,7 @@ def cv(
 
     resamples = resamples or BOOTSTRAP_RESAMPLES
 
-    runs_log = resolve_log(log)
+    runs_log = resolve_log(log, missing_domains)
     targets = select_targets(runs_log, target)
     feature_fn, store = mde_features(scores, runs_log, mde_kind)
     obj = None
@@ -209,7 +212,7 @@ def cv(
     evaluate.check_specs(specs, feature_fn, space)
     pairs = _parse_compare(compare_pairs, names)
     where = _check_where(train_where, test_where, test_log, curve_sizes)
-    test = resolve_log(test_log) if test_log else None
+    test = resolve_log(test_log, missing_domains) if test_log else None
     scored_log = test if test is not None else runs_log
     scored = evaluate.scoring_mask(scored_log, score_only, exclude_scoring)
     if curve_only and not curve_sizes:

@@ -13,6 +13,7 @@ from .common import (
     loss_units,
     mde_features,
     mde_kind_option,
+    missing_domains_option,
     print_table,
     resolve_log,
     scores_option,
@@ -25,6 +26,7 @@ from .common import (
 @click.option("--predictor", "-p", default="linear", show_default=True)
 @scores_option("score store for +mde predictors")
 @mde_kind_option
+@missing_domains_option
 @click.option(
     "--target",
     "-t",
@@ -45,7 +47,16 @@ from .common import (
 @exposure_option
 @click.option("--json", "as_json", is_flag=True)
 def fit(
-    log, predictor, scores, mde_kind, target, summary, interval_level, exposure_corpus, as_json
+    log,
+    predictor,
+    scores,
+    mde_kind,
+    missing_domains,
+    target,
+    summary,
+    interval_level,
+    exposure_corpus,
+    as_json,
 ) -> None:
     """Fit one predictor on a runs log and report its in-sample fit quality.
 
@@ -65,7 +76,7 @@ def fit(
     from ..evaluation.metrics import metrics
     from ..evaluation.protocol import PredictorSpec, check_specs, fit_predict
 
-    runs_log = resolve_log(log)
+    runs_log = resolve_log(log, missing_domains)
     targets = select_targets(runs_log, target)
     units_label, units = loss_units(log, targets)
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)

@@ -6,7 +6,13 @@ import click
 from click.core import ParameterSource
 
 from ..search.defaults import DEFAULT_STRATEGY, STRATEGIES
-from .common import kinds_option, mde_kind_option, scores_option, show_proposal
+from .common import (
+    kinds_option,
+    mde_kind_option,
+    missing_domains_option,
+    scores_option,
+    show_proposal,
+)
 from .multifidelity import multifidelity_options
 
 
@@ -21,6 +27,7 @@ from .multifidelity import multifidelity_options
 @click.option("--predictor", "-p", default="gp", show_default=True)
 @scores_option("score store (MDE features, zero-run mode)")
 @mde_kind_option
+@missing_domains_option
 @click.option(
     "--objective",
     default="val=1",
@@ -180,6 +187,7 @@ def propose(
     predictor,
     scores,
     mde_kind,
+    missing_domains,
     objective,
     kind_specs,
     bound_specs,

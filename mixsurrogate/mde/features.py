@@ -132,8 +132,27 @@ def log_features(scores: str | None, log, kind: str):
     if not scores:
         return None, None
     store = load_scores(scores).reordered(log.domains)  # same domains, another order: fine
-    eval_id = str(log.frame["eval_id"].iloc[0]) if "eval_id" in log.frame.columns else None
-    store.check_matches_runs(log.domains, log.targets, eval_id)
+    store.check_matches_runs(log.domains, log.targets)
+    check_eval_ids(store, log)
     if kind == ExampleFeatureMap.kind:  # set-level token columns, then example-level ones
         return ExampleFeatureMap(store, log.targets), store
     return MDEFeatureMap(store, log.targets, kind=kind), store
+
+
+def check_eval_ids(store: ScoreStore, log) -> None:
+    """Every run's ``eval_id`` (where given) must be the store's, not only the first run's: a
+    log grown over a change of evaluation suite (a domain added) mixes them."""
+    if "eval_id" not in log.frame.columns or not store.eval_id:
+        return
+    ids = log.frame["eval_id"]
+    given = ids.notna() & (ids.astype(str).str.strip() != "")
+    other = given & (ids.astype(str) != store.eval_id)
+    if other.any():
+        first = int(other.to_numpy().argmax())
+        raise ScoreStoreError(
+            f"{int(other.sum())} run(s) of the runs log (first: {log.run_ids[first]}) were "
+            f"evaluated on other sequences or tokenizer (eval_id {ids.iloc[first]}) than the "
+            f"score store ({store.eval_id}); re-evaluate them on this store's suite, or empty "
+            "their eval_id cells if their sets' sequences are unchanged (e.g. runs from before "
+            "a domain was added, same tokenizer)"
+        )

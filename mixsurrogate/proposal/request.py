@@ -43,6 +43,7 @@ class ProposeRequest:
     predictor: str = "gp"
     scores: str | None = None
     mde_kind: str = "token"
+    missing_domains: str = "refuse"
     objective: str = "val=1"
     kinds: tuple[str, ...] = ()
     bounds: tuple[str, ...] = ()
@@ -151,6 +152,10 @@ class ProposeRequest:
         if self.mde_kind not in MDE_KINDS:
             raise MixsurrogateError(
                 f"mde_kind {self.mde_kind!r}: choose from {', '.join(MDE_KINDS)}"
+            )
+        if self.missing_domains not in ("refuse", "zero"):
+            raise MixsurrogateError(
+                f"missing_domains {self.missing_domains!r}: choose from refuse, zero"
             )
         if self.strategy not in STRATEGIES:
             raise MixsurrogateError(

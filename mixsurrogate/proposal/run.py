@@ -66,7 +66,7 @@ def run_proposal(request: ProposeRequest) -> ProposalOutcome:
                 "params/tokens columns); start with Sobol runs at the cheapest menu fidelity"
             )
         return _campaign_start(request)
-    runs_log = resolve_log(request.log)
+    runs_log = resolve_log(request.log, request.missing_domains)
     feature_fn, store = log_features(request.scores, runs_log, request.mde_kind)
     kinds, source = resolve_kinds(request.kinds, request.log, runs_log.targets, store)
     obj = parse_objective(request, runs_log.targets, kinds, source)

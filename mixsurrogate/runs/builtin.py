@@ -26,11 +26,14 @@ def regmix_runs(split: str = "train-1m") -> RunsLog:
         return import_regmix(m, loss_path, run_prefix=f"{split}-")
 
 
-def resolve_log(spec: str) -> RunsLog:
-    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b)."""
+def resolve_log(spec: str, missing_domains: str = "refuse") -> RunsLog:
+    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b).
+
+    ``missing_domains``: what an empty weight cell of a path's log means (``runs.missing``).
+    """
     if spec.startswith("regmix:"):
         try:
             return regmix_runs(spec.split(":", 1)[1])
         except KeyError as err:
             raise MixsurrogateError(str(err.args[0])) from err
-    return load_runs(spec)
+    return load_runs(spec, missing_domains)

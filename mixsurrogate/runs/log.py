@@ -28,6 +28,7 @@ from filelock import FileLock
 from ..errors import MixsurrogateError, RunsLogError
 from ..files import atomic_write_text
 from ..simplex import SUM_TOLERANCE, check_mixtures
+from .missing import empty_cells, fill_missing_weights
 from .names import LOSS_PREFIX, WEIGHT_PREFIX
 from .schedule import fill_effective_mixtures
 
@@ -125,8 +126,13 @@ def _fail(source: str, message: str) -> RunsLogError:
     return RunsLogError(f"{source}: {message}")
 
 
-def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFrame:
-    """Check the contract and return a clean copy (weights renormalised within tolerance)."""
+def validate_frame(
+    frame: pd.DataFrame, source: str = "runs log", missing_domains: str = "refuse"
+) -> pd.DataFrame:
+    """Check the contract and return a clean copy (weights renormalised within tolerance).
+
+    ``missing_domains``: what an empty weight cell means (``runs.missing``): refused, 0, or kept.
+    """
     frame = frame.copy()
     if "run_id" not in frame.columns:
         raise _fail(source, "missing column 'run_id'")
@@ -145,7 +151,7 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
         raise _fail(source, f"duplicate run_id {', '.join(map(str, duplicated[:5]))}")
     frame = fill_effective_mixtures(frame, source)
 
-    weights = frame[weight_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    weights, empty = fill_missing_weights(frame, weight_cols, source, missing_domains)
     try:
         check_mixtures(
             weights, labels=[f"run {r}" for r in frame["run_id"]], columns=weight_cols,
@@ -154,10 +160,12 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
     except MixsurrogateError as err:
         raise _fail(source, str(err)) from err
     weights = weights / weights.sum(axis=1, keepdims=True)
+    if missing_domains == "keep":
+        weights[empty] = np.nan  # written back empty, as the user left them
     frame[weight_cols] = weights
 
     raw = frame[loss_cols]
-    missing = raw.apply(_is_missing).to_numpy(dtype=bool)
+    missing = raw.apply(empty_cells).to_numpy(dtype=bool)
     losses = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, copy=True)
     bad = ~missing & ~np.isfinite(losses)
     if bad.any():
@@ -179,15 +187,6 @@ def validate_frame(frame: pd.DataFrame, source: str = "runs log") -> pd.DataFram
         )
     frame[loss_cols] = losses
     return frame.reset_index(drop=True)
-
-
-def _is_missing(column: pd.Series) -> pd.Series:
-    """Empty cells: NaN or None in memory (an empty CSV cell, a JSON null), or blank text.
-
-    Text such as ``'NaN'`` or ``'inf'`` is not missing: it is a value, and a bad one.
-    """
-    blank = column.map(lambda v: isinstance(v, str) and not v.strip())
-    return column.isna() | blank.astype(bool)
 
 
 def _shown(value: object) -> str:
@@ -283,9 +282,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_runs(path: str | Path) -> RunsLog:
-    """Load and validate a runs log (``.csv`` or ``.jsonl``)."""
-    return RunsLog(validate_frame(read_frame(path), source=str(path)))
+def load_runs(path: str | Path, missing_domains: str = "refuse") -> RunsLog:
+    """Load and validate a runs log (``.csv`` or ``.jsonl``); ``missing_domains='zero'`` reads
+    empty weight cells (runs from before a domain was added) as 0."""
+    return RunsLog(validate_frame(read_frame(path), str(path), missing_domains))
 
 
 @contextmanager
@@ -354,7 +354,7 @@ def _with_row(path: Path, row: dict) -> RunsLog:
     """The log at ``path`` (empty if absent) with ``row`` appended, validated."""
     new = pd.DataFrame([row])
     if not path.exists() or path.stat().st_size == 0:
-        return RunsLog(validate_frame(new, source=str(path)))
+        return RunsLog(validate_frame(new, str(path), "keep"))
     old = read_frame(path)
 
     def columns(frame: pd.DataFrame, prefix: str) -> set[str]:
@@ -369,7 +369,7 @@ def _with_row(path: Path, row: dict) -> RunsLog:
     # metadata (notes, seed, ...) is optional: a column the row lacks stays empty for it
     extra = [c for c in new.columns if c not in old.columns]
     frame = pd.concat([old, new], ignore_index=True)[[*old.columns, *extra]]
-    return RunsLog(validate_frame(frame, source=str(path)))
+    return RunsLog(validate_frame(frame, str(path), "keep"))
 
 
 def update_run(path: str | Path, run_id: str, values: dict) -> RunsLog:
@@ -386,7 +386,7 @@ def update_run(path: str | Path, run_id: str, values: dict) -> RunsLog:
     with log_lock(path):
         frame = read_frame(path)
         frame = _with_values(frame, str(run_id), values, str(path))
-        log = RunsLog(validate_frame(frame, source=str(path)))
+        log = RunsLog(validate_frame(frame, str(path), "keep"))
         atomic_write_text(path, frame_to_text(log.frame, path))
     return log
 
@@ -405,7 +405,7 @@ def remove_pending_runs(path: str | Path, run_ids: list[str]) -> list[str]:
         return []
     with log_lock(path):
         frame = read_frame(path)
-        log = RunsLog(validate_frame(frame, source=str(path)))
+        log = RunsLog(validate_frame(frame, str(path), "keep"))
         ids = np.array([r in wanted for r in log.run_ids], dtype=bool)
         drop = ids & log.pending_mask
         if not drop.any():
@@ -414,7 +414,7 @@ def remove_pending_runs(path: str | Path, run_ids: list[str]) -> list[str]:
         if drop.all():
             path.unlink()
         else:
-            kept = RunsLog(validate_frame(frame[~drop].reset_index(drop=True), source=str(path)))
+            kept = RunsLog(validate_frame(frame[~drop].reset_index(drop=True), str(path), "keep"))
             atomic_write_text(path, frame_to_text(kept.frame, path))
     return removed
 
