@@ -335,3 +335,24 @@ def multiscale_runs(
     F = np.array([f.features() for f in fids])  # noqa: N806
     y = np.concatenate([multiscale_truth(W[i : i + 1], f) for i, f in enumerate(fids)])
     return W, F, y
+
+
+def hetero_noise_log(
+    repeated: int = 10, seeds: int = 4, single: int = 30, seed: int = 0
+) -> tuple[RunsLog, np.ndarray]:
+    """Runs whose seed noise depends on the mixture, and that noise's true std per run.
+
+    ``repeated`` mixtures trained ``seeds`` times (same weights, other seeds, as a seeds log)
+    and ``single`` mixtures once, over three domains; set ``x`` has a smooth mixture effect and
+    seed noise std 0.005 + 0.15 w_a^2 (0.005 without domain a, 0.155 on it alone).
+    """
+    rng = np.random.default_rng(seed)
+    W = Bounds.unbounded(3).sample(repeated + single, seed=seed)  # noqa: N806
+    W = np.array([w for w in W[:repeated] for _ in range(seeds)] + list(W[repeated:]))  # noqa: N806
+    std = 0.005 + 0.15 * W[:, 0] ** 2
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(W))]})
+    for j, d in enumerate("abc"):
+        frame[f"w:{d}"] = W[:, j]
+    frame["loss:x"] = 3 + np.sin(3 * W[:, 0]) + W[:, 1] ** 2 + std * rng.standard_normal(len(W))
+    frame["seed"] = [i % seeds for i in range(repeated * seeds)] + [0] * single
+    return RunsLog(frame), std

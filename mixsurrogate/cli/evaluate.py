@@ -198,7 +198,7 @@ def cv(
         if n not in OPT_IN_PREDICTORS
     ]
     specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
-    evaluate.check_specs(specs, feature_fn)
+    evaluate.check_specs(specs, feature_fn, runs_log)
     pairs = _parse_compare(compare_pairs, names)
     where = _check_where(train_where, test_where, test_log, curve_sizes)
     test = resolve_log(test_log) if test_log else None

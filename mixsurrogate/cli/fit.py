@@ -65,7 +65,7 @@ def fit(log, predictor, scores, mde_kind, target, summary, interval_level, as_js
     units_label, units = loss_units(log, targets)
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)
     spec = PredictorSpec(predictor)
-    check_specs([spec], feature_fn)
+    check_specs([spec], feature_fn, runs_log)
     outcome = fit_predict(spec, runs_log, runs_log.W, targets, feature_fn, interval_level)
     rows, problems = [], {}
     for j, t in enumerate(targets):

@@ -152,7 +152,7 @@ def run_splits(
     With an ``objective``, the target ``objective`` scores its blend (see ``add_objective``).
     """
     targets = list(targets)
-    check_specs(specs, feature_fn)
+    check_specs(specs, feature_fn, train)
     if test is not None and test.domains != train.domains:
         if sorted(test.domains) != sorted(train.domains):
             raise MixsurrogateError(

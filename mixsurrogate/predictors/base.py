@@ -55,6 +55,9 @@ class Capabilities:
     positive_losses: bool = False
     #: several times gp's cost per fit: left out of ``cv``'s default list (named with ``-p``)
     opt_in: bool = False
+    #: needs mixtures trained more than once (repeated runs measure its noise): refused
+    #: without them, so also left out of ``cv``'s default list
+    repeats: bool = False
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):

@@ -42,7 +42,8 @@ def test_capabilities_are_declared_on_the_class_and_match_its_methods(name):
 
 
 def test_the_registry_lists_follow_the_declarations():
-    assert set(OPT_IN_PREDICTORS) == {"mtgp", "mtgp+mde", "auto"}  # as named before
+    # as named before, and gp-hetero, which needs repeated runs (capabilities.repeats)
+    assert set(OPT_IN_PREDICTORS) == {"mtgp", "mtgp+mde", "auto", "gp-hetero"}
     assert {"dml", "bimix"} <= {n for n, c in PREDICTORS.items() if c.capabilities.positive_losses}
 
 
