@@ -381,3 +381,63 @@ def schedule_log(n: int = 40, seed: int = 0, noise: float = 0.005) -> RunsLog:
         for i in range(n)
     ]  # fmt: skip
     return RunsLog(validate_frame(pd.DataFrame(rows)))
+
+
+def hetero_noise_log(
+    repeated: int = 10, seeds: int = 4, single: int = 30, seed: int = 0
+) -> tuple[RunsLog, np.ndarray]:
+    """Runs whose seed noise depends on the mixture, and that noise's true std per run.
+
+    ``repeated`` mixtures trained ``seeds`` times (same weights, other seeds, as a seeds log)
+    and ``single`` mixtures once, over three domains; set ``x`` has a smooth mixture effect and
+    seed noise std 0.005 + 0.15 w_a^2 (0.005 without domain a, 0.155 on it alone).
+    """
+    rng = np.random.default_rng(seed)
+    W = Bounds.unbounded(3).sample(repeated + single, seed=seed)  # noqa: N806
+    W = np.array([w for w in W[:repeated] for _ in range(seeds)] + list(W[repeated:]))  # noqa: N806
+    std = 0.005 + 0.15 * W[:, 0] ** 2
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(W))]})
+    for j, d in enumerate("abc"):
+        frame[f"w:{d}"] = W[:, j]
+    frame["loss:x"] = 3 + np.sin(3 * W[:, 0]) + W[:, 1] ** 2 + std * rng.standard_normal(len(W))
+    frame["seed"] = [i % seeds for i in range(repeated * seeds)] + [0] * single
+    return RunsLog(frame), std
+
+
+#: a ``runs train`` preset's facts: model parameters, tokens of a whole run, steps
+EVAL_EVERY_PARAMS, EVAL_EVERY_TOKENS, EVAL_EVERY_STEPS = 173824, 1048576, 16
+
+
+def eval_every_log(
+    n_runs: int = 6, checkpoints: int = 3, in_flight: int = 0, seed: int = 0
+) -> RunsLog:
+    """A log shaped like ``runs train --eval-every`` output: each run's row (logged pending when
+    its training starts, filled in when it ends), then its checkpoint rows ``<run>@<tokens>``
+    (after 1/4, 2/4, 3/4 of its steps, appended as they are evaluated), the last
+    ``in_flight`` runs still training (their checkpoints logged, their final row pending with
+    no loss, params or tokens, as ``runs train`` logs it). Loss falls with tokens; the
+    mixture effect (optimum near (0.6, 0.3, 0.1)) is the same at every checkpoint."""
+    rng = np.random.default_rng(seed)
+    W = Bounds.unbounded(3).sample(n_runs, seed=seed)  # noqa: N806
+    rows = []
+    for i, w in enumerate(W):
+        effect = float(((w - [0.6, 0.3, 0.1]) ** 2).sum())
+        pending = i >= n_runs - in_flight
+        for c in [checkpoints + 1, *range(1, checkpoints + 1)]:
+            final = c == checkpoints + 1
+            steps = EVAL_EVERY_STEPS * c // (checkpoints + 1)
+            tokens = EVAL_EVERY_TOKENS * c // (checkpoints + 1)
+            loss = 5.0 + 0.5 * (EVAL_EVERY_TOKENS / tokens - 1) + effect + 0.003 * rng.normal()
+            note = "preset=tiny-cpu" + (
+                "" if final else f"; intermediate checkpoint of r{i} at step {steps} of "
+                f"{EVAL_EVERY_STEPS} (learning rate not yet decayed)"
+            )  # fmt: skip
+            row = {"run_id": f"r{i}" if final else f"r{i}@{tokens}"}
+            row |= {f"w:{d}": w[j] for j, d in enumerate("abc")}
+            row |= {"loss:val": loss, "params": EVAL_EVERY_PARAMS, "tokens": tokens}
+            row |= {"steps": steps, "seed": 0, "notes": note}
+            if final and pending:
+                row |= {"loss:val": None, "params": None, "tokens": None, "steps": None}
+                row["notes"] = "preset=tiny-cpu; in flight (runs train)"
+            rows.append(row)
+    return RunsLog(validate_frame(pd.DataFrame(rows)))

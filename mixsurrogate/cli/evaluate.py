@@ -209,7 +209,7 @@ def cv(
     if not predictors and space.is_schedule:  # the mixing laws cannot take schedules
         names = schedule_predictors(names)
     specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
-    evaluate.check_specs(specs, feature_fn, space)
+    evaluate.check_specs(specs, feature_fn, space, runs_log)
     pairs = _parse_compare(compare_pairs, names)
     where = _check_where(train_where, test_where, test_log, curve_sizes)
     test = resolve_log(test_log, missing_domains) if test_log else None

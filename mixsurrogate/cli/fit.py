@@ -82,7 +82,7 @@ def fit(
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)
     spec = PredictorSpec(predictor)
     space = input_space(runs_log, exposure_corpus)
-    check_specs([spec], feature_fn, space)
+    check_specs([spec], feature_fn, space, runs_log)
     X = space.inputs(runs_log)  # noqa: N806 - mixtures, or a schedule log's schedules
     outcome = fit_predict(spec, runs_log, X, targets, feature_fn, interval_level, space=space)
     rows, problems = [], {}

@@ -55,5 +55,7 @@ def noise(logs, objective, seed, as_json) -> None:
         click.echo(
             f"{r['set']}: SNR {r['snr']:.2f} (spread {r['spread']:.4f} across {r['mixtures']} "
             f"mixtures, seed noise {r['noise']:.4f} [{r['noise_lo']:.4f}, {r['noise_hi']:.4f}]); "
-            f"equal noise across mixtures: Bartlett p = {r['bartlett_p']:.3g}{varies}"
+            f"repeat std per mixture {r['repeat_std_min']:.4f}-{r['repeat_std_max']:.4f} over "
+            f"{r['repeat_groups']} repeated mixtures; equal noise across mixtures: Bartlett p = "
+            f"{r['bartlett_p']:.3g}{varies}"
         )

@@ -15,9 +15,11 @@ import numpy as np
 from ..errors import MixsurrogateError
 from ..predictors import Capabilities, make_predictor, predictor_class
 from ..predictors.multitarget import MultiTargetPredictor
+from ..predictors.noise_model import MIN_GROUPS
 from ..runs.fidelity import fidelity_features
 from ..runs.inputs import InputSpace
 from ..runs.log import RunsLog
+from ..runs.repeats import repeat_groups
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 
@@ -100,9 +102,11 @@ def check_specs(
     specs: Sequence[PredictorSpec],
     feature_fn: FeatureFn | None,
     space: InputSpace | None = None,
+    log: RunsLog | None = None,
 ) -> None:
     """Configuration errors (unknown names, MDE without a store, a mixture-only predictor on
-    schedules) stop before any fitting."""
+    schedules, a predictor that needs repeated runs on a ``log`` without them) stop before any
+    fitting."""
     labels = [s.display for s in specs]
     if len(set(labels)) != len(labels):
         raise MixsurrogateError(f"predictor names repeat: {', '.join(labels)}")
@@ -114,6 +118,14 @@ def check_specs(
             raise MixsurrogateError(
                 f"predictor {spec.name!r} needs MDE features: pass a score store (--scores)"
             )
+        if spec.capabilities.repeats and log is not None:
+            found = len(repeat_groups(log.completed().W))
+            if found < MIN_GROUPS:
+                raise MixsurrogateError(
+                    f"predictor {spec.name!r} needs repeated runs to learn the noise: at least "
+                    f"{MIN_GROUPS} mixtures trained at least twice (same weights, other seeds); "
+                    f"the log has {found}"
+                )
 
 
 def check_space(spec: PredictorSpec, space: InputSpace) -> None:

@@ -15,6 +15,7 @@ from scipy.stats import chi2, rankdata
 from ..errors import RunsLogError
 from ..objective import Objective
 from ..runs.log import RunsLog
+from ..runs.repeats import repeat_groups
 from .results import OBJECTIVE_TARGET
 
 
@@ -29,12 +30,9 @@ class NoiseFloor:
 
 
 def repeated_groups(seeds: RunsLog) -> list[list[int]]:
-    """Rows of each mixture trained more than once (weights equal to 4 decimals)."""
-    mixture = [tuple(np.round(w, 4)) for w in seeds.W]
-    groups: dict[tuple, list[int]] = {}
-    for row, key in enumerate(mixture):
-        groups.setdefault(key, []).append(row)
-    repeated = [rows for rows in groups.values() if len(rows) > 1]
+    """Rows of each mixture trained more than once (weights equal to 4 decimals,
+    ``runs.repeats``, as ``gp-hetero`` groups them)."""
+    repeated = repeat_groups(seeds.W)
     if not repeated:
         raise RunsLogError("the seeds log has no mixture trained more than once")
     return repeated

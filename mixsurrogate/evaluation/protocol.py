@@ -157,7 +157,7 @@ def run_splits(
     """
     targets = list(targets)
     space = InputSpace.of(train, unique_tokens)
-    check_specs(specs, feature_fn, space)
+    check_specs(specs, feature_fn, space, train)
     if test is not None and test.domains != train.domains:
         if sorted(test.domains) != sorted(train.domains):
             raise MixsurrogateError(

@@ -29,6 +29,7 @@ from ..corpus.evalsets import EvalSuite, build_eval_suite
 from ..corpus.store import Corpus
 from ..errors import MixsurrogateError, RunsLogError
 from ..runs.exposure import unique_tokens_column
+from ..runs.fidelity import checkpoint_run_id, is_checkpoint_row
 from ..runs.log import (
     LOSS_PREFIX,
     WEIGHT_PREFIX,
@@ -58,11 +59,6 @@ def _safe_name(run_id: str) -> str:
     return f"{clean}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
-def checkpoint_run_id(run_id: str, tokens: int) -> str:
-    """The run id of an intermediate checkpoint of ``run_id`` after ``tokens`` tokens."""
-    return f"{run_id}@{int(tokens)}"
-
-
 __all__ = ["Mixture", "Shard", "checkpoint_run_id", "read_mixtures", "train_proxy_runs"]
 
 
@@ -80,11 +76,6 @@ class LoggedRuns:
     finished: set[str]
     pending: dict[str, dict[str, float]]
     ids: set[str]
-
-
-def _is_checkpoint_row(run_id: str, tokens: object) -> bool:
-    base, sep, count = run_id.rpartition("@")
-    return bool(sep and base) and count.isdigit() and pd.notna(tokens) and int(count) == tokens
 
 
 def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -> LoggedRuns:
@@ -112,9 +103,7 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -
         )
     if "tokens" in frame.columns:
         pairs = zip(evaluated["run_id"], evaluated["tokens"], strict=True)
-        final = evaluated.iloc[
-            [i for i, (r, t) in enumerate(pairs) if not _is_checkpoint_row(r, t)]
-        ]
+        final = evaluated.iloc[[i for i, (r, t) in enumerate(pairs) if not is_checkpoint_row(r, t)]]
         if (final["tokens"] != tokens).any():
             other = final["tokens"][final["tokens"] != tokens].iloc[0]
             shown = "no" if pd.isna(other) else f"{int(other):,}"

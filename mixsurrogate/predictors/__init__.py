@@ -21,9 +21,10 @@ RATE_PREDICTORS: list[str] = [
 ]
 MDE_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if c.capabilities.features]
 #: left out of ``cv``'s default list: several times gp's cost per fit (mtgp's joint covariance
-#: over all sets; auto's inner cross-validation); name them with ``-p``
+#: over all sets; auto's inner cross-validation), or needing repeated runs (gp-hetero); name
+#: them with ``-p``
 OPT_IN_PREDICTORS: tuple[str, ...] = tuple(
-    n for n, c in PREDICTORS.items() if c.capabilities.opt_in
+    n for n, c in PREDICTORS.items() if c.capabilities.opt_in or c.capabilities.repeats
 )
 #: predictors that also need the runs' fidelity columns (params, tokens): see ``fidelity.py``
 FIDELITY_PREDICTORS: list[str] = [n for n, c in PREDICTORS.items() if c.capabilities.fidelity]

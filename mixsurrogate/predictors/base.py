@@ -58,6 +58,9 @@ class Capabilities:
     #: takes any non-negative inputs, so also a schedule log's flattened schedules
     #: (``runs.inputs``); False for a fixed functional form of the mixture (the mixing laws)
     schedules: bool = True
+    #: needs mixtures trained more than once (repeated runs measure its noise): refused
+    #: without them, so also left out of ``cv``'s default list
+    repeats: bool = False
 
 
 class MixturePredictor(RegressorMixin, BaseEstimator):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..errors import MixsurrogateError
 from .base import MixturePredictor
 from .gp import GPPredictor
+from .gp_hetero import HeteroGPPredictor
 from .laws import BiMixPredictor, DMLPredictor
 from .lgbm import LGBMPredictor
 from .linear import LinearPredictor
@@ -35,6 +36,7 @@ PREDICTORS: dict[str, type[MixturePredictor]] = {
         LogLinearPredictor,
         LGBMPredictor,
         GPPredictor,
+        HeteroGPPredictor,
         DMLPredictor,
         BiMixPredictor,
         MDEPredictor,

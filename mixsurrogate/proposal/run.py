@@ -15,7 +15,13 @@ from ..mde.features import BUDGET_KINDS, MDEFeatureMap, log_features
 from ..mde.store import load_scores
 from ..objective import Objective, parse_terms, resolve_kinds
 from ..runs.builtin import resolve_log
-from ..runs.fidelity import CostModel, FidelityMenu, fidelity_features
+from ..runs.fidelity import (
+    CostModel,
+    FidelityMenu,
+    checkpoint_mask,
+    fidelity_features,
+    has_fidelity,
+)
 from ..runs.inputs import InputSpace
 from ..runs.log import LOSS_PREFIX, WEIGHT_PREFIX, RunsLog, read_frame
 from ..search.campaign import CampaignData, constraint_feasibility, propose_next_runs
@@ -309,13 +315,25 @@ def _multifidelity(
     # in flight (no loss yet) or not evaluated on every objective set: pending, as in
     # single-fidelity search (paid for, so they count towards the switch)
     in_flight = runs_log.pending()
+    # ``runs train`` logs a run's params and tokens when it ends: in flight without them, a
+    # run has no fidelity to hold it at (said in a note, not guessed)
+    known = has_fidelity(in_flight)
+    in_flight = in_flight.subset(np.flatnonzero(known))
     pending = (
         np.vstack([in_flight.W, done.W[~keep]]),
         np.vstack([fidelity_features(in_flight), features[~keep]]),
     )
-    return propose_multifidelity(
+    # intermediate checkpoints (runs train --eval-every): free observations at their tokens
+    free = checkpoint_mask(done)[keep]
+    result = propose_multifidelity(
         done.W[keep], features[keep], y[keep], done.domains, menu, q=request.n,
         cost=CostModel(factor=request.cost_factor), alpha=request.cost_alpha, bounds=bounds,
         seed=request.seed, n_initial=request.initial, switch_flops=request.switch_flops,
-        switch_runs=switch_runs, pending=pending,
+        switch_runs=switch_runs, pending=pending, free=free,
     )  # fmt: skip
+    if not known.all():
+        result.notes.append(
+            f"{int((~known).sum())} run(s) in flight without params/tokens (runs train logs "
+            "them when a run ends): not held as pending, nor counted for the switch"
+        )
+    return result

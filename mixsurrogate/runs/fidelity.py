@@ -6,6 +6,15 @@ evaluation splits on them, and multi-fidelity search chooses among a *menu* of f
 (``20M:0.4B,60M:1.2B,150M:3B``) to learn about one *target* fidelity (``1B:20B``), the scale
 the mixture is for. Sizes are written with a suffix: K (1e3), M (1e6), B or G (1e9), T (1e12).
 
+Intermediate checkpoints (``runs train --eval-every``) are rows of their own: same mixture and
+model size, the tokens seen so far, run id ``<run>@<tokens>`` (``checkpoint_run_id``). Their
+fidelity is (params, tokens seen): a free, lower-token observation of the same mixture, which a
+multi-fidelity search uses as such but does not count as a run or as FLOPs spent (the run's
+final row carries its whole cost). They are not short runs: their learning rate has not
+decayed, so a checkpoint after t tokens reads higher than a run trained for t tokens; the
+multi-fidelity GP's scale terms absorb a shift common to every mixture, not one that depends
+on the mixture.
+
 The target is usually larger than every menu item (that is the point: the target is too
 expensive to search at); it is not required to be on the menu. What is refused is a menu item
 larger than the target in model size or in tokens: a proxy run bigger than the run it stands
@@ -153,6 +162,39 @@ class FidelityMenu:
 
     def costs(self, cost: CostModel) -> np.ndarray:
         return np.array([cost.flops(f) for f in self.items])
+
+
+def checkpoint_run_id(run_id: str, tokens: int) -> str:
+    """The run id of an intermediate checkpoint of ``run_id`` after ``tokens`` tokens."""
+    return f"{run_id}@{int(tokens)}"
+
+
+def is_checkpoint_row(run_id: str, tokens: object) -> bool:
+    """Whether a row is an intermediate checkpoint: id ``<run>@<N>`` with ``tokens`` N."""
+    base, sep, count = str(run_id).rpartition("@")
+    if not (sep and base and count.isdigit()):
+        return False
+    return _positive(tokens) == int(count)
+
+
+def checkpoint_mask(log: RunsLog) -> np.ndarray:
+    """Which rows of ``log`` are intermediate checkpoints (bool per row; none without a
+    ``tokens`` column)."""
+    if "tokens" not in log.frame.columns:
+        return np.zeros(len(log), dtype=bool)
+    pairs = zip(log.run_ids, log.frame["tokens"], strict=True)
+    return np.array([is_checkpoint_row(r, t) for r, t in pairs], dtype=bool)
+
+
+def has_fidelity(log: RunsLog, columns: tuple[str, ...] = FIDELITY_COLUMNS) -> np.ndarray:
+    """Which rows have every fidelity column as a positive finite number (bool per row); a
+    pending ``runs train`` row has none until its run ends."""
+    known = np.ones(len(log), dtype=bool)
+    for col in columns:
+        if col not in log.frame.columns:
+            return np.zeros(len(log), dtype=bool)
+        known &= np.isfinite([_positive(v) for v in log.frame[col]])
+    return known
 
 
 def fidelity_features(log: RunsLog, columns: tuple[str, ...] = FIDELITY_COLUMNS) -> np.ndarray:

@@ -195,6 +195,7 @@ def propose_multifidelity(
     switch_flops: float | None = None,
     switch_runs: int | None = None,
     pending: tuple[np.ndarray, np.ndarray] | None = None,
+    free: np.ndarray | None = None,
 ) -> MultiFidelityProposal:
     """The next ``q`` (mixture, fidelity) runs and the recommendation at ``menu.target``.
 
@@ -215,6 +216,12 @@ def propose_multifidelity(
     points of a non-MC acquisition): the mean is unchanged, the uncertainty there shrinks, so
     the acquisition does not buy the same information twice. They count as runs below the
     target for ``switch_runs`` and ``switch_flops`` (they are paid for).
+
+    ``free`` (bool per logged row) marks observations that cost nothing: intermediate
+    checkpoints of a logged run (``runs train --eval-every``), at their own tokens. The model
+    is fitted on them like on any run, but they are not runs: they count neither towards
+    ``n_initial`` nor towards either switch, and the space-filling start continues the design
+    after the paid runs only.
     """
     cost = cost or CostModel()
     if q < 1:
@@ -227,6 +234,10 @@ def propose_multifidelity(
         raise MixsurrogateError(f"--switch-after must be >= 0, got {switch_runs}")
     W = np.atleast_2d(np.asarray(W, dtype=float)).reshape(-1, len(domains))  # noqa: N806
     y = np.asarray(y, dtype=float).ravel()
+    free = np.zeros(len(W), dtype=bool) if free is None else np.asarray(free, dtype=bool)
+    if free.shape != (len(W),):
+        raise ValueError(f"free marks {free.shape} rows, {len(W)} runs are logged")
+    runs = int((~free).sum())  # paid runs (a run's checkpoints are part of its one cost)
     k = len(domains)
     bounds = bounds or Bounds.unbounded(k)
     n_initial = k + 1 if n_initial is None else n_initial
@@ -235,22 +246,30 @@ def propose_multifidelity(
     # one stream per (seed, logged runs): seed s with n runs and seed s+1 with n-1 runs share
     # no draws (``seed + len(W)`` made them identical), as in ``strategies.SearchState.rng``
     rng = np.random.default_rng([seed, len(W), MULTIFIDELITY_SALT])
-    if len(W) < n_initial:
+    free_note = (
+        [
+            f"{int(free.sum())} intermediate checkpoint row(s) used as free observations at "
+            "their own tokens (not counted as runs or FLOPs)"
+        ]
+        if free.any()
+        else []
+    )
+    if runs < n_initial:
         # the design's next points after the logged and the in-flight ones
-        done = len(W) + (0 if pending is None else len(pending[0]))
+        done = runs + (0 if pending is None else len(pending[0]))
         mixtures = bounds.sample(done + q, seed=seed)[done:]
         note = (
-            f"space-filling start: {len(W)} of {n_initial} runs logged, Sobol mixtures at the "
+            f"space-filling start: {runs} of {n_initial} runs logged, Sobol mixtures at the "
             f"cheapest fidelity {cheapest}"
         )
         return MultiFidelityProposal(
             domains, mixtures, [cheapest] * q, np.full(q, cost.flops(cheapest)),
             np.full(q, np.nan), menu.target, bounds.sample(1, seed=seed)[0], np.nan, np.nan,
-            [note],
+            [note, *free_note],
         )  # fmt: skip
     model = model or fit_multifidelity_model(W, fidelity, y, seed=seed)
-    phase_notes = []
-    paid = np.atleast_2d(np.asarray(fidelity, dtype=float)).reshape(-1, 2)
+    phase_notes = list(free_note)
+    paid = np.atleast_2d(np.asarray(fidelity, dtype=float)).reshape(-1, 2)[~free]
     if pending is not None and len(pending[0]):
         model = with_pending(model, pending[0], pending[1])
         paid = np.vstack([paid, np.asarray(pending[1], dtype=float).reshape(-1, 2)])

@@ -52,6 +52,15 @@ def test_noise_that_depends_on_the_mixture_is_seen(table):
     assert spread > 3 * table["flat"]["noise_max"] / table["flat"]["noise_min"]
 
 
+def test_repeat_std_per_mixture_is_reported_with_its_group_count(table):
+    uneven, flat = table["uneven"], table["flat"]
+    assert uneven["repeat_groups"] == flat["repeat_groups"] == 6
+    # the repeated mixtures' own std: a wide range where the noise depends on the mixture
+    ratio = uneven["repeat_std_max"] / uneven["repeat_std_min"]
+    assert ratio > 3 * flat["repeat_std_max"] / flat["repeat_std_min"]
+    assert flat["repeat_std_min"] <= flat["noise"] <= flat["repeat_std_max"]
+
+
 def test_noise_command_json_and_refusal(tmp_path):
     runs, seeds = tmp_path / "runs.csv", tmp_path / "seeds.csv"
     log = _log()
@@ -64,6 +73,10 @@ def test_noise_command_json_and_refusal(tmp_path):
     payload = json.loads(result.output)
     assert payload["runs"] == 34
     assert [r["set"] for r in payload["sets"]][-1] == "objective"
+    text = CliRunner().invoke(main, ["noise", str(runs), str(seeds)])
+    assert text.exit_code == 0, text.output
+    uneven = next(line for line in text.output.splitlines() if line.startswith("uneven:"))
+    assert "over 6 repeated mixtures" in uneven and "repeat std per mixture" in uneven
     single = tmp_path / "single.csv"
     save_runs(_log(repeats=False), single)
     bad = CliRunner().invoke(main, ["noise", str(single)])

@@ -42,8 +42,9 @@ def test_capabilities_are_declared_on_the_class_and_match_its_methods(name):
 
 
 def test_the_registry_lists_follow_the_declarations():
-    # mde-ex: opt-in as it needs --mde-kind examples, not the default kind
-    assert set(OPT_IN_PREDICTORS) == {"mtgp", "mtgp+mde", "auto", "mde-ex"}
+    # mde-ex: opt-in as it needs --mde-kind examples, not the default kind; gp-hetero needs
+    # repeated runs (capabilities.repeats)
+    assert set(OPT_IN_PREDICTORS) == {"mtgp", "mtgp+mde", "auto", "mde-ex", "gp-hetero"}
     assert {"dml", "bimix"} <= {n for n, c in PREDICTORS.items() if c.capabilities.positive_losses}
 
 
