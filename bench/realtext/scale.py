@@ -15,14 +15,22 @@ Reads the results ``bench/realtext/compare.py`` wrote for each data set (``NAME.
   the ceiling with <= 24 training runs (the best curve cell of the best MDE predictor at <= 24
   mixing runs, a point estimate); a paired advantage whose 95% interval is above 0 at every
   curve size, on SP, ET and ET+SP;
-- between the first and the last data set: the change in the advantage and in the ratio, with a
-  95% interval from independent bootstraps of the two sets' per-split values.
+- from each data set to the last: the change in the advantage and in the ratio, with a 95%
+  interval from independent bootstraps of the two sets' per-split values.
+
+The 4x data set has 33 mixing runs (the first 32 Sobol points of bench-cpu's design, same seeds)
+against bench-cpu's 49, so a control is bench-cpu's data cut to the same 33 mixtures (compared
+with fewer runs and fewer held-out runs at the same curve sizes); it is made by
+
+    mkdir /tmp/rt33 && cp -r mixsurrogate/data/realtext/{scores,seeds.csv} /tmp/rt33
+    head -40 mixsurrogate/data/realtext/runs.csv > /tmp/rt33/runs.csv
+    python bench/realtext/compare.py --data /tmp/rt33 --name realtext33 --out bench/results
 
 Intervals over splits treat the splits as independent; CV repeats and curve draws share runs, so
 they are narrower than the truth, as in ``compare.py``.
 
-    python bench/realtext/scale.py --names realtext,realtext4x \\
-        --labels bench-cpu,bench-cpu-4x --out bench/results
+    python bench/realtext/scale.py --names realtext,realtext33,realtext4x \\
+        --labels "bench-cpu,bench-cpu 33 runs,bench-cpu-4x" --out bench/results
 """
 
 from __future__ import annotations
@@ -209,9 +217,8 @@ def objective_table(sets: list[DataSet], results: dict, target: str) -> list[str
     return lines
 
 
-def changes(sets: list[DataSet], results: dict) -> dict:
-    """Last data set minus first: advantage and MDE Spearman (ratio scale) per cell."""
-    first, last = sets[0], sets[-1]
+def changes(first: DataSet, last: DataSet, results: dict) -> dict:
+    """``last`` minus ``first``: advantage and MDE Spearman (ratio scale) per cell."""
     out = {}
     for target in OBJECTIVES:
         a, b = results[first.label][target], results[last.label][target]
@@ -251,7 +258,6 @@ def verdicts(moved: dict, first: str, last: str) -> list[str]:
 
 
 def write(sets: list[DataSet], results: dict, checks: dict, moved: dict, out: Path) -> None:
-    first, last = sets[0].label, sets[-1].label
     md = [
         "# Real-text benchmark across scales: MDE against rates-only predictors",
         "",
@@ -283,14 +289,16 @@ def write(sets: list[DataSet], results: dict, checks: dict, moved: dict, out: Pa
             md.append(f"- {d.label}: {check['target']}: **{verdict}** ({check['detail']})")
     for target in OBJECTIVES:
         md += ["", f"## {target}", "", *objective_table(sets, results, target)]
-    md += ["", f"## Change from {first} to {last} ({last} minus {first}) [95% interval]", "",
-           *verdicts(moved, first, last), "",
-           "| objective | where | MDE advantage | MDE / ceiling |", "|---|---|---:|---:|"]  # fmt: skip
-    for target, rows in moved.items():
-        for where in sorted(rows, key=lambda w: -1 if w == CV else int(w)):
-            label = where if where == CV else f"{where} runs"
-            md.append(f"| {target} | {label} | {cell_text(rows[where]['advantage'])} | "
-                      f"{cell_text(rows[where]['ratio'])} |")  # fmt: skip
+    for pair, change_rows in moved.items():
+        first, last = pair.split(" -> ")
+        md += ["", f"## Change from {first} to {last} ({last} minus {first}) [95% interval]", "",
+               *verdicts(change_rows, first, last), "",
+               "| objective | where | MDE advantage | MDE / ceiling |", "|---|---|---:|---:|"]  # fmt: skip
+        for target, rows in change_rows.items():
+            for where in sorted(rows, key=lambda w: -1 if w == CV else int(w)):
+                label = where if where == CV else f"{where} runs"
+                md.append(f"| {target} | {label} | {cell_text(rows[where]['advantage'])} | "
+                          f"{cell_text(rows[where]['ratio'])} |")  # fmt: skip
     md += ["", "![scale](realtext_scale.png)", ""]
     (out / "realtext_scale.md").write_text("\n".join(md) + "\n")
     payload = {"data_sets": {d.label: d.name for d in sets}, "results": results,
@@ -340,10 +348,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="compare.py's output folder")
     parser.add_argument(
         "--names",
-        default="realtext,realtext4x",
+        default="realtext,realtext33,realtext4x",
         help="compare.py --name of each set, smallest first",
     )
-    parser.add_argument("--labels", default="bench-cpu,bench-cpu-4x", help="a label per name")
+    parser.add_argument(
+        "--labels", default="bench-cpu,bench-cpu 33 runs,bench-cpu-4x", help="a label per name"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names, labels = args.names.split(","), args.labels.split(",")
@@ -354,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     checks = {d.label: [c for t in OBJECTIVES for c in targets(t, results[d.label][t])]
               for d in sets}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    write(sets, results, checks, changes(sets, results), args.out)
+    moved = {f"{d.label} -> {sets[-1].label}": changes(d, sets[-1], results) for d in sets[:-1]}
+    write(sets, results, checks, moved, args.out)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def test_compare_writes_under_its_name_and_skips_curve_sizes_the_data_cannot_dra
     assert payload["noise_floor"]["ET+SP"]["dof"] == 4  # 2 mixtures x 3 seeds
     md = (out / "small.md").read_text()
     assert "Curve sizes skipped (too few mixing runs): size 16: needs 1..9" in md
-    assert "16 runs" not in md and "24 runs" not in md
+    assert "| 8 runs" in md and "| 16 runs" not in md and "| 24 runs" not in md  # table columns
     assert "![learning curves](small_learning_curve.png)" in md
 
 
@@ -128,8 +128,8 @@ def test_scale_report_matches_compare_and_leaves_out_sizes_a_data_set_lacks(resu
     ratio, spearman = one["cells"]["16"]["ratio"], one["cells"]["16"]["mde"]
     assert ratio == pytest.approx({k: v / ceiling for k, v in spearman.items()})
     assert "32" in one["cells"] and "32" not in report["results"]["two"]["ET+SP"]["cells"]
-    assert set(report["change"]["ET+SP"]) == {"CV", "8", "16", "24"}
-    assert report["change"]["ET+SP"]["CV"]["advantage"]["mean"] == 0  # the same runs twice
+    assert set(report["change"]["one -> two"]["ET+SP"]) == {"CV", "8", "16", "24"}
+    assert report["change"]["one -> two"]["ET+SP"]["CV"]["advantage"]["mean"] == 0  # same runs
     for label in ("one", "two"):
         checks = report["targets"][label]
         assert [c["met"] in (True, False) for c in checks] == [True] * 5
