@@ -18,19 +18,21 @@ Reads the results ``bench/realtext/compare.py`` wrote for each data set (``NAME.
 - from each data set to the last: the change in the advantage and in the ratio, with a 95%
   interval from independent bootstraps of the two sets' per-split values.
 
-The 4x data set has 33 mixing runs (the first 32 Sobol points of bench-cpu's design, same seeds)
-against bench-cpu's 49, so a control is bench-cpu's data cut to the same 33 mixtures (compared
-with fewer runs and fewer held-out runs at the same curve sizes); it is made by
+The committed 4x data set has 22 mixing runs (``uniform`` and the first 21 Sobol points of
+bench-cpu's design, with the same seeds; its generation was stopped at 26 of 37 trainings)
+against bench-cpu's 49, so its curves stop at 16 runs and score fewer held-out runs. The control
+is bench-cpu's data cut to the same 22 mixtures (all its seed repeats kept), which separates
+scale from run count:
 
-    mkdir /tmp/rt33 && cp -r mixsurrogate/data/realtext/{scores,seeds.csv} /tmp/rt33
-    head -40 mixsurrogate/data/realtext/runs.csv > /tmp/rt33/runs.csv
-    python bench/realtext/compare.py --data /tmp/rt33 --name realtext33 --out bench/results
+    mkdir /tmp/rt22 && cp -r mixsurrogate/data/realtext/{scores,seeds.csv} /tmp/rt22
+    head -29 mixsurrogate/data/realtext/runs.csv > /tmp/rt22/runs.csv
+    python bench/realtext/compare.py --data /tmp/rt22 --name realtext22 --out bench/results
 
 Intervals over splits treat the splits as independent; CV repeats and curve draws share runs, so
 they are narrower than the truth, as in ``compare.py``.
 
-    python bench/realtext/scale.py --names realtext,realtext33,realtext4x \\
-        --labels "bench-cpu,bench-cpu 33 runs,bench-cpu-4x" --out bench/results
+    python bench/realtext/scale.py --names realtext,realtext22,realtext4x \\
+        --labels "bench-cpu,bench-cpu 22 runs,bench-cpu-4x" --out bench/results
 """
 
 from __future__ import annotations
@@ -348,11 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="compare.py's output folder")
     parser.add_argument(
         "--names",
-        default="realtext,realtext33,realtext4x",
+        default="realtext,realtext22,realtext4x",
         help="compare.py --name of each set, smallest first",
     )
     parser.add_argument(
-        "--labels", default="bench-cpu,bench-cpu 33 runs,bench-cpu-4x", help="a label per name"
+        "--labels", default="bench-cpu,bench-cpu 22 runs,bench-cpu-4x", help="a label per name"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
