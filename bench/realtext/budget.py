@@ -217,6 +217,24 @@ def paired_rows(cv, curve, metric: str) -> pd.DataFrame:
     return paired
 
 
+def verdict(paired: pd.DataFrame) -> list[str]:
+    """The pre-registered comparison on ET+SP and SP, stated plainly (every CV/curve cell)."""
+    lines = []
+    primary = paired[paired["comparison"] == f"{PRIMARY} - {BASELINE}"]
+    for target in ("ET+SP", "SP"):
+        rows = primary[primary["target"] == target]
+        above = rows["lo"] > 0
+        cells = ", ".join(
+            f"{w} {d}" for w, d in zip(rows["where"], rows["difference [95% CI]"], strict=True)
+        )
+        lines.append(
+            f"- `{PRIMARY} - {BASELINE}` on {target}: {cells}: interval above 0 in "
+            f"{int(above.sum())} of {len(rows)} cells: **target "
+            f"{'met' if above.all() else 'not met'}**"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=compare.DEFAULT_DATA, help="runs logs")
@@ -271,6 +289,10 @@ def main() -> None:
         f"Pre-registered primary comparison: `{PRIMARY} - {BASELINE}` on ET+SP and SP (target: "
         "95% interval above 0). Others: secondary. Noise ceiling (Spearman at the seed-noise "
         "floor): " + ", ".join(f"{k} {v['at floor']:.3f}" for k, v in ceilings.items()) + ".",
+        "",
+        "## Verdict (issue 21: paired advantage with its interval above 0 on ET+SP and SP)",
+        "",
+        *verdict(paired),
         "",
     ]
     for target in compare.OBJECTIVES:
