@@ -164,18 +164,26 @@ def bias_tables(log, store, objectives, scored) -> tuple[pd.DataFrame, pd.DataFr
 
 def run_fraction_scan(log, store, objectives, scored) -> pd.DataFrame:
     """Per objective and run fraction r: the raw budget MDE's mean bias [95% CI] and its
-    Spearman with the realised loss over the mixing runs (r = 0: token MDE)."""
+    Spearman with the realised loss over the mixing runs (r = 0: token MDE), and the ET+SP
+    MDE's Spearman with the mixture's entropy (last row: the realised loss's)."""
+    W = log.W[scored]  # noqa: N806
+    entropy = -(W * np.log(np.maximum(W, 1e-300))).sum(axis=1)
+    weights = {
+        name: o.vector(log.targets) / o.vector(log.targets).sum() for name, o in objectives.items()
+    }
+    Y = log.Y[scored]  # noqa: N806
     rows = []
     for r in (0, *RUN_FRACTIONS):
         kind = "token" if r == 0 else "budget"
         F = MDEFeatureMap(store, log.targets, kind=kind, run_fraction=r or 1.0)(log.W)[scored]  # noqa: N806
         row = {"kind": "token" if r == 0 else f"budget, r = {r}"}
-        for name, objective in objectives.items():
-            weights = objective.vector(log.targets) / objective.vector(log.targets).sum()
-            f, y = F @ weights, log.Y[scored] @ weights
-            row[f"{name} bias"] = with_interval(*interval(f - y))
-            row[f"{name} Spearman"] = float(spearmanr(f, y).statistic)
+        for name, v in weights.items():
+            row[f"{name} bias"] = with_interval(*interval(F @ v - Y @ v))
+            row[f"{name} Spearman"] = float(spearmanr(F @ v, Y @ v).statistic)
+        row["ET+SP vs entropy"] = float(spearmanr(F @ weights["ET+SP"], entropy).statistic)
         rows.append(row)
+    realised = float(spearmanr(Y @ weights["ET+SP"], entropy).statistic)
+    rows.append({"kind": "realised loss", "ET+SP vs entropy": realised})
     return pd.DataFrame(rows)
 
 
@@ -331,7 +339,8 @@ def main() -> None:
         "Expert i taken at r x w_i of its budget (r = 1: the runs' budget, the pre-registered "
         "kind; r: the expert is full for w_i >= 1/r, so r = 32 penalises only weights below "
         "1/32). Mean raw bias over the mixing runs "
-        "[95% CI] and the raw MDE's Spearman with the realised loss (no fitting). "
+        "[95% CI], the raw MDE's Spearman with the realised loss (no fitting), and the ET+SP "
+        "MDE's Spearman with the mixture's entropy (balance; last row: the realised loss's). "
         "`mde-cal[budget@8]` and `mde-cal[budget@32]` above are this kind at r = 8 and 32.",
         "",
         compare.markdown(scan),
