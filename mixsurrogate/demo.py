@@ -207,8 +207,6 @@ def mde_demo(
 
 SCHEDULE_PREDICTORS = ("mean", "linear", "lgbm", "gp")
 SCHEDULE_CURVE_PREDICTORS = ("linear", "lgbm")
-#: the last phase's share of every two-phase schedule of the built-in log (its plan.json)
-SCHEDULE_SHARE = 0.2
 
 
 def schedules_demo(
@@ -237,13 +235,17 @@ def schedules_demo(
     curve = evaluate.learning_curve(curve_context, log, None, sizes, draws=draws).summary(["size"])
     floor = noise_floor(load_runs(schedules_folder() / "seeds.csv"), objective)
     best = _best_fitted(comparison, evaluate.OBJECTIVE_TARGET)
-    problem = ScheduleProblem(InputSpace.of(log), Bounds.unbounded(len(log.domains)),
-                              share=SCHEDULE_SHARE)  # fmt: skip
+    space = InputSpace.of(log)
+    # the share the schedules were trained with (0.2 of 512 steps in whole steps: 0.1992), so
+    # that the logged schedules are candidates of the proposal too
+    shares = space.schedules(log).shares[:, -1]
+    share = float(np.median(shares[[r.startswith("sched-") for r in log.run_ids]]))
+    problem = ScheduleProblem(space, Bounds.unbounded(len(log.domains)), share=share)
     proposal = propose_schedule(log, evaluate.PredictorSpec(best), objective, problem)
     values = objective.combine(log.Y, log.targets)
     phases = {
-        f"phase {p + 1} ({share:.0%} of tokens)": w
-        for p, (w, share) in enumerate(zip(proposal.phase_weights[0], proposal.phase_shares[0],
+        f"phase {p + 1} ({s:.0%} of tokens)": w
+        for p, (w, s) in enumerate(zip(proposal.phase_weights[0], proposal.phase_shares[0],
                                            strict=True))
     }  # fmt: skip
     best_run = int(values.argmin())
@@ -260,7 +262,7 @@ def schedules_demo(
     n_sched = int(sum(r.startswith("sched-") for r in log.run_ids))
     description = (
         f"{len(log)} proxy runs over {len(log.domains)} real-text domains, {len(log) - n_sched} "
-        f"single-phase and {n_sched} two-phase schedules (last phase {SCHEDULE_SHARE:.0%} of the "
+        f"single-phase and {n_sched} two-phase schedules (last phase {share:.0%} of the "
         f"tokens; books capped to 60k unique tokens, so it repeats); surrogates over flattened "
         f"schedules; objective {MDE_DEMO_OBJECTIVE}; seed-noise floor {fl.std:.3f} nats "
         f"[95% CI {fl.lo:.3f}, {fl.hi:.3f}]"

@@ -59,7 +59,9 @@ def test_schedules_demo_is_deterministic(tmp_path):
     a, b = runs
     assert a.predictor == "linear"  # the mean is never the proposal's predictor
     shares = a.proposal.phase_shares[0]
-    assert a.proposal.phase_weights.shape[1:] == (2, 6) and np.allclose(shares, [0.8, 0.2])
+    assert a.proposal.phase_weights.shape[1:] == (2, 6) and np.allclose(
+        shares, [0.8, 0.2], atol=1e-3
+    )
     assert "optimism_report" in a.proposal.recommendation
     assert np.array_equal(a.proposal.phase_weights, b.proposal.phase_weights)
     assert a.comparison.equals(b.comparison)

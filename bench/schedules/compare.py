@@ -74,6 +74,14 @@ def family_rows(log: RunsLog, prefix: str) -> np.ndarray:
     return np.array([r.startswith(prefix) for r in log.run_ids])
 
 
+def realised_share(log: RunsLog) -> float:
+    """The last-phase share the schedules were trained with (the plan's 0.2 in whole steps)."""
+    shares = InputSpace.of(log).schedules(log).shares[family_rows(log, SCHED), -1]
+    if np.ptp(shares) > 1e-6:
+        raise SystemExit(f"the schedules' last-phase shares differ: {sorted(set(shares))}")
+    return float(shares[0])
+
+
 def without_phases(log: RunsLog) -> RunsLog:
     """A single-phase log (its mixtures as inputs): the phase columns dropped."""
     return RunsLog(log.frame[[c for c in log.frame.columns if not is_phase_column(c)]])
@@ -300,7 +308,8 @@ def main() -> None:
     seeds = seeds.with_domain_order(log.domains)
     kinds = set_kinds(args.data, log.targets)
     objectives = {k: Objective.parse(v, log.targets, kinds) for k, v in OBJECTIVES.items()}
-    share = float(json.loads((args.data / "plan.json").read_text())["share"])
+    # the realised last-phase share (whole steps: 102 of 512), so logged schedules are candidates
+    share = realised_share(log)
     results: dict = {"protocol": {"folds": args.folds, "repeats": args.repeats, "seed": args.seed,
                                   "resamples": RESAMPLES, "predictors": list(PREDICTORS)},
                      "objectives": OBJECTIVES, "runs": {"single": int(family_rows(log, SINGLE).sum()),
