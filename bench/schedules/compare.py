@@ -33,8 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
+import warnings
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +93,9 @@ def without_phases(log: RunsLog) -> RunsLog:
 
 
 def boot(data: tuple, statistic, seed: int, paired: bool = False) -> tuple[float, float]:
-    """95% percentile bootstrap interval of ``statistic`` (NaN when degenerate)."""
+    """95% percentile bootstrap interval of ``statistic`` (NaN with fewer than 2 values)."""
+    if min(len(d) for d in data) < 2:
+        return np.nan, np.nan
     res = stats.bootstrap(
         data, statistic, paired=paired, vectorized=False, n_resamples=RESAMPLES,
         confidence_level=0.95, method="percentile", rng=np.random.default_rng(seed),
@@ -192,17 +199,44 @@ def cv_cells(log: RunsLog, scored, objectives: dict, args, label: str) -> pd.Dat
                    "regret"]]  # fmt: skip
 
 
-def cv_study(log: RunsLog, objectives: dict, args) -> pd.DataFrame:
+SETTINGS = ("schedules alone", "mixtures alone", "schedules, pooled", "mixtures, pooled", "all 40")
+
+
+def setting(log: RunsLog, label: str) -> tuple[RunsLog, np.ndarray | None]:
+    """The log and scored rows of one CV setting (see the module docstring)."""
     single, sched = family_rows(log, SINGLE), family_rows(log, SCHED)
-    frames = [
-        cv_cells(log.subset(np.flatnonzero(sched)), None, objectives, args, "schedules alone"),
-        cv_cells(without_phases(log.subset(np.flatnonzero(single))), None, objectives, args,
-                 "mixtures alone"),
-        cv_cells(log, sched, objectives, args, "schedules, pooled"),
-        cv_cells(log, single, objectives, args, "mixtures, pooled"),
-        cv_cells(log, None, objectives, args, "all 40"),
-    ]  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
+    return {
+        "schedules alone": (log.subset(np.flatnonzero(sched)), None),
+        "mixtures alone": (without_phases(log.subset(np.flatnonzero(single))), None),
+        "schedules, pooled": (log, sched),
+        "mixtures, pooled": (log, single),
+        "all 40": (log, None),
+    }[label]
+
+
+def cv_setting(data: Path, label: str, args: argparse.Namespace) -> tuple[pd.DataFrame, list]:
+    """One setting's CV cells and the warnings raised (a worker process: reads the data)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log = load_runs(data / "runs.csv")
+        kinds = set_kinds(data, log.targets)
+        objectives = {k: Objective.parse(v, log.targets, kinds) for k, v in OBJECTIVES.items()}
+        rows, scored = setting(log, label)
+        frame = cv_cells(rows, scored, objectives, args, label)
+    return frame, [warning_text(w) for w in caught]
+
+
+def warning_text(w: warnings.WarningMessage) -> str:
+    return f"{w.category.__name__}: {w.message}"
+
+
+def cv_study(data: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    """Every setting's CV cells, in ``args.jobs`` processes (one thread each), and warnings."""
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers: no oversubscription
+    n = len(SETTINGS)
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        done = list(pool.map(cv_setting, [data] * n, SETTINGS, [args] * n))
+    return pd.concat([f for f, _ in done], ignore_index=True), [w for _, ws in done for w in ws]
 
 
 def mean_ci(values: np.ndarray, seed: int) -> tuple[float, float, float]:
@@ -234,9 +268,9 @@ def cv_tables(cells: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFram
             for fam in ("schedules", "mixtures"):
                 joined = pd.concat([by[f"{fam}, pooled"], by[f"{fam} alone"]], axis=1).dropna()
                 d = (joined.iloc[:, 0] - joined.iloc[:, 1]).to_numpy()
-                lo, hi = boot((d,), np.mean, seed) if np.ptp(d) > 0 else (d[0], d[0])
+                mean, lo, hi = mean_ci(d, seed)
                 gaps.append({"comparison": f"{fam}: pooled - alone", "predictor": pred,
-                             "target": target, "difference": float(d.mean()), "lo": lo, "hi": hi,
+                             "target": target, "difference": mean, "lo": lo, "hi": hi,
                              "paired": True})  # fmt: skip
     return pd.DataFrame(summary), pd.DataFrame(gaps)
 
@@ -288,21 +322,8 @@ def proxy_study(data: Path, log: RunsLog, objective: Objective, floor: float, se
 # --- main -------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
-    parser.add_argument("--quick", action="store_true", help="1 CV repeat")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if args.quick:
-        args.repeats = 1
-    out = args.out or Path(tempfile.mkdtemp(prefix="schedules-compare-"))
-    out.mkdir(parents=True, exist_ok=True)
+def analyse(args: argparse.Namespace) -> tuple[dict, RunsLog, dict[str, Objective]]:
+    """(a) and (c) on every objective, with the noise floor and ceilings."""
     start = time.perf_counter()
     log, seeds = load_runs(args.data / "runs.csv"), load_runs(args.data / "seeds.csv")
     seeds = seeds.with_domain_order(log.domains)
@@ -329,14 +350,40 @@ def main() -> None:
         results.setdefault("proxies", {})[name] = proxy_study(args.data, log, objective, fl.std,
                                                               args.seed)  # fmt: skip
         print(f"{name}: (a) and (c) done ({time.perf_counter() - start:.0f} s)", flush=True)
-    cells = cv_study(log, objectives, args)
-    summary, gaps = cv_tables(cells, args.seed)
+    return results, log, objectives
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
+    parser.add_argument("--quick", action="store_true", help="1 CV repeat")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (CV settings)")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
+    out = args.out or Path(tempfile.mkdtemp(prefix="schedules-compare-"))
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # counted and reported, never silenced
+        results, log, objectives = analyse(args)
+        cells, worker_warnings = cv_study(args.data, args)
+        cells.to_csv(out / "schedules_splits.csv", index=False)
+        summary, gaps = cv_tables(cells, args.seed)
+    counts = Counter([warning_text(w) for w in caught] + worker_warnings)
+    results["warnings"] = dict(counts)
+    for text, count in counts.items():
+        print(f"warning x{count}: {text}")
     results["cv"] = summary.to_dict(orient="records")
     results["cv_gaps"] = gaps.to_dict(orient="records")
     results["seconds"] = round(time.perf_counter() - start, 1)
     (out / "schedules.json").write_text(json.dumps(json_safe(results), indent=1) + "\n")
-    cells.to_csv(out / "schedules_splits.csv", index=False)
-
     write_report(results, summary, gaps, log, objectives, out)
     print(f"results in {out} ({results['seconds']:.0f} s)")
 
