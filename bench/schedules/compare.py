@@ -199,7 +199,10 @@ def cv_cells(log: RunsLog, scored, objectives: dict, args, label: str) -> pd.Dat
                    "regret"]]  # fmt: skip
 
 
-SETTINGS = ("schedules alone", "mixtures alone", "schedules, pooled", "mixtures, pooled", "all 40")
+SETTINGS = (
+    "schedules alone", "mixtures alone", "schedules, pooled", "mixtures, pooled", "all 40",
+    "schedules as effective mixtures",
+)  # fmt: skip
 
 
 def setting(log: RunsLog, label: str) -> tuple[RunsLog, np.ndarray | None]:
@@ -211,7 +214,10 @@ def setting(log: RunsLog, label: str) -> tuple[RunsLog, np.ndarray | None]:
         "schedules, pooled": (log, sched),
         "mixtures, pooled": (log, single),
         "all 40": (log, None),
-    }[label]
+        # a diagnostic: the schedules seen only through their token-weighted mixture
+        "schedules as effective mixtures": (without_phases(log.subset(np.flatnonzero(sched))),
+                                            None),
+    }[label]  # fmt: skip
 
 
 def cv_setting(data: Path, label: str, args: argparse.Namespace) -> tuple[pd.DataFrame, list]:
@@ -265,11 +271,15 @@ def cv_tables(cells: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFram
             gaps.append({"comparison": "schedules alone - mixtures alone", "predictor": pred,
                          "target": target, "difference": a.mean() - b.mean(), "lo": lo, "hi": hi,
                          "paired": False})  # fmt: skip
-            for fam in ("schedules", "mixtures"):
-                joined = pd.concat([by[f"{fam}, pooled"], by[f"{fam} alone"]], axis=1).dropna()
+            pairs = [(f"{fam}, pooled", f"{fam} alone", f"{fam}: pooled - alone")
+                     for fam in ("schedules", "mixtures")]  # fmt: skip
+            pairs.append(("schedules as effective mixtures", "schedules alone",
+                          "schedules: effective mixture - flattened schedule"))  # fmt: skip
+            for first, second, label in pairs:
+                joined = pd.concat([by[first], by[second]], axis=1).dropna()
                 d = (joined.iloc[:, 0] - joined.iloc[:, 1]).to_numpy()
                 mean, lo, hi = mean_ci(d, seed)
-                gaps.append({"comparison": f"{fam}: pooled - alone", "predictor": pred,
+                gaps.append({"comparison": label, "predictor": pred,
                              "target": target, "difference": mean, "lo": lo, "hi": hi,
                              "paired": True})  # fmt: skip
     return pd.DataFrame(summary), pd.DataFrame(gaps)
@@ -343,7 +353,11 @@ def analyse(args: argparse.Namespace) -> tuple[dict, RunsLog, dict[str, Objectiv
                 evaluate.OBJECTIVE_TARGET]
             for fam, p in (("single", SINGLE), ("schedules", SCHED))
         }  # fmt: skip
-        results.setdefault("noise", {})[name] = {"floor": vars(fl), "ceiling": ceilings}
+        y = objective.combine(log.Y, log.targets)
+        spread = {fam: float(np.std(y[family_rows(log, p)], ddof=1))
+                  for fam, p in (("single", SINGLE), ("schedules", SCHED))}  # fmt: skip
+        results.setdefault("noise", {})[name] = {"floor": vars(fl), "ceiling": ceilings,
+                                                 "spread": spread}  # fmt: skip
         results.setdefault("best", {})[name] = best_of_families(log, objective, fl.std, args.seed)
         results.setdefault("predicted", {})[name] = predicted_bests(log, objective, share,
                                                                     args.seed)  # fmt: skip

@@ -84,7 +84,8 @@ def cv_section(summary: pd.DataFrame, gaps: pd.DataFrame, results: dict) -> list
         "'alone': fitted on that family only (schedules: flattened "
         "two-phase inputs; mixtures: the mixture); 'pooled': the same folds of that family "
         "scored, with the other family's 20 runs always in training (the mixtures as constant "
-        "schedules); 'all 40': CV over all runs. Cells: mean Spearman over splits [95% "
+        "schedules); 'all 40': CV over all runs; 'schedules as effective mixtures' (a diagnostic): "
+        "the schedules alone with only their token-weighted mixture as input. Cells: mean Spearman over splits [95% "
         "bootstrap interval].",
         "",
         table.to_markdown(index=False),
@@ -159,12 +160,17 @@ def write_report(
         "",
         "## Noise floor (seeds.csv) and noise ceiling on Spearman",
         "",
-        "| objective | floor (nats) [95% CI] | dof | ceiling, mixtures | ceiling, schedules |",
-        "|---|---:|---:|---:|---:|",
+        "Spread: the std of the objective over each family's 20 runs (nats); the ceiling is the "
+        "Spearman that the exact expected losses would reach against these single-seed runs.",
+        "",
+        "| objective | floor (nats) [95% CI] | dof | spread, mixtures | spread, schedules | "
+        "ceiling, mixtures | ceiling, schedules |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, n in results["noise"].items():
         f = n["floor"]
         md.append(f"| {name} | {ci(f['std'], f['lo'], f['hi'])} | {f['dof']} | "
+                  f"{n['spread']['single']:.4f} | {n['spread']['schedules']:.4f} | "
                   f"{n['ceiling']['single']:.3f} | {n['ceiling']['schedules']:.3f} |")  # fmt: skip
     md += ["", *best_section(results), *cv_section(summary, gaps, results),
            *proxy_section(results), "![objective by family](schedules_families.png)",
