@@ -25,6 +25,11 @@ Protocol (every predictor on the same splits, so comparisons are paired):
 
     python bench/realtext/compare.py --quick                  # minutes; results to a temp dir
     python bench/realtext/compare.py --out bench/results      # the committed results
+    python bench/realtext/compare.py --data bench/data/realtext-4x --name realtext4x --out bench/results
+
+``--name`` is the prefix of every file written (``NAME.md``, ``NAME.json``, ``NAME_*.png``, ...), so
+a second data set's results sit beside the first's. Learning-curve sizes the data cannot draw
+(a size needs 3 mixing runs left to score) are skipped and listed in the report.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -43,10 +49,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.evaluation import plots
 from mixsurrogate.evaluation import protocol as evaluate
 from mixsurrogate.evaluation.metrics import bootstrap_mean_ci, json_safe
-from mixsurrogate.evaluation.noise import NoiseFloor, noise_ceiling, noise_floor
+from mixsurrogate.evaluation.noise import NoiseFloor, noise_ceiling, noise_floor, repeated_groups
 from mixsurrogate.evaluation.report import with_interval
 from mixsurrogate.mde.examples import ExampleFeatureMap
 from mixsurrogate.mde.features import MDEFeatureMap
@@ -71,6 +78,7 @@ EXAMPLES = tuple(
 PRIMARY = ("mde-cal[token]", "gp")  # pre-registered, see the module docstring
 VERTEX = "vertex-*"
 INTERVAL_LEVEL = 0.9  # prediction intervals scored in CV (coverage of held-out runs)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # --name: a plain file prefix, no folders
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,21 @@ def load_benchmark(data: Path) -> tuple[RunsLog, RunsLog, object, dict[str, Obje
     store.check_matches_runs(log.domains, log.targets)
     objectives = {k: Objective.parse(v, log.targets, store.kinds) for k, v in OBJECTIVES.items()}
     return log, seeds, store, objectives
+
+
+def check_benchmark(data: Path) -> str | None:
+    """Why these data cannot be compared (None if they can): checked before anything is written."""
+    for name in ("runs.csv", "seeds.csv", "scores"):
+        if not (data / name).exists():
+            return f"{data / name} does not exist (--data must be a folder from generate.py)"
+    try:
+        log, seeds, _, _ = load_benchmark(data)
+        repeated_groups(seeds)  # raises when no mixture has 2 or more seeds: no noise floor
+    except MixsurrogateError as error:
+        return f"{data}: {error}"
+    if int(evaluate.scoring_mask(log, exclude=[VERTEX]).sum()) < 5:
+        return f"{data / 'runs.csv'} has fewer than 5 mixing runs: too few to cross-validate"
+    return None
 
 
 def evaluate_task(data: Path, task: Task, args: dict) -> tuple:
@@ -238,6 +261,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, help="results folder (default: a new temp folder)")
     parser.add_argument(
+        "--name", default="realtext", help="prefix of the result files (NAME.md, NAME.json, ...)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 repeat, 4 draws, 2 sizes, no GP seeds"
     )
     parser.add_argument("--folds", type=int, default=5)
@@ -253,7 +279,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.draws, args.sizes, args.gp_seeds = 1, 4, "8,24", 1
-    out = args.out or Path(tempfile.mkdtemp(prefix="realtext-compare-"))
+    if not NAME.fullmatch(args.name):
+        parser.error(f"--name {args.name!r} must be a plain file prefix (letters, digits, _ . -)")
+    problem = check_benchmark(args.data)
+    if problem:
+        parser.error(problem)
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"{args.name}-compare-"))
     out.mkdir(parents=True, exist_ok=True)
     protocol = {
         "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "draws": args.draws,
@@ -271,6 +302,7 @@ def main() -> None:
     ]
     start = time.perf_counter()
     cv, curve, seconds = evaluate_all(args.data, tasks, protocol, args.jobs)
+    protocol["sizes_skipped"] = list(curve.dropped)  # sizes the data cannot draw
     log, seeds, _, objectives = load_benchmark(args.data)
     for name, objective in objectives.items():
         evaluate.add_objective(cv, objective, name)
@@ -297,10 +329,11 @@ def main() -> None:
     report = Report(
         protocol, tasks, main_labels, cv_summary, curve_summary, gp_seed_spread(cv_summary, tasks),
         paired, best_rates, floors, ceilings, set_floors, set_ceilings, regrets, log, scored,
+        name=args.name,
     )  # fmt: skip
     report.write(out, cv, curve)
     timing = {"seconds_total": round(time.perf_counter() - start, 1), "per_predictor": seconds}
-    (out / "realtext_timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+    (out / f"{args.name}_timing.json").write_text(json.dumps(timing, indent=2) + "\n")
     print(f"results in {out} ({timing['seconds_total']:.0f} s)")
 
 
@@ -321,13 +354,20 @@ class Report:
     regrets: dict[str, pd.DataFrame]
     log: RunsLog
     scored: np.ndarray
+    name: str = "realtext"  # file prefix
+
+    @property
+    def sizes(self) -> list[int]:
+        """The learning-curve sizes drawn (the data may not allow every size asked for)."""
+        drawn = set(self.curve["size"].astype(int))
+        return [s for s in self.protocol["sizes"] if s in drawn]
 
     def objective_table(self, target: str) -> pd.DataFrame:
         """CV and learning-curve Spearman [95% CI] per predictor for one objective."""
         cv = self.cv[(self.cv["target"] == target) & self.cv["predictor"].isin(self.labels)]
         table = pd.DataFrame({"predictor": cv["predictor"].to_numpy()})
         table["CV"] = [cell(r) for _, r in cv.iterrows()]
-        for size in self.protocol["sizes"]:
+        for size in self.sizes:
             rows = self.curve[(self.curve["target"] == target) & (self.curve["size"] == size)]
             by = rows.set_index("predictor")
             table[f"{size} runs"] = [
@@ -341,7 +381,7 @@ class Report:
         rows = []
         for label in self.labels:
             row = {"predictor": label}
-            for protocol, key in (("cv", None), *(("curve", s) for s in self.protocol["sizes"])):
+            for protocol, key in (("cv", None), *(("curve", s) for s in self.sizes)):
                 frame = self.regrets[protocol]
                 frame = frame[(frame["predictor"] == label) & (frame["target"] == target)]
                 if key is not None:
@@ -362,13 +402,16 @@ class Report:
     def targets_check(self) -> list[str]:
         """The issue's targets, checked on the curve sizes <= 24 and stated plainly."""
         lines = []
-        small = [s for s in self.protocol["sizes"] if s <= 24]
+        small = [s for s in self.sizes if s <= 24]
         mde = [label for label in self.labels if "[" in label]
         for target, goal in (("ET+SP", 0.95), ("SP", 0.97)):
             cells = self.curve[
                 (self.curve["target"] == target) & self.curve["predictor"].isin(mde)
                 & self.curve["size"].isin(small)
             ]  # fmt: skip
+            if cells.empty:
+                lines.append(f"- {target}, <= 24 runs: no curve size <= 24 was drawn: not checked")
+                continue
             best = cells.sort_values("spearman", ascending=False).iloc[0]
             ceiling = self.ceilings[target]["at floor"]
             met = best["spearman"] >= goal or best["spearman"] >= 0.97 * ceiling
@@ -404,6 +447,7 @@ class Report:
         return lines
 
     def write(self, out: Path, cv, curve) -> None:
+        skipped = self.protocol.get("sizes_skipped") or []
         md = [
             "# Real-text benchmark: predictors with and without MDE features",
             "",
@@ -413,10 +457,15 @@ class Report:
             + ", ".join(f"{k} = `{v}`" for k, v in OBJECTIVES.items())
             + ".",
             f"Protocol: {self.protocol['folds']}-fold CV x {self.protocol['repeats']} repeats; "
-            f"learning curves at {', '.join(map(str, self.protocol['sizes']))} mixing runs "
+            f"learning curves at {', '.join(map(str, self.sizes))} mixing runs "
             f"(+ the vertex runs) x {self.protocol['draws']} draws, scored on the mixing runs "
             "not drawn. Cells: mean Spearman over splits [95% bootstrap interval]. Every "
             "predictor saw the same splits.",
+            *(
+                [f"Curve sizes skipped (too few mixing runs): {'; '.join(skipped)}."]
+                if skipped
+                else []
+            ),
             "",
             "## Noise floor and ceiling (mixing runs)",
             "",
@@ -471,9 +520,9 @@ class Report:
             "",
             markdown(self.per_set_table()),
             "",
-            "![learning curves](realtext_learning_curve.png)",
-            "![regret](realtext_learning_curve_regret.png)",
-            "![per set](realtext_cv_spearman.png)",
+            f"![learning curves]({self.name}_learning_curve.png)",
+            f"![regret]({self.name}_learning_curve_regret.png)",
+            f"![per set]({self.name}_cv_spearman.png)",
             "",
         ]
         notes = self.cv[(self.cv["notes"] != "") & self.cv["predictor"].isin(self.labels)]
@@ -488,7 +537,7 @@ class Report:
             md += ["## Cells not scored", ""]
             md += [f"- {r['predictor']} / {r['target']}: {r['status']}: {r['reason']}"
                    for _, r in problems.iterrows()]  # fmt: skip
-        (out / "realtext.md").write_text("\n".join(md) + "\n")
+        (out / f"{self.name}.md").write_text("\n".join(md) + "\n")
         payload = {
             "protocol": self.protocol,
             "objectives": OBJECTIVES,
@@ -504,11 +553,11 @@ class Report:
             "best_rates_only": self.best_rates,
             "pre_registered": list(PRIMARY),
         }
-        (out / "realtext.json").write_text(
+        (out / f"{self.name}.json").write_text(
             json.dumps(json_safe(payload), indent=1, allow_nan=False) + "\n"
         )
         pd.concat([cv.scores.assign(protocol="cv"), curve.scores.assign(protocol="curve")]).to_csv(
-            out / "realtext_splits.csv.gz", index=False
+            out / f"{self.name}_splits.csv.gz", index=False
         )
         self.plots(out)
         print("\n".join(md[: md.index("## Spearman on ET+SP") + 3 + len(self.labels)]))
@@ -564,16 +613,16 @@ class Report:
         curve = self.curve[self.curve["predictor"].isin(shown)]
         refs = {"noise ceiling (ET+SP)": self.ceilings["ET+SP"]["at floor"]}
         plots.learning_curves(
-            curve, "ET+SP", out / "realtext_learning_curve.png", references=refs,
+            curve, "ET+SP", out / f"{self.name}_learning_curve.png", references=refs,
             title="ET+SP, mixing runs only",
         )  # fmt: skip
         floor = {"noise floor (ET+SP)": self.floors["ET+SP"].std}
         plots.learning_curves(
-            curve, "ET+SP", out / "realtext_learning_curve_regret.png", metric="regret",
+            curve, "ET+SP", out / f"{self.name}_learning_curve_regret.png", metric="regret",
             references=floor, title="top-1 regret on ET+SP (nats), mixing runs only",
         )  # fmt: skip
         table = self.per_set_table().set_index("predictor")
-        plots.metric_heatmap(table, out / "realtext_cv_spearman.png", "CV Spearman per set")
+        plots.metric_heatmap(table, out / f"{self.name}_cv_spearman.png", "CV Spearman per set")
 
 
 def cell(row: pd.Series) -> str:
