@@ -140,7 +140,9 @@ def test_scale_report_matches_compare_and_leaves_out_sizes_a_data_set_lacks(resu
 
 def test_scale_names_a_missing_result_file_and_writes_nothing(results):
     out = results / "out"
-    done = run(SCALE, "--results", results, "--names", "realtext,absent", "--out", out)
+    done = run(
+        SCALE, "--results", results, "--names", "realtext,absent", "--labels", "a,b", "--out", out
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == (
         f"error: {results / 'absent.json'} does not exist (run compare.py --name absent)"
