@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
@@ -84,3 +86,21 @@ def cap_cpu_threads(jobs: int) -> None:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(jobs)
     _cap = jobs
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> threading.Thread:
+    """In a worker process: exit as soon as ``parent_pid`` is no longer its parent.
+
+    A process pool's workers outlive a parent killed by a signal (SIGTERM, SIGKILL), and a
+    training worker left behind keeps writing the checkpoint that the restarted job resumes
+    from, taking a core it no longer needs. A daemon thread polling ``os.getppid`` ends them.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread

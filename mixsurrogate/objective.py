@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from .errors import MixsurrogateError
+from .runs.builtin import schedule_kinds
 from .runs.log import LOSS_PREFIX
 
 GROUPS = ("val", "task")
@@ -440,4 +441,6 @@ def resolve_kinds(
         return store.kinds, "the score store"
     if log_spec and log_spec.startswith("regmix:"):
         return dict.fromkeys(sets, "val"), "RegMix's log (every set is a validation set)"
+    if log_spec and log_spec.startswith("schedules:"):
+        return schedule_kinds(list(sets)), "the schedule logs' corpus manifest (its task sets)"
     return None, ""

@@ -76,3 +76,24 @@ def test_default_is_the_smaller_of_the_cpus_and_a_set_omp_num_threads(monkeypatc
     assert cpu.default_jobs() == 8
     monkeypatch.setenv("OMP_NUM_THREADS", "many")
     assert cpu.default_jobs() == 8
+
+
+def test_a_worker_exits_once_its_parent_is_gone():
+    """exit_with_parent ends a process whose parent is no longer the one it was started under
+    (here: told a pid that is not its parent), and leaves one with that parent running."""
+    code = (
+        "import os, sys, time\n"
+        "from mixsurrogate.cpu import exit_with_parent\n"
+        "exit_with_parent(int(sys.argv[1]), poll_s=0.05)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "print('still running')\n"
+    )
+    orphaned = subprocess.run(
+        [sys.executable, "-c", code, "1", "30"], capture_output=True, text=True, timeout=60
+    )
+    assert orphaned.returncode == 1 and "still running" not in orphaned.stdout
+    kept = subprocess.run(
+        [sys.executable, "-c", code, str(os.getpid()), "0.3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert kept.returncode == 0 and "still running" in kept.stdout

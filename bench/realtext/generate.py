@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixsurrogate.cpu import exit_with_parent
 from mixsurrogate.runs.log import LOSS_PREFIX, WEIGHT_PREFIX, append_run, read_frame
 
 LOG = logging.getLogger("realtext")
@@ -60,10 +62,11 @@ REPO = Path(__file__).resolve().parents[2]
 # --- jobs (run in worker processes) -----------------------------------------------------------
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    exit_with_parent(parent_pid)  # no worker left training after the job is killed
 
 
 def job_expert(
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     pool = ProcessPoolExecutor(
         args.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-        initargs=(args.threads,),
+        initargs=(args.threads, os.getpid()),
     )  # fmt: skip
     with pool:
         experts = [

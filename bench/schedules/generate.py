@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -53,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mixsurrogate.cpu import exit_with_parent
 from mixsurrogate.experts.presets import load_preset
 from mixsurrogate.experts.repetition import parse_unique_caps
 from mixsurrogate.runs.design import design_frame, schedule_design_frame
@@ -68,10 +70,11 @@ LOGS = ("runs", "seeds", "proxy-unmatched", "proxy-matched")
 # --- jobs (run in worker processes) -----------------------------------------------------------
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    exit_with_parent(parent_pid)  # no worker left training after the job is killed
 
 
 def job_run(
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], dict] = {}
     pool = ProcessPoolExecutor(
         args.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-        initargs=(args.threads,),
+        initargs=(args.threads, os.getpid()),
     )  # fmt: skip
     with pool:
         pending: dict[Future, tuple[str, str]] = {}

@@ -45,11 +45,12 @@ def realtext_run_count() -> int:
 @click.command()
 @click.option(
     "--data",
-    type=click.Choice(["realtext", "regmix"]),
+    type=click.Choice(["realtext", "regmix", "schedules"]),
     default="realtext",
     show_default=True,
     help=f"realtext: the committed real-text benchmark ({realtext_run_count()} runs, data "
-    "experts' scores, MDE features); regmix: RegMix's public runs (rates only)",
+    "experts' scores, MDE features); regmix: RegMix's public runs (rates only); schedules: "
+    "single-phase and two-phase runs (schedules:runs), a two-phase proposal",
 )
 @click.option(
     "--from-scratch",
@@ -111,6 +112,7 @@ def demo(
     Examples:
       mixsurrogate demo                       # committed real-text runs and data experts (MDE)
       mixsurrogate demo --data regmix         # RegMix's public runs (rates only, Pile-CC)
+      mixsurrogate demo --data schedules      # two-phase schedules: CV, propose --phases 2
       mixsurrogate demo --from-scratch work/  # build corpus, experts and runs first
       mixsurrogate demo --json | jq .proposal # the proposal and its predictor
     """
@@ -131,6 +133,8 @@ def demo(
         elif data == "realtext":
             runs_path, scores_path = demos.realtext_paths()
             result = demos.mde_demo(runs_path, scores_path, plots_dir)
+        elif data == "schedules":
+            result = demos.schedules_demo(plots_dir)
         else:
             result = demos.regmix_demo(plots_dir)
         _show(result, plots_dir, as_json)

@@ -1,8 +1,12 @@
-"""Built-in example data: RegMix's public logged runs (MIT, LICENSE beside the files)."""
+"""Built-in example data: RegMix's public logged runs (MIT, LICENSE beside the files) and the
+schedules benchmark's logs (``mixsurrogate/data/schedules``, made by
+``bench/schedules/generate.py``: single-phase and two-phase runs on real text)."""
 
 from __future__ import annotations
 
+import json
 from importlib import resources
+from pathlib import Path
 
 from ..errors import MixsurrogateError
 from .importers import import_regmix
@@ -26,14 +30,39 @@ def regmix_runs(split: str = "train-1m") -> RunsLog:
         return import_regmix(m, loss_path, run_prefix=f"{split}-")
 
 
+#: the schedules benchmark's logs: ``schedules:<name>`` is ``<name>.csv`` of its folder
+SCHEDULE_LOGS = ("runs", "seeds", "proxy-unmatched", "proxy-matched")
+
+
+def schedules_folder() -> Path:
+    """The folder of the built-in schedule logs (with ``corpus.json``, ``plan.json``)."""
+    return Path(str(resources.files("mixsurrogate") / "data" / "schedules"))
+
+
+def schedule_runs(name: str = "runs") -> RunsLog:
+    """One of the schedules benchmark's logs (``runs``: 20 single-phase and 20 two-phase runs)."""
+    if name not in SCHEDULE_LOGS:
+        raise KeyError(f"unknown schedules log {name!r}; choose from {', '.join(SCHEDULE_LOGS)}")
+    return load_runs(schedules_folder() / f"{name}.csv")
+
+
+def schedule_kinds(sets: list[str]) -> dict[str, str]:
+    """Each set's kind in the schedule logs: an end task if the corpus manifest lists it."""
+    manifest = json.loads((schedules_folder() / "corpus.json").read_text(encoding="utf-8"))
+    tasks = set(manifest["tasks"])
+    return {s: "task" if s in tasks else "val" for s in sets}
+
+
 def resolve_log(spec: str, missing_domains: str = "refuse") -> RunsLog:
-    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m, test-1b).
+    """A runs-log path, or a built-in log: ``regmix:train-1m`` (also test-1m, test-60m,
+    test-1b) or ``schedules:runs`` (also seeds, proxy-unmatched, proxy-matched).
 
     ``missing_domains``: what an empty weight cell of a path's log means (``runs.missing``).
     """
-    if spec.startswith("regmix:"):
-        try:
-            return regmix_runs(spec.split(":", 1)[1])
-        except KeyError as err:
-            raise MixsurrogateError(str(err.args[0])) from err
+    for prefix, read in (("regmix:", regmix_runs), ("schedules:", schedule_runs)):
+        if spec.startswith(prefix):
+            try:
+                return read(spec.split(":", 1)[1])
+            except KeyError as err:
+                raise MixsurrogateError(str(err.args[0])) from err
     return load_runs(spec, missing_domains)

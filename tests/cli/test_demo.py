@@ -48,6 +48,7 @@ def recorded(monkeypatch) -> list[Path]:
     monkeypatch.setattr(demos, "realtext_paths", lambda: (None, None))
     monkeypatch.setattr(demos, "mde_demo", fake_demo)
     monkeypatch.setattr(demos, "regmix_demo", fake_demo)
+    monkeypatch.setattr(demos, "schedules_demo", fake_demo)
     # the tables and the proposal are not what this tests (and their helpers are being renamed)
     for name in ("print_table", "show_proposal"):
         monkeypatch.setattr(cli_demo, name, lambda *a, **k: None)
@@ -57,7 +58,7 @@ def recorded(monkeypatch) -> list[Path]:
     return seen
 
 
-@pytest.mark.parametrize("data", ["realtext", "regmix"])
+@pytest.mark.parametrize("data", ["realtext", "regmix", "schedules"])
 def test_demo_writes_into_a_temporary_folder_and_says_where(tmp_path, monkeypatch, recorded, data):
     """Before: ``mixsurrogate-demo/`` in the current folder (a checkout's working tree)."""
     monkeypatch.chdir(tmp_path)
