@@ -148,3 +148,20 @@ def test_scale_names_a_missing_result_file_and_writes_nothing(results):
         f"error: {results / 'absent.json'} does not exist (run compare.py --name absent)"
     )
     assert not out.exists()
+
+
+def test_scale_does_not_check_a_ratio_target_against_a_ceiling_the_predictor_beats(results):
+    """A noise floor from a few seeds can overstate the noise: a ceiling below the MDE Spearman
+    bounds nothing, so the ratio target is reported as not checked, never as met."""
+    payload = json.loads((results / "small.json").read_text())
+    payload["noise_ceiling"]["ET+SP"]["at floor"] = 0.5  # below mde-cal's 0.62 (wrongly low)
+    (results / "small.json").write_text(json.dumps(payload))
+    done = run(SCALE, "--results", results, "--names", "realtext,small", "--labels", "one,two",
+               "--out", results)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((results / "realtext_scale.json").read_text())
+    check = next(c for c in report["targets"]["two"] if c["target"].startswith("ET+SP >="))
+    assert check["met"] is None and check["detail"].startswith("not checkable")
+    assert report["results"]["two"]["ET+SP"]["ceiling_exceeded_at"] == ["CV", "8", "16", "24"]
+    md = (results / "realtext_scale.md").read_text()
+    assert "**two: the best MDE Spearman is above the noise ceiling on ET+SP**" in md
