@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, print_table, resolve_log
+from .common import echo_json, missing_domains_option, print_table, resolve_log
 
 
 @click.command()
@@ -22,8 +22,9 @@ from .common import echo_json, print_table, resolve_log
     help="a run realises a proposal when their mixtures are this close (total variation) "
     "[default: 0.001]",
 )
+@missing_domains_option
 @click.option("--json", "as_json", is_flag=True)
-def audit(log, ledger_file, tolerance, as_json) -> None:
+def audit(log, ledger_file, tolerance, missing_domains, as_json) -> None:
     """Predicted vs realised objective of every proposed run whose losses have arrived.
 
     \b
@@ -41,7 +42,10 @@ def audit(log, ledger_file, tolerance, as_json) -> None:
     path = ledger_file or str(ledger_path(log))
     entries = read_ledger(path)
     result = run_audit(
-        resolve_log(log), entries, MATCH_TOLERANCE if tolerance is None else tolerance, path
+        resolve_log(log, missing_domains),
+        entries,
+        MATCH_TOLERANCE if tolerance is None else tolerance,
+        path,
     )
     if as_json:
         echo_json(result.to_dict())

@@ -120,7 +120,7 @@ mde_kind_option = click.option(
 )
 
 
-#: fit, cv and propose: empty w:<domain> cells (runs from before a domain was added) as 0
+#: commands that read a runs log: empty w:<domain> cells (runs from before a domain was added) as 0
 missing_domains_option = click.option(
     "--missing-domains",
     type=click.Choice(["refuse", "zero"]),

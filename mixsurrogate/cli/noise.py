@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import MixsurrogateError
-from .common import echo_json, resolve_log
+from .common import echo_json, missing_domains_option, resolve_log
 
 
 @click.command()
@@ -15,8 +15,9 @@ from .common import echo_json, resolve_log
     help="also report this objective (e.g. val=1, code=1,books=1) as the row 'objective'",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@missing_domains_option
 @click.option("--json", "as_json", is_flag=True)
-def noise(logs, objective, seed, as_json) -> None:
+def noise(logs, objective, seed, missing_domains, as_json) -> None:
     """Per evaluation set: seed noise, spread across mixtures, their ratio (SNR), and whether
     the noise depends on the mixture. LOGS: runs logs read as one (e.g. runs.csv seeds.csv);
     mixtures trained more than once (same weights, other seeds) give the noise.
@@ -31,7 +32,7 @@ def noise(logs, objective, seed, as_json) -> None:
     from ..objective import Objective
     from ..runs.log import RunsLog
 
-    parts = [resolve_log(spec) for spec in logs]
+    parts = [resolve_log(spec, missing_domains) for spec in logs]
     domains = parts[0].domains
     for spec, part in zip(logs, parts, strict=True):
         if sorted(part.domains) != sorted(domains):

@@ -86,7 +86,8 @@ def _logged_runs(log: Path, suite: EvalSuite, domains: list[str], tokens: int) -
     """
     if not log.exists():
         return LoggedRuns(set(), {}, set())
-    logged = RunsLog(validate_runs(read_frame(log), source=str(log)))
+    # a writer: runs logged before a domain was added keep their empty cells (runs.missing)
+    logged = RunsLog(validate_runs(read_frame(log), source=str(log), missing_domains="keep"))
     frame = logged.frame
     expected = {WEIGHT_PREFIX + d for d in domains} | {LOSS_PREFIX + n for n in suite.sets}
     found = {c for c in frame.columns if str(c).startswith((WEIGHT_PREFIX, LOSS_PREFIX))}

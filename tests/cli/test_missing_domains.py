@@ -77,3 +77,28 @@ def test_propose_accepts_it_with_the_option_and_may_use_the_new_domain(tmp_path)
     weights = json.loads(result.stdout)["proposals"][0]["mixture"]
     assert set(weights) == set(STORE_EXPERTS)
     assert weights["web"] > 0.5  # qa improves with web, which only the new runs show
+
+
+def _with_repeats(path: Path) -> Path:
+    """The grown log plus a second seed of two mixtures (one old, one new), for ``noise``."""
+    frame = pd.read_csv(path)
+    repeats = frame.iloc[[0, 12]].copy()
+    repeats["run_id"] = repeats["run_id"] + "-s1"
+    repeats["loss:val_code"] += 0.02
+    pd.concat([frame, repeats]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("command", ["noise", "audit"])
+def test_the_other_log_readers_offer_the_option_they_name(tmp_path, command):
+    path = _with_repeats(_grown_log(tmp_path))
+    Path(f"{path}.ledger.jsonl").write_text("")  # a ledger with no proposals yet
+    line = cli_error_line(main, [command, str(path)], exit_code=1)
+    assert "--missing-domains zero" in line
+    result = CliRunner().invoke(main, [command, str(path), "--missing-domains", "zero", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    if command == "noise":
+        assert report["runs"] == 18
+    else:
+        assert report["entries"] == 0 and report["arrived"] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -110,3 +111,19 @@ def load_preset_of(tiny):
     from mixsurrogate.experts.presets import load_preset
 
     return load_preset(tiny["preset"])
+
+
+def test_a_log_grown_by_a_domain_gets_new_runs_and_keeps_its_empty_cells(tiny, tmp_path):
+    """Runs logged before ``sums`` was a domain have empty ``w:sums`` cells: ``runs train``
+    appends to that log (no option needed: it writes, it does not fit) and leaves them empty."""
+    first = tmp_path / "first.csv"
+    assert _runs_train(tiny, first).exit_code == 0
+    old = pd.read_csv(first)
+    old["run_id"], old["w:words"], old["w:sums"] = "old", 1.0, np.nan
+    log_path = tmp_path / "runs.csv"
+    old.to_csv(log_path, index=False)
+    result = _runs_train(tiny, log_path)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(log_path)
+    assert frame["run_id"].tolist() == ["old", "r1"]
+    assert pd.isna(frame.loc[0, "w:sums"]) and frame.loc[1, "w:sums"] == 0.25
