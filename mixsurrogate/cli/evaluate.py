@@ -190,6 +190,7 @@ def cv(
     from ..evaluation.metrics import BOOTSTRAP_RESAMPLES
     from ..objective import Objective
     from ..predictors import MDE_PREDICTORS, OPT_IN_PREDICTORS, RATE_PREDICTORS
+    from ..runs.fidelity import final_runs
 
     resamples = resamples or BOOTSTRAP_RESAMPLES
 
@@ -209,6 +210,10 @@ def cv(
     if not predictors and space.is_schedule:  # the mixing laws cannot take schedules
         names = schedule_predictors(names)
     specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
+    log_notes = []
+    if not any(spec.uses_fidelity for spec in specs):  # mfgp takes checkpoints at their tokens
+        runs_log, checkpoint_note = final_runs(runs_log)
+        log_notes = [checkpoint_note] if checkpoint_note else []
     evaluate.check_specs(specs, feature_fn, space, runs_log)
     pairs = _parse_compare(compare_pairs, names)
     where = _check_where(train_where, test_where, test_log, curve_sizes)
@@ -272,6 +277,7 @@ def cv(
             "set_means": [m.to_dict() for m in means or curve_means],
             "units": units[1],
             "resamples": resamples,
+            "log_notes": log_notes,
         }
         if result is not None:
             out["results"] = summary.to_dict(orient="records")
@@ -288,6 +294,8 @@ def cv(
         click.echo(f"{units[0]} (mse, regret and widths are in these units)")
         if curve_summary is not None:
             print_curve(curve_summary, curve, obj, curve_means, draws)
+        for note in log_notes:
+            click.echo(f"note: {note}")
     if plot_dir:
         write_plots(plot_dir, runs_log, targets, result, curve, obj)
     if not scored_any:

@@ -75,8 +75,9 @@ def fit(
 
     from ..evaluation.metrics import metrics
     from ..evaluation.protocol import PredictorSpec, check_specs, fit_predict
+    from ..runs.fidelity import final_runs
 
-    runs_log = resolve_log(log, missing_domains)
+    runs_log, checkpoint_note = final_runs(resolve_log(log, missing_domains))
     targets = select_targets(runs_log, target)
     units_label, units = loss_units(log, targets)
     feature_fn, _ = mde_features(scores, runs_log, mde_kind)
@@ -115,6 +116,7 @@ def fit(
                 "in_sample": rows,
                 "not_fitted": problems,
                 "notes": outcome.notes,
+                "log_notes": [checkpoint_note] if checkpoint_note else [],
             }
         )
     else:
@@ -131,6 +133,8 @@ def fit(
         for t, notes in outcome.notes.items():
             for note in notes:
                 click.echo(f"note ({t}): {note}")
+        if checkpoint_note:
+            click.echo(f"note: {checkpoint_note}")
     if not rows:
         raise MixsurrogateError(f"{predictor} could not be fitted to any evaluation set")
     if summary:

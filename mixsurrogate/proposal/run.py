@@ -20,6 +20,7 @@ from ..runs.fidelity import (
     FidelityMenu,
     checkpoint_mask,
     fidelity_features,
+    final_runs,
     has_fidelity,
 )
 from ..runs.inputs import InputSpace
@@ -73,12 +74,18 @@ def run_proposal(request: ProposeRequest) -> ProposalOutcome:
             )
         return _campaign_start(request)
     runs_log = resolve_log(request.log, request.missing_domains)
+    checkpoint_note = None
+    if not request.multi_fidelity:  # one budget: fitted on the final losses only
+        runs_log, checkpoint_note = final_runs(runs_log)
     feature_fn, store = log_features(request.scores, runs_log, request.mde_kind)
     kinds, source = resolve_kinds(request.kinds, request.log, runs_log.targets, store)
     obj = parse_objective(request, runs_log.targets, kinds, source)
     space = request_space(request, runs_log)
     if space.is_schedule:
-        return _schedule(replace(request, phases=space.n_phases), runs_log, obj, feature_fn, space)
+        return _schedule(
+            replace(request, phases=space.n_phases), runs_log, obj, feature_fn, space,
+            checkpoint_note,
+        )  # fmt: skip
     if space.has_exposure:
         raise MixsurrogateError(
             "--exposure applies to schedule logs (w@<p>: columns); a mixture's exposure is a "
@@ -112,6 +119,7 @@ def run_proposal(request: ProposeRequest) -> ProposalOutcome:
             result, runs_log, spec, obj, bounds, feature_fn, request.seed,
             request.chosen_recommender, prior,
         )  # fmt: skip
+    result = with_note(result, checkpoint_note)
     if not request.no_ledger and keeps_ledger(request.log):
         entries = entries_for(result, runs_log, request.log, obj, request.predictor)
         append_entries(ledger_path(request.log), entries)
@@ -176,6 +184,7 @@ def _schedule(
     obj: Objective,
     feature_fn: FeatureFn | None,
     space: InputSpace,
+    log_note: str | None = None,
 ) -> ProposalOutcome:
     """A schedule log: the schedule to train (or --explore's next ones), recorded as others."""
     problem = schedule_problem(request, space)
@@ -183,6 +192,7 @@ def _schedule(
         runs_log, PredictorSpec(request.predictor), obj, problem, feature_fn, seed=request.seed,
         explore=request.explore, n=request.n,
     )  # fmt: skip
+    result = with_note(result, log_note)
     if not request.no_ledger and keeps_ledger(request.log):
         entries = entries_for(result, runs_log, request.log, obj, request.predictor)
         append_entries(ledger_path(request.log), entries)
@@ -202,6 +212,11 @@ def plot_mixtures(
         best = int(np.argmin(objective_values(runs_log, obj)))
         out[f"best logged ({runs_log.run_ids[best]})"] = runs_log.W[best]
     return out
+
+
+def with_note(proposal: Proposal, note: str | None) -> Proposal:
+    """The proposal with one more note (a note about the log it was fitted on), if any."""
+    return proposal if note is None else replace(proposal, notes=[*proposal.notes, note])
 
 
 def not_started(log: str) -> bool:

@@ -186,6 +186,26 @@ def checkpoint_mask(log: RunsLog) -> np.ndarray:
     return np.array([is_checkpoint_row(r, t) for r, t in pairs], dtype=bool)
 
 
+def final_runs(log: RunsLog) -> tuple[RunsLog, str | None]:
+    """The log without its intermediate checkpoint rows, and a note saying how many it left
+    out (None if none).
+
+    A checkpoint row is its run at a fraction of the budget: a fit of final losses that took it
+    for one more run would pull the predictions at that mixture towards a higher loss, with
+    exit 0. Only multi-fidelity search and predictors, which take ``tokens`` as an input, use
+    them.
+    """
+    mask = checkpoint_mask(log)
+    if not mask.any():
+        return log, None
+    note = (
+        f"{int(mask.sum())} intermediate checkpoint row(s) (<run>@<tokens>, from runs train "
+        "--eval-every) left out: a fit of final losses would read them as finished runs; "
+        "propose --fidelities and the mfgp predictor use them at their tokens"
+    )
+    return log.subset(np.flatnonzero(~mask)), note
+
+
 def has_fidelity(log: RunsLog, columns: tuple[str, ...] = FIDELITY_COLUMNS) -> np.ndarray:
     """Which rows have every fidelity column as a positive finite number (bool per row); a
     pending ``runs train`` row has none until its run ends."""

@@ -101,3 +101,29 @@ def test_propose_on_a_runs_train_log_in_flight(tmp_path, one_torch_thread):
     assert any("18 intermediate checkpoint row(s)" in n for n in notes)
     assert any("1 run(s) in flight without params/tokens" in n for n in notes)
     assert not any(n.startswith("confirmation phase") for n in notes)  # 5 runs < 8
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fit", "-p", "linear"],
+        ["cv", "-p", "linear", "--folds", "4"],
+        ["propose", "-p", "linear", "--objective", "'*'=1", "--no-ledger"],
+    ],
+)
+def test_one_budget_commands_leave_the_checkpoint_rows_out_and_say_so(tmp_path, args):
+    """A checkpoint row is its run at a quarter to three quarters of the budget: fitted as one
+    more run it would raise every prediction (here by about 0.5 nats)."""
+    path = tmp_path / "runs.csv"
+    save_runs(eval_every_log(n_runs=8), path)
+    result = CliRunner().invoke(main, [args[0], str(path), *args[1:], "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    notes = report["log_notes"] if args[0] != "propose" else report["notes"]
+    assert any("24 intermediate checkpoint row(s)" in n and "left out" in n for n in notes)
+    if args[0] == "fit":
+        assert report["n_runs"] == 8
+    if args[0] == "propose":
+        assert report["proposals"][0]["objective"] < 5.2  # the final losses: 5.0 + the effect
+    text = CliRunner().invoke(main, [args[0], str(path), *args[1:]])
+    assert text.exit_code == 0 and "24 intermediate checkpoint row(s)" in text.output
