@@ -212,15 +212,7 @@ class ExampleFeatureMap:
         seed: int = CLUSTER_SEED,
         eps: float = DEFAULT_EPS,
     ) -> None:
-        eval_sets = list(eval_sets)
-        if not eval_sets:
-            raise MixsurrogateError("MDE features need at least one evaluation set")
-        missing = [name for name in eval_sets if name not in store.eval_sets]
-        if missing:
-            raise ScoreStoreError(
-                f"evaluation sets not in the score store: {', '.join(missing)}; "
-                f"the store has: {', '.join(store.eval_sets)}"
-            )
+        eval_sets = store.require_sets(eval_sets)
         self.store, self.eval_sets = store, eval_sets
         self.layout = layout or ExampleLayout()
         self.experts = list(store.experts)

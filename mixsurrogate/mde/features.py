@@ -51,15 +51,7 @@ class MDEFeatureMap:
             raise MixsurrogateError(
                 f"unknown MDE feature kind {kind!r}; choose one of {', '.join(FEATURE_KINDS)}"
             )
-        eval_sets = list(eval_sets)
-        if not eval_sets:
-            raise MixsurrogateError("MDE features need at least one evaluation set")
-        missing = [name for name in eval_sets if name not in store.eval_sets]
-        if missing:
-            raise ScoreStoreError(
-                f"evaluation sets not in the score store: {', '.join(missing)}; "
-                f"the store has: {', '.join(store.eval_sets)}"
-            )
+        eval_sets = store.require_sets(eval_sets)
         if kind in BUDGET_KINDS:
             budgets = store.require_budgets()
             if subsample is not None:

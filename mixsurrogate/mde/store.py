@@ -24,6 +24,7 @@ never run code. This module is numpy-only: the surrogate side reads stores witho
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -100,6 +101,20 @@ class ScoreStore:
                 "and scored into a new store"
             )
         return self.budgets
+
+    def require_sets(self, eval_sets: Sequence[str]) -> list[str]:
+        """``eval_sets`` as a list, or one line naming those the store lacks: features are
+        built per set, from the experts' scores of that set."""
+        eval_sets = list(eval_sets)
+        if not eval_sets:
+            raise ScoreStoreError("MDE features need at least one evaluation set")
+        missing = [name for name in eval_sets if name not in self.eval_sets]
+        if missing:
+            raise ScoreStoreError(
+                f"evaluation sets not in the score store: {', '.join(missing)}; "
+                f"the store has: {', '.join(self.eval_sets)}"
+            )
+        return eval_sets
 
     def names(self, kind: str | None = None) -> list[str]:
         return [n for n, s in self.eval_sets.items() if kind is None or s.kind == kind]
