@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate.cli.main import main
 from mixsurrogate.errors import MixsurrogateError
 from mixsurrogate.objective import (

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate import demo as demos
 from mixsurrogate.cli import demo as cli_demo
 from mixsurrogate.cli.main import main

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mixsurrogate.cli.main  # noqa: F401 - first, while cli.py and cli_demo.py import each other
 from mixsurrogate.cli.main import main
 from mixsurrogate.runs.log import RunsLog, save_runs
 
