@@ -18,21 +18,19 @@ Reads the results ``bench/realtext/compare.py`` wrote for each data set (``NAME.
 - from each data set to the last: the change in the advantage and in the ratio, with a 95%
   interval from independent bootstraps of the two sets' per-split values.
 
-The committed 4x data set has 22 mixing runs (``uniform`` and the first 21 Sobol points of
-bench-cpu's design, with the same seeds; its generation was stopped at 26 of 37 trainings)
-against bench-cpu's 49, so its curves stop at 16 runs and score fewer held-out runs. The control
-is bench-cpu's data cut to the same 22 mixtures (all its seed repeats kept), which separates
-scale from run count:
+The committed 4x data set has 37 mixing runs (``uniform`` and the first 36 Sobol points of
+bench-cpu's design, with the same seeds) against bench-cpu's 49, so its curves score fewer
+held-out runs at each size. The control is bench-cpu's data cut to the same 37 mixtures (all its
+seed repeats kept), which separates scale from run count:
 
-    mkdir /tmp/rt22 && cp -r mixsurrogate/data/realtext/{scores,seeds.csv} /tmp/rt22
-    head -29 mixsurrogate/data/realtext/runs.csv > /tmp/rt22/runs.csv
-    python bench/realtext/compare.py --data /tmp/rt22 --name realtext22 --out bench/results
+    mkdir /tmp/rt37 && cp -r mixsurrogate/data/realtext/{scores,seeds.csv} /tmp/rt37
+    head -44 mixsurrogate/data/realtext/runs.csv > /tmp/rt37/runs.csv
+    python bench/realtext/compare.py --data /tmp/rt37 --name realtext37 --out bench/results
 
 Intervals over splits treat the splits as independent; CV repeats and curve draws share runs, so
 they are narrower than the truth, as in ``compare.py``.
 
-    python bench/realtext/scale.py --names realtext,realtext22,realtext4x \\
-        --labels "bench-cpu,bench-cpu 22 runs,bench-cpu-4x" --out bench/results
+    python bench/realtext/scale.py --out bench/results   # realtext, realtext37, realtext4x
 """
 
 from __future__ import annotations
@@ -291,7 +289,7 @@ def write(sets: list[DataSet], results: dict, checks: dict, moved: dict, out: Pa
         "Spearman over splits [95% bootstrap interval]; advantage: paired difference on the same "
         "splits; MDE / ceiling: the MDE mean over the noise ceiling at the seed-noise floor. "
         "A ceiling ranks all of a data set's mixing runs, while a curve cell scores the runs "
-        "not drawn (6 at 16 of 22), so ratios on a small data set are rough.",
+        "not drawn (5 at 32 of 37), so ratios at the largest sizes are rough.",
         "",
         "## Noise ceilings (Spearman of the exact expected losses; at the floor, and at its 95% ends)",
         "",
@@ -380,11 +378,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="compare.py's output folder")
     parser.add_argument(
         "--names",
-        default="realtext,realtext22,realtext4x",
+        default="realtext,realtext37,realtext4x",
         help="compare.py --name of each set, smallest first",
     )
     parser.add_argument(
-        "--labels", default="bench-cpu,bench-cpu 22 runs,bench-cpu-4x", help="a label per name"
+        "--labels", default="bench-cpu,bench-cpu 37 runs,bench-cpu-4x", help="a label per name"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
