@@ -30,6 +30,7 @@ def noise(logs, objective, seed, missing_domains, as_json) -> None:
 
     from ..evaluation.snr import signal_to_noise
     from ..objective import Objective
+    from ..runs.fidelity import budget_count, final_runs
     from ..runs.log import RunsLog
 
     parts = [resolve_log(spec, missing_domains) for spec in logs]
@@ -38,15 +39,24 @@ def noise(logs, objective, seed, missing_domains, as_json) -> None:
         if sorted(part.domains) != sorted(domains):
             raise MixsurrogateError(f"{spec}: other domains than {logs[0]} ({', '.join(domains)})")
     frames = [p.with_domain_order(domains).completed().frame for p in parts]
-    log = RunsLog(pd.concat(frames, ignore_index=True))
+    log, checkpoint_note = final_runs(RunsLog(pd.concat(frames, ignore_index=True)))
+    budgets = budget_count(log)
+    if budgets > 1:
+        raise MixsurrogateError(
+            f"the runs have {budgets} different budgets (params, tokens): a mixture trained at "
+            "two budgets is not a seed repeat; pass the runs of one budget"
+        )
     obj = None
     if objective:
         obj = Objective.parse(objective, log.targets, {t: "val" for t in log.targets})
     rows = signal_to_noise(log, obj, seed)
     if as_json:
-        echo_json({"logs": list(logs), "runs": len(log), "sets": rows})
+        notes = [checkpoint_note] if checkpoint_note else []
+        echo_json({"logs": list(logs), "runs": len(log), "sets": rows, "log_notes": notes})
         return
     click.echo(f"{len(log)} runs, {rows[0]['repeated_mixtures']} mixtures trained more than once")
+    if checkpoint_note:
+        click.echo(f"note: {checkpoint_note}")
     for r in rows:
         varies = (
             f"; noise {r['noise_min']:.4f}-{r['noise_max']:.4f} over the mixtures (noise GP)"

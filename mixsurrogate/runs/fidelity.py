@@ -206,6 +206,16 @@ def final_runs(log: RunsLog) -> tuple[RunsLog, str | None]:
     return log.subset(np.flatnonzero(~mask)), note
 
 
+def budget_count(log: RunsLog, columns: tuple[str, ...] = FIDELITY_COLUMNS) -> int:
+    """How many distinct budgets (``params``, ``tokens``) the log's runs were trained at; runs
+    without these columns or cells count as one budget (unknown, taken as the same)."""
+    present = [c for c in columns if c in log.frame.columns]
+    if not present:
+        return 1
+    cells = log.frame[present].apply(pd.to_numeric, errors="coerce").dropna()
+    return max(1, len(cells.drop_duplicates()))
+
+
 def has_fidelity(log: RunsLog, columns: tuple[str, ...] = FIDELITY_COLUMNS) -> np.ndarray:
     """Which rows have every fidelity column as a positive finite number (bool per row); a
     pending ``runs train`` row has none until its run ends."""

@@ -1,11 +1,13 @@
-"""``propose --explore --fidelities`` on a log with ``runs train --eval-every`` checkpoint rows:
-free observations at their own tokens, never counted as runs or FLOPs."""
+"""Logs with ``runs train --eval-every`` checkpoint rows: ``propose --explore --fidelities`` takes
+them as free observations at their own tokens, never counted as runs or FLOPs; the one-budget
+commands (fit, cv, propose, noise) leave them out with a note."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -27,6 +29,7 @@ from mixsurrogate.search.multifidelity import (
 from builders import (
     EVAL_EVERY_PARAMS,
     EVAL_EVERY_TOKENS,
+    cli_error_line,
     eval_every_log,
 )
 
@@ -127,3 +130,37 @@ def test_one_budget_commands_leave_the_checkpoint_rows_out_and_say_so(tmp_path, 
         assert report["proposals"][0]["objective"] < 5.2  # the final losses: 5.0 + the effect
     text = CliRunner().invoke(main, [args[0], str(path), *args[1:]])
     assert text.exit_code == 0 and "24 intermediate checkpoint row(s)" in text.output
+
+
+def _with_second_seeds(path, n_repeated: int = 3):
+    """The log plus a second seed (final rows only) of its first ``n_repeated`` runs."""
+    frame = pd.read_csv(path)
+    finals = frame[~frame["run_id"].str.contains("@")].head(n_repeated).copy()
+    finals["run_id"] += "-s1"
+    finals["loss:val"] += 0.01
+    pd.concat([frame, finals]).to_csv(path, index=False)
+    return path
+
+
+def test_noise_leaves_checkpoint_rows_out_and_says_so(tmp_path):
+    """Fitted as repeats of their run, checkpoint rows would read as ~0.5 nats of seed noise."""
+    path = tmp_path / "runs.csv"
+    save_runs(eval_every_log(n_runs=8), path)
+    _with_second_seeds(path)
+    result = CliRunner().invoke(main, ["noise", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["runs"] == 11 and "24 intermediate checkpoint row(s)" in report["log_notes"][0]
+    (row,) = report["sets"]
+    assert row["repeat_groups"] == 3 and row["noise"] < 0.02  # the 0.01 seed offset, not 0.5
+
+
+def test_noise_refuses_runs_of_two_budgets_in_one_line(tmp_path):
+    path = tmp_path / "runs.csv"
+    save_runs(eval_every_log(n_runs=4), path)
+    _with_second_seeds(path)
+    frame = pd.read_csv(path)
+    frame.loc[frame["run_id"] == "r0-s1", "tokens"] *= 2  # one repeat at twice the budget
+    frame.to_csv(path, index=False)
+    line = cli_error_line(main, ["noise", str(path)], exit_code=1)
+    assert "2 different budgets (params, tokens)" in line
