@@ -250,20 +250,12 @@ def main() -> None:
         "--scores", type=Path, help="score store with budgets [default: DATA/scores]"
     )
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--sizes", default="8,16,24,32")
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2)
+    compare.add_protocol_arguments(parser)
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="realtext-budget-"))
     out.mkdir(parents=True, exist_ok=True)
     data = data_folder(args.data, args.scores or args.data / "scores")
-    protocol = {
-        "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "draws": args.draws,
-        "sizes": [int(x) for x in args.sizes.split(",")],
-    }  # fmt: skip
+    protocol = compare.protocol_of(args)
     start = time.perf_counter()
     log, seeds, store, objectives = compare.load_benchmark(data)
     scored = evaluate.scoring_mask(log, exclude=[compare.VERTEX])

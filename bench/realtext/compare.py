@@ -254,6 +254,24 @@ def comparisons(cv, curve, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """The splits every real-text benchmark shares (same defaults, so the same splits)."""
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--sizes", default="8,16,24,32")
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+
+
+def protocol_of(args: argparse.Namespace) -> dict:
+    """The protocol record of parsed ``add_protocol_arguments`` options."""
+    return {
+        "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "draws": args.draws,
+        "sizes": [int(x) for x in args.sizes.split(",")],
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,13 +284,8 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="1 repeat, 4 draws, 2 sizes, no GP seeds"
     )
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--sizes", default="8,16,24,32")
-    parser.add_argument("--draws", type=int, default=20)
+    add_protocol_arguments(parser)
     parser.add_argument("--gp-seeds", type=int, default=5, help="seeds per GP predictor (CV)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument(
         "--examples", action="store_true", help="also mde-ex's variants (example-level MDE)"
     )
@@ -286,10 +299,7 @@ def main() -> None:
         parser.error(problem)
     out = args.out or Path(tempfile.mkdtemp(prefix=f"{args.name}-compare-"))
     out.mkdir(parents=True, exist_ok=True)
-    protocol = {
-        "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "draws": args.draws,
-        "sizes": [int(x) for x in args.sizes.split(",")],
-    }  # fmt: skip
+    protocol = protocol_of(args)
     tasks = [Task(n, None) for n in RATES]
     tasks += [Task(n, k) for k in MDE_KINDS for n in MDE]
     tasks += [Task(n, k) for n, k in MULTI_TASK]
