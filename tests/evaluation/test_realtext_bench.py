@@ -67,8 +67,8 @@ def test_compare_writes_under_its_name_and_skips_curve_sizes_the_data_cannot_dra
     data = cut_data(tmp_path / "data", mixing=12)  # 12 mixing runs: sizes up to 9 can be drawn
     out = tmp_path / "out"
     done = run(
-        COMPARE, "--data", data, "--name", "small", "--out", out, "--folds", "3", "--repeats",
-        "1", "--draws", "2", "--gp-seeds", "1", "--sizes", "8,16,24",
+        COMPARE, "--data", data, "--name", "small", "--out", out, "--folds", "2", "--repeats",
+        "1", "--draws", "1", "--gp-seeds", "1", "--sizes", "8,16,24",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert {p.name for p in out.iterdir()} == {
