@@ -210,14 +210,17 @@ def cv(
     if not predictors and space.is_schedule:  # the mixing laws cannot take schedules
         names = schedule_predictors(names)
     specs = [_spec(evaluate.PredictorSpec(n), fidelity_columns) for n in names]
+    test = resolve_log(test_log, missing_domains) if test_log else None
     log_notes = []
     if not any(spec.uses_fidelity for spec in specs):  # mfgp takes checkpoints at their tokens
         runs_log, checkpoint_note = final_runs(runs_log)
         log_notes = [checkpoint_note] if checkpoint_note else []
+        if test is not None:  # scored as finished runs, they would be as wrong as fitted ones
+            test, test_note = final_runs(test)
+            log_notes += [f"--test: {test_note}"] if test_note else []
     evaluate.check_specs(specs, feature_fn, space, runs_log)
     pairs = _parse_compare(compare_pairs, names)
     where = _check_where(train_where, test_where, test_log, curve_sizes)
-    test = resolve_log(test_log, missing_domains) if test_log else None
     scored_log = test if test is not None else runs_log
     scored = evaluate.scoring_mask(scored_log, score_only, exclude_scoring)
     if curve_only and not curve_sizes:

@@ -164,3 +164,15 @@ def test_noise_refuses_runs_of_two_budgets_in_one_line(tmp_path):
     frame.to_csv(path, index=False)
     line = cli_error_line(main, ["noise", str(path)], exit_code=1)
     assert "2 different budgets (params, tokens)" in line
+
+
+def test_cv_leaves_the_checkpoint_rows_of_a_test_log_out_too(tmp_path):
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    save_runs(eval_every_log(n_runs=8), train)
+    save_runs(eval_every_log(n_runs=5, seed=1), test)
+    args = ["cv", str(train), "--test", str(test), "-p", "linear", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["log_notes"][1].startswith("--test: 15 intermediate checkpoint row(s)")
+    assert report["mode"] == "train 8 runs -> test 5 runs"
